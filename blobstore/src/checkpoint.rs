@@ -1,0 +1,182 @@
+//! The checkpointer: a dedicated thread and connection keeping the WAL bounded.
+//!
+//! `wal_autocheckpoint` is off, so commits never pay for checkpoints on the lane. After
+//! commits this thread runs PASSIVE checkpoints (never blocks readers or the writer) at most
+//! every `checkpoint_interval`. When the WAL file passes the cap it escalates to TRUNCATE:
+//! it takes the lane's write gate first (so it never fights the lane for SQLite's write lock,
+//! which would surface as SQLITE_BUSY), waits at most `checkpoint_max_wait` for readers to
+//! leave the WAL, and gives the gate back.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rusqlite::Connection;
+
+use crate::error::{Result, SqlContext};
+use crate::stats::StatsCollector;
+
+/// Which checkpoint to run.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Passive,
+    Truncate,
+}
+
+/// Handle shared by the lane (which notifies commits) and the store (which closes it).
+pub(crate) struct Checkpointer {
+    /// Held by the lane for a whole batch and by the checkpointer for TRUNCATE.
+    gate: Arc<Mutex<()>>,
+    state: Mutex<State>,
+    wake: Condvar,
+    thread: Mutex<Option<JoinHandle<Connection>>>,
+    wal_path: PathBuf,
+    cap: u64,
+    interval: Duration,
+    max_wait: Duration,
+    stats: Arc<StatsCollector>,
+}
+
+#[derive(Default)]
+struct State {
+    /// A commit happened since the last check.
+    dirty: bool,
+    stop: bool,
+}
+
+impl Checkpointer {
+    /// Starts the checkpointer thread on its own connection.
+    pub fn start(
+        conn: Connection,
+        db_path: PathBuf,
+        config: &crate::Config,
+        stats: Arc<StatsCollector>,
+    ) -> Result<Arc<Self>> {
+        let mut wal_path = db_path.into_os_string();
+        wal_path.push("-wal");
+        stats.wal.cap.store(config.wal_cap_bytes, Relaxed);
+        let this = Arc::new(Checkpointer {
+            gate: Arc::new(Mutex::new(())),
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            thread: Mutex::new(None),
+            wal_path: wal_path.into(),
+            cap: config.wal_cap_bytes,
+            interval: config.checkpoint_interval,
+            max_wait: config.checkpoint_max_wait,
+            stats,
+        });
+        let runner = this.clone();
+        let thread = std::thread::Builder::new()
+            .name("seedbank-checkpoint".into())
+            .spawn(move || runner.run(conn))?;
+        *this.thread.lock() = Some(thread);
+        Ok(this)
+    }
+
+    /// The gate the lane holds while its transaction is open.
+    pub fn write_gate(&self) -> Arc<Mutex<()>> {
+        self.gate.clone()
+    }
+
+    /// Called by the lane after every commit.
+    pub fn notify_commit(&self) {
+        self.state.lock().dirty = true;
+        self.wake.notify_one();
+    }
+
+    /// Stops the thread and runs a final TRUNCATE checkpoint. Call after the lane has closed.
+    pub fn close(&self) -> Result<()> {
+        self.state.lock().stop = true;
+        self.wake.notify_one();
+        let Some(thread) = self.thread.lock().take() else { return Ok(()) };
+        let conn = thread.join().map_err(|_| std::io::Error::other("checkpointer panicked"))?;
+        self.checkpoint(&conn, Mode::Truncate)?;
+        self.sample_wal();
+        Ok(())
+    }
+
+    fn run(self: Arc<Self>, conn: Connection) -> Connection {
+        let mut last_passive = Instant::now();
+        loop {
+            {
+                let mut s = self.state.lock();
+                if !s.dirty && !s.stop {
+                    self.wake.wait_for(&mut s, self.interval);
+                }
+                if s.stop {
+                    return conn;
+                }
+                if !s.dirty {
+                    continue;
+                }
+                s.dirty = false;
+            }
+            let wal = self.sample_wal();
+            let mode = if wal > self.cap {
+                Some(Mode::Truncate)
+            } else if last_passive.elapsed() >= self.interval {
+                Some(Mode::Passive)
+            } else {
+                // Not yet time: look again after the interval even if no commit comes.
+                self.state.lock().dirty = true;
+                std::thread::sleep(self.interval.saturating_sub(last_passive.elapsed()));
+                None
+            };
+            if let Some(mode) = mode {
+                if let Err(e) = self.checkpoint(&conn, mode) {
+                    tracing::warn!(error = %e, ?mode, "checkpoint failed");
+                }
+                last_passive = Instant::now();
+                self.sample_wal();
+            }
+        }
+    }
+
+    /// Runs one checkpoint and records its outcome.
+    fn checkpoint(&self, conn: &Connection, mode: Mode) -> Result<()> {
+        let w = &self.stats.wal;
+        let result = match mode {
+            Mode::Passive => {
+                w.passive.fetch_add(1, Relaxed);
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+            }
+            Mode::Truncate => {
+                w.truncate.fetch_add(1, Relaxed);
+                // Taking the gate waits for the lane's current batch to commit.
+                let _gate = self.gate.lock();
+                conn.busy_timeout(self.max_wait).during("set checkpoint wait")?;
+                run_pragma(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+        };
+        match result {
+            Ok(complete) => {
+                if !complete && matches!(mode, Mode::Truncate) {
+                    w.truncate_incomplete.fetch_add(1, Relaxed);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                w.failures.fetch_add(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the WAL file size into stats and returns it.
+    fn sample_wal(&self) -> u64 {
+        let size = std::fs::metadata(&self.wal_path).map(|m| m.len()).unwrap_or(0);
+        self.stats.wal.bytes.store(size, Relaxed);
+        self.stats.wal.peak.fetch_max(size, Relaxed);
+        size
+    }
+}
+
+/// Runs a `wal_checkpoint` pragma; true when it completed (SQLite's busy flag was 0).
+fn run_pragma(conn: &Connection, sql: &str) -> Result<bool> {
+    let busy: i64 = conn.query_row(sql, [], |r| r.get(0)).during("checkpoint")?;
+    Ok(busy == 0)
+}

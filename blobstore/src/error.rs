@@ -1,0 +1,128 @@
+//! The crate's one error type.
+
+use cid::Cid;
+
+/// Errors returned by the blob store.
+///
+/// Bad input is rejected before admission with a specific variant and writes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes given for a CID do not hash to that CID's digest.
+    #[error("hash mismatch: bytes do not hash to {cid}")]
+    HashMismatch {
+        /// The CID the caller claimed for the bytes.
+        cid: Cid,
+    },
+    /// The CID uses a multihash function the store does not verify.
+    #[error("unsupported multihash code 0x{code:x} (supported: sha2-256, blake2b-256, blake3, identity)")]
+    UnsupportedHash {
+        /// The multihash code found in the CID.
+        code: u64,
+    },
+    /// A digest whose length does not fit its hash function.
+    #[error("multihash 0x{code:x} has a {len}-byte digest, expected {expected}")]
+    BadDigestLength {
+        /// The multihash code.
+        code: u64,
+        /// The digest length found.
+        len: usize,
+        /// The length that hash function produces.
+        expected: usize,
+    },
+    /// The blob is larger than [`Config::max_blob_size`](crate::Config::max_blob_size).
+    #[error("blob of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Size of the rejected blob in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        max: usize,
+    },
+    /// The store was closed; no further reads or writes are accepted.
+    #[error("store is closed")]
+    Closed,
+    /// The admission queue stayed full past the request's deadline; nothing was written.
+    #[error("write queue overloaded: no room before the deadline")]
+    Overloaded,
+    /// A queued [`Store::write`](crate::Store::write) was replaced by a newer write with the
+    /// same [`coalesce_key`](crate::PutOptions::coalesce_key) before it ran; nothing of it
+    /// was written.
+    #[error("write superseded by a newer write with the same coalesce key")]
+    Superseded,
+    /// Bytes read back from the database do not hash to their CID.
+    #[error("corrupt blob in database: stored bytes do not hash to {cid}")]
+    Corrupt {
+        /// The CID whose stored bytes failed verification.
+        cid: Cid,
+    },
+    /// A closure passed to [`Store::write`](crate::Store::write) failed; its savepoint was
+    /// rolled back and nothing it wrote is visible.
+    #[error("app write failed: {0}")]
+    App(#[source] AppError),
+    /// The database schema is newer than this build understands.
+    #[error("database schema version {found} is newer than supported version {supported}")]
+    SchemaTooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// SQLite failed. The message names the operation and SQLite's error.
+    #[error("storage error during {op}: {message}")]
+    Storage {
+        /// What the store was doing.
+        op: &'static str,
+        /// SQLite's message.
+        message: String,
+        /// True when SQLite reported SQLITE_BUSY (counted in stats; should never happen).
+        busy: bool,
+    },
+    /// An I/O error outside SQLite (creating directories, reading WAL size).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The error type of closures run by [`Store::write`](crate::Store::write).
+pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a SQLite error with the operation that failed, without exposing rusqlite types.
+    pub(crate) fn storage(op: &'static str, err: rusqlite::Error) -> Self {
+        let busy = matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        Error::Storage { op, message: err.to_string(), busy }
+    }
+
+    /// True when this error is SQLite reporting SQLITE_BUSY or SQLITE_LOCKED.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Storage { busy: true, .. })
+    }
+
+    /// A copy for acknowledging every request of a failed batch with the same error.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Error::Storage { op, message, busy } => {
+                Error::Storage { op, message: message.clone(), busy: *busy }
+            }
+            Error::Closed => Error::Closed,
+            other => Error::Storage { op: "batch", message: other.to_string(), busy: false },
+        }
+    }
+}
+
+/// Adds the failing operation's name to a rusqlite result.
+pub(crate) trait SqlContext<T> {
+    /// Maps the error into [`Error::Storage`] naming `op`.
+    fn during(self, op: &'static str) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn during(self, op: &'static str) -> Result<T> {
+        self.map_err(|e| Error::storage(op, e))
+    }
+}

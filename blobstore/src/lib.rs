@@ -1,0 +1,49 @@
+//! seedbank's blob store: content-addressed blobs in SQLite, written through one fair,
+//! bounded writer lane and read through pools the writer never touches.
+//!
+//! - [`cid`](mod@cid): hashing and verification (BLAKE3 for new blobs; sha2-256,
+//!   blake2b-256, blake3 and identity accepted).
+//! - `schema`: versioned migrations; dense metadata kept apart from bytes.
+//! - `lane`: admission queues bounded per priority class, the fair scheduler, the writer
+//!   thread that batches requests into transactions and acks after `COMMIT`.
+//! - `read`: the `info` and `data` read pools (`query_only` connections).
+//! - `checkpoint`: keeps the WAL bounded without ever running on the lane.
+//! - `stats`: counters and histograms behind [`Store::stats`].
+//!
+//! ```
+//! use seedbank_blobstore::{codec, Blob, Config, PutOptions, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), seedbank_blobstore::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("blobs.db");
+//! let store = Store::open(&path, Config::default())?;
+//! let cid = store.put(Blob::new(codec::RAW, &b"hello"[..])).await?;
+//! assert_eq!(store.get(&cid).await?.as_deref(), Some(&b"hello"[..]));
+//! let cids = store.put_many(vec![Blob::new(codec::RAW, vec![1u8; 1024])], PutOptions::default()).await?;
+//! assert_eq!(store.has_many(&cids).await?, vec![true]);
+//! assert_eq!(store.stats().sqlite_busy, 0);
+//! store.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod cid;
+mod checkpoint;
+mod config;
+mod error;
+mod lane;
+mod read;
+mod schema;
+mod stats;
+mod store;
+
+pub use crate::cid::{codec, Blob};
+pub use config::{BatchBudget, Config, Priority, PutOptions, QueueBounds, Synchronous};
+pub use error::{AppError, Error, Result};
+pub use lane::{StagedBlob, StagedOp};
+pub use read::PoolKind;
+pub use rusqlite;
+pub use schema::SCHEMA_VERSION;
+pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
+pub use store::{BlobInfo, Store, VerifyReport};

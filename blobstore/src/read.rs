@@ -1,0 +1,112 @@
+//! Read pools: read-only (`query_only`) connections, in pools the writer never touches.
+//!
+//! A small pool of our own rather than r2d2/deadpool: those pin their own rusqlite versions,
+//! and we need per-pool wait timing and a hop to a blocking thread around every use. It is a
+//! FIFO semaphore (fair waiting, close-able) over a stack of idle connections.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result, SqlContext};
+
+/// Which pool a read goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Metadata-only reads (`info`): small rows, never blob bytes.
+    Info,
+    /// Blob bytes, `has_many`, scans, discovery haves builds.
+    Data,
+}
+
+/// A pool of read-only connections.
+pub(crate) struct ReadPool {
+    idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+    stats: Arc<crate::stats::StatsCollector>,
+    kind: PoolKind,
+}
+
+/// Opens one read-only connection to an existing WAL database.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).during("open reader")?;
+    // query_only: this connection can never start a write, so it never waits on the lane.
+    conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")
+        .during("configure reader")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl ReadPool {
+    pub fn open(
+        path: &Path,
+        size: usize,
+        kind: PoolKind,
+        stats: Arc<crate::stats::StatsCollector>,
+    ) -> Result<Self> {
+        let size = size.max(1);
+        let conns = (0..size).map(|_| open_reader(path)).collect::<Result<Vec<_>>>()?;
+        stats.pools[kind as usize].set_size(size);
+        Ok(ReadPool {
+            idle: Arc::new(Mutex::new(conns)),
+            permits: Arc::new(Semaphore::new(size)),
+            stats,
+            kind,
+        })
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the pool is closed, or whatever `f` returns.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let asked = Instant::now();
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Closed)?;
+        let waited = asked.elapsed();
+        let idle = self.idle.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            // Declared first so it drops last: the connection is back before the room is.
+            let _permit = permit;
+            let conn = idle.lock().pop();
+            let conn = Checkout { conn, idle };
+            f(conn.conn.as_ref().expect("a permit guarantees an idle connection"))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(format!("read task failed: {e}"))))?;
+        self.stats.pools[self.kind as usize].record(waited, asked.elapsed());
+        if let Err(e) = &result {
+            self.stats.record_error(e);
+        }
+        result
+    }
+
+    /// Fails every waiting and future read with [`Error::Closed`].
+    pub fn close(&self) {
+        self.permits.close();
+    }
+}
+
+/// Puts a connection back in the pool when the read ends, even if `f` panicked.
+struct Checkout {
+    conn: Option<Connection>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.idle.lock().push(conn);
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The `Store` handle: opens the database and ties the lane, pools and checkpointer together.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cid::Cid;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::checkpoint::Checkpointer;
+use crate::cid::{check_supported, multihash_key, verify, Blob};
+use crate::config::{Config, PutOptions, Synchronous};
+use crate::error::{AppError, Error, Result, SqlContext};
+use crate::lane::{Lane, StagedBlob, Submission, Work};
+use crate::read::{PoolKind, ReadPool};
+use crate::stats::{Stats, StatsCollector};
+
+/// Metadata of a stored blob, served without reading its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The CID asked for.
+    pub cid: Cid,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// The CID's codec.
+    pub codec: u64,
+    /// When this CID was first stored.
+    pub inserted_at: SystemTime,
+}
+
+/// Result of [`Store::verify`].
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Blobs re-hashed.
+    pub blobs_checked: u64,
+    /// One line per problem found (empty when the store is sound).
+    pub problems: Vec<String>,
+}
+
+/// A handle to an open blob store. Cheap to clone; all clones share one writer lane, one
+/// checkpointer and two read pools.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    lane: Lane,
+    info_pool: ReadPool,
+    data_pool: ReadPool,
+    checkpointer: Arc<Checkpointer>,
+    stats: Arc<StatsCollector>,
+    closed: AtomicBool,
+    /// Serialises `close` so concurrent callers all return after the final checkpoint.
+    closing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("closed", &self.is_closed()).finish_non_exhaustive()
+    }
+}
+
+/// Opens the writer connection and applies the settings the design relies on.
+fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
+    let mut conn = Connection::open(path).during("open database")?;
+    let sync = match config.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).during("enable WAL")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Storage { op: "enable WAL", message: format!("journal_mode is {mode}"), busy: false });
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync};
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = {};
+         PRAGMA cache_size = -32768;",
+        config.wal_cap_bytes
+    ))
+    .during("configure writer")?;
+    // Nothing else writes, so the lane never waits here; the timeout only guards against
+    // another process opening the same file (counted as SQLITE_BUSY if it happens).
+    conn.busy_timeout(Duration::from_secs(5)).during("set busy timeout")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    crate::schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and starts its writer lane,
+    /// checkpointer and read pools.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if SQLite cannot open or configure the file,
+    /// [`Error::SchemaTooNew`] for a file written by a newer seedbank.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let stats = Arc::new(StatsCollector::new(config.detailed_stats));
+        let writer = open_writer(&path, &config)?;
+        let checkpoint_conn = Connection::open(&path).during("open checkpointer")?;
+        let checkpointer = Checkpointer::start(checkpoint_conn, path.clone(), &config, stats.clone())?;
+        let info_pool = ReadPool::open(&path, config.info_pool_size, PoolKind::Info, stats.clone())?;
+        let data_pool = ReadPool::open(&path, config.data_pool_size, PoolKind::Data, stats.clone())?;
+        let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                config,
+                lane,
+                info_pool,
+                data_pool,
+                checkpointer,
+                stats,
+                closed: AtomicBool::new(false),
+                closing: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// True once [`Store::close`] has started.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stores one blob at `Normal` priority; returns its CID once the write is committed.
+    ///
+    /// # Errors
+    /// As [`Store::put_many`].
+    pub async fn put(&self, blob: Blob) -> Result<Cid> {
+        self.put_with(blob, PutOptions::default()).await
+    }
+
+    /// Stores one blob with options.
+    ///
+    /// # Errors
+    /// As [`Store::put_many`].
+    pub async fn put_with(&self, blob: Blob, opts: PutOptions) -> Result<Cid> {
+        let cids = self.put_many(vec![blob], opts).await?;
+        Ok(cids[0])
+    }
+
+    /// Stores blobs; returns their CIDs in input order once every one is committed.
+    ///
+    /// Blobs are split into requests of at most `request_max_blobs` / `request_max_bytes`;
+    /// each request is committed whole or not at all. A request is admitted only when its
+    /// class's queue has room, so a fast producer waits here and memory stays bounded.
+    /// Dropping the future cancels requests the lane has not started; requests already
+    /// committed stay (each blob in them is complete, valid content).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] (checked for every blob before anything is admitted),
+    /// [`Error::Overloaded`] if `opts.deadline` passes while waiting for room,
+    /// [`Error::Closed`], or [`Error::Storage`] if the batch commit failed.
+    pub async fn put_many(&self, blobs: Vec<Blob>, opts: PutOptions) -> Result<Vec<Cid>> {
+        self.put_staged(blobs.into_iter().map(StagedBlob::from).collect(), opts).await
+    }
+
+    /// Like [`Store::put_many`] for blobs carrying staged ops (the index uses this to write
+    /// link rows in the same transaction as the blob).
+    ///
+    /// # Errors
+    /// As [`Store::put_many`]; an op's error fails its request.
+    pub async fn put_staged(&self, blobs: Vec<StagedBlob>, opts: PutOptions) -> Result<Vec<Cid>> {
+        self.ensure_open()?;
+        let max = self.inner.config.max_blob_size;
+        if let Some(big) = blobs.iter().find(|s| s.blob.len() > max) {
+            return Err(Error::TooLarge { size: big.blob.len(), max });
+        }
+        let cids: Vec<Cid> = blobs.iter().map(|s| *s.blob.cid()).collect();
+        let mut acks = Vec::new();
+        for chunk in self.chunk(blobs) {
+            acks.push(self.inner.lane.submit(chunk, &opts).await?);
+        }
+        for ack in acks {
+            ack.await.map_err(|_| Error::Closed)??;
+        }
+        Ok(cids)
+    }
+
+    /// Splits blobs into requests within the per-request budget.
+    fn chunk(&self, blobs: Vec<StagedBlob>) -> Vec<Submission> {
+        let max_blobs = self.inner.config.request_max_blobs.max(1);
+        let max_bytes = self.inner.config.request_max_bytes;
+        let mut out = Vec::new();
+        let mut cur = Submission { work: Work::Blobs(Vec::new()), bytes: 0, blobs: 0 };
+        for s in blobs {
+            if cur.blobs > 0 && (cur.blobs >= max_blobs || cur.bytes + s.blob.len() > max_bytes) {
+                let next = Submission { work: Work::Blobs(Vec::new()), bytes: 0, blobs: 0 };
+                out.push(std::mem::replace(&mut cur, next));
+            }
+            cur.bytes += s.blob.len();
+            cur.blobs += 1;
+            if let Work::Blobs(v) = &mut cur.work {
+                v.push(s);
+            }
+        }
+        if cur.blobs > 0 {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Runs `f` inside a lane batch, under its own savepoint, and returns its value once
+    /// the batch has committed. Use it for the application's own tables (peer rows, caches)
+    /// so nothing in the process ever needs its own `BEGIN IMMEDIATE`.
+    ///
+    /// `f` runs on the writer thread while the write lock is held: keep it to SQL.
+    ///
+    /// # Errors
+    /// [`Error::App`] if `f` failed (only its savepoint is rolled back, other requests in
+    /// the batch commit), [`Error::Superseded`] if a newer write with the same
+    /// `opts.coalesce_key` replaced it before it ran, [`Error::Overloaded`], [`Error::Closed`],
+    /// [`Error::Storage`] if the commit failed.
+    pub async fn write<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    {
+        self.ensure_open()?;
+        let work = Work::App(Box::new(move |conn| f(conn).map(|v| Box::new(v) as _)));
+        let ack = self.inner.lane.submit(Submission { work, bytes: 0, blobs: 0 }, &opts).await?;
+        let value = ack.await.map_err(|_| Error::Closed)??;
+        let value = value.expect("app writes are acked with their value");
+        Ok(*value.downcast::<T>().expect("the value has the closure's type"))
+    }
+
+    /// Reads a blob's bytes, verified against its CID.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the stored bytes do not hash to the CID (they are never
+    /// returned), [`Error::UnsupportedHash`], [`Error::Closed`].
+    pub async fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        self.ensure_open()?;
+        check_supported(cid)?;
+        let cid = *cid;
+        self.inner
+            .data_pool
+            .read(move |conn| {
+                let data: Option<Vec<u8>> = conn
+                    .prepare_cached(
+                        "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
+                         WHERE b.mh = ?1 AND b.codec = ?2",
+                    )
+                    .during("prepare get")?
+                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| r.get(0))
+                    .optional()
+                    .during("get")?;
+                match data {
+                    None => Ok(None),
+                    Some(data) => match verify(&cid, &data) {
+                        Ok(()) => Ok(Some(Bytes::from(data))),
+                        Err(_) => Err(Error::Corrupt { cid }),
+                    },
+                }
+            })
+            .await
+    }
+
+    /// Reads a blob's metadata from the metadata-only `info` pool (never its bytes).
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn info(&self, cid: &Cid) -> Result<Option<BlobInfo>> {
+        self.ensure_open()?;
+        let cid = *cid;
+        self.inner
+            .info_pool
+            .read(move |conn| {
+                conn.prepare_cached("SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2")
+                    .during("prepare info")?
+                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
+                        let size: i64 = r.get(0)?;
+                        let at: i64 = r.get(1)?;
+                        Ok(BlobInfo {
+                            cid,
+                            size: size as u64,
+                            codec: cid.codec(),
+                            inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
+                        })
+                    })
+                    .optional()
+                    .during("info")
+            })
+            .await
+    }
+
+    /// Which of `cids` are stored, in input order, read in one snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn has_many(&self, cids: &[Cid]) -> Result<Vec<bool>> {
+        self.ensure_open()?;
+        let keys: Vec<(Vec<u8>, i64)> =
+            cids.iter().map(|c| (multihash_key(c), c.codec() as i64)).collect();
+        self.inner
+            .data_pool
+            .read(move |conn| {
+                let tx = conn.unchecked_transaction().during("begin read")?;
+                let mut stmt = tx
+                    .prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
+                    .during("prepare has")?;
+                let present = keys
+                    .iter()
+                    .map(|k| stmt.exists((&k.0, k.1)).during("has"))
+                    .collect::<Result<Vec<_>>>()?;
+                drop(stmt);
+                tx.finish().during("end read")?;
+                Ok(present)
+            })
+            .await
+    }
+
+    /// True if `cid` is stored.
+    ///
+    /// # Errors
+    /// As [`Store::has_many`].
+    pub async fn has(&self, cid: &Cid) -> Result<bool> {
+        Ok(self.has_many(std::slice::from_ref(cid)).await?[0])
+    }
+
+    /// Runs a read-only closure on a pooled connection (for seedbank's index and discovery
+    /// crates, and apps reading their own tables). Reads never wait for the writer.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::App`] with the closure's error.
+    pub async fn read<T, F>(&self, pool: PoolKind, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    {
+        self.ensure_open()?;
+        let pool = match pool {
+            PoolKind::Info => &self.inner.info_pool,
+            PoolKind::Data => &self.inner.data_pool,
+        };
+        pool.read(move |conn| f(conn).map_err(Error::App)).await
+    }
+
+    /// Re-hashes every stored blob and runs SQLite's integrity check.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`] if the scan itself fails.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.ensure_open()?;
+        self.inner.data_pool.read(verify_all).await
+    }
+
+    /// A snapshot of the store's counters and latencies.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot(self.inner.lane.queued())
+    }
+
+    /// Stops accepting work, drains every queued request, commits, runs a TRUNCATE
+    /// checkpoint and only then returns. Later calls on any clone get [`Error::Closed`];
+    /// calling `close` again is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the final checkpoint failed (everything acked is still durable).
+    pub async fn close(&self) -> Result<()> {
+        let _serial = self.inner.closing.lock().await;
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.lane.close();
+            inner.checkpointer.close()?;
+            inner.info_pool.close();
+            inner.data_pool.close();
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(format!("close task failed: {e}"))))?
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Without `close()`, still drain the lane so nothing acked-to-be is lost.
+        self.lane.close();
+        if let Err(e) = self.checkpointer.close() {
+            tracing::warn!(error = %e, "final checkpoint on drop failed");
+        }
+    }
+}
+
+/// Re-hashes every blob's bytes against its multihash and runs `PRAGMA integrity_check`.
+fn verify_all(conn: &Connection) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let tx = conn.unchecked_transaction().during("begin verify")?;
+    {
+        let mut stmt = tx.prepare("SELECT mh, data FROM blob_data").during("prepare verify")?;
+        let mut rows = stmt.query([]).during("scan blobs")?;
+        while let Some(row) = rows.next().during("scan blobs")? {
+            let mh: Vec<u8> = row.get(0).during("read multihash")?;
+            let data: Vec<u8> = row.get_ref(1).during("read data")?.as_blob().unwrap_or_default().to_vec();
+            report.blobs_checked += 1;
+            let Some(cid) = crate::cid::cid_from_parts(1, crate::codec::RAW, &mh) else {
+                report.problems.push(format!("unparseable multihash {}", hex(&mh)));
+                continue;
+            };
+            if let Err(e) = verify(&cid, &data) {
+                report.problems.push(format!("blob {}: {e}", cid));
+            }
+        }
+    }
+    let mut stmt = tx.prepare("PRAGMA integrity_check").during("integrity check")?;
+    let lines = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .during("integrity check")?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .during("integrity check")?;
+    report.problems.extend(lines.into_iter().filter(|l| l != "ok").map(|l| format!("sqlite: {l}")));
+    let orphans: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM blobs b LEFT JOIN blob_data d ON d.id = b.data_id WHERE d.id IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .during("check metadata")?;
+    if orphans > 0 {
+        report.problems.push(format!("{orphans} metadata rows without bytes"));
+    }
+    Ok(report)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
