@@ -1,0 +1,107 @@
+//! The crate's one error type.
+
+use cid::Cid;
+use seedbank_blobstore::AppError;
+
+/// Errors returned by the index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob store failed or rejected the request (closed, overloaded, bad hash, ...).
+    #[error(transparent)]
+    Blobstore(#[from] seedbank_blobstore::Error),
+    /// SQLite failed on one of the index's own tables. The message names the operation.
+    #[error("index storage error during {op}: {message}")]
+    Storage {
+        /// What the index was doing.
+        op: &'static str,
+        /// SQLite's message.
+        message: String,
+    },
+    /// The index tables were written by a newer seedbank than this build.
+    #[error("index schema version {found} is newer than supported version {supported}")]
+    SchemaTooNew {
+        /// The version found in `index_meta`.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A CAR file is corrupt or truncated. Blocks read before `offset` were verified and may
+    /// have been stored; nothing at or after it was.
+    #[error("corrupt CAR at byte {offset}: {reason}")]
+    Car {
+        /// Byte offset, from the start of the file, of the header or section that is wrong.
+        offset: u64,
+        /// What was wrong there.
+        reason: String,
+    },
+    /// Reading a CAR failed below the format (the reader returned an I/O error).
+    #[error("i/o error reading CAR at byte {offset}: {source}")]
+    CarIo {
+        /// Bytes successfully read before the error.
+        offset: u64,
+        /// The reader's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a CAR failed.
+    #[error("i/o error writing CAR: {0}")]
+    Io(#[from] std::io::Error),
+    /// A DAG walk visited more blocks than the configured limit
+    /// ([`IndexConfig::reachable_limit`](crate::IndexConfig::reachable_limit)).
+    #[error("DAG under {root} has more than {limit} blocks (the configured reachable limit)")]
+    LimitExceeded {
+        /// The root of the walk.
+        root: Cid,
+        /// The limit that was reached.
+        limit: usize,
+    },
+    /// The blob asked for is not stored (e.g. the root of an export).
+    #[error("blob {cid} is not stored")]
+    NotFound {
+        /// The CID that is missing.
+        cid: Cid,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a SQLite error with the operation that failed.
+    pub(crate) fn storage(op: &'static str, err: seedbank_blobstore::rusqlite::Error) -> Self {
+        Error::Storage {
+            op,
+            message: err.to_string(),
+        }
+    }
+
+    /// Boxes this error for a closure run by the blob store ([`AppError`]).
+    pub(crate) fn boxed(self) -> AppError {
+        Box::new(self)
+    }
+}
+
+/// Unwraps errors that crossed the blob store as [`AppError`]: an index error boxed by one of
+/// our closures comes back as itself, anything else stays a blob store error.
+pub(crate) fn from_store(err: seedbank_blobstore::Error) -> Error {
+    match err {
+        seedbank_blobstore::Error::App(app) => match app.downcast::<Error>() {
+            Ok(ours) => *ours,
+            Err(other) => Error::Blobstore(seedbank_blobstore::Error::App(other)),
+        },
+        other => Error::Blobstore(other),
+    }
+}
+
+/// Adds the failing operation's name to a rusqlite result.
+pub(crate) trait SqlContext<T> {
+    /// Maps the error into [`Error::Storage`] naming `op`.
+    fn during(self, op: &'static str) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for seedbank_blobstore::rusqlite::Result<T> {
+    fn during(self, op: &'static str) -> Result<T> {
+        self.map_err(|e| Error::storage(op, e))
+    }
+}

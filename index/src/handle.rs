@@ -1,0 +1,204 @@
+//! The `Index` handle: configuration, opening, staging and writing blobs with their rows.
+
+use std::sync::Arc;
+
+use cid::Cid;
+use seedbank_blobstore::rusqlite::Connection;
+use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store};
+
+use crate::error::{from_store, Error, Result};
+use crate::extract::extract_links;
+use crate::indexer::{Annotations, Indexer};
+use crate::stage::IndexOp;
+
+/// Index configuration. Start from [`IndexConfig::default`] and change fields.
+#[derive(Clone)]
+pub struct IndexConfig {
+    /// Most blocks one DAG walk visits ([`Index::reachable`], [`Index::missing`], exports),
+    /// present and missing together (default 1,000,000). Bounds the memory and the read
+    /// transaction of a walk; past it those calls fail with
+    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded).
+    pub reachable_limit: usize,
+    /// Application hooks run at staging time, in order (default none).
+    pub indexers: Vec<Arc<dyn Indexer>>,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            reachable_limit: 1_000_000,
+            indexers: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for IndexConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexConfig")
+            .field("reachable_limit", &self.reachable_limit)
+            .field("indexers", &self.indexers.len())
+            .finish()
+    }
+}
+
+impl IndexConfig {
+    /// Adds an application [`Indexer`].
+    pub fn with_indexer(mut self, indexer: impl Indexer) -> Self {
+        self.indexers.push(Arc::new(indexer));
+        self
+    }
+}
+
+/// Options for [`Index::put_many`].
+#[derive(Clone, Debug, Default)]
+pub struct IndexPutOptions {
+    /// Priority, source and deadline of the write.
+    pub put: PutOptions,
+    /// Named scopes every blob joins (on top of those its indexers return).
+    pub scopes: Vec<String>,
+}
+
+impl IndexPutOptions {
+    /// Options with the given priority class and source, and no scope.
+    pub fn new(priority: Priority, source: &str) -> Self {
+        IndexPutOptions {
+            put: PutOptions::new(priority, source),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Adds a scope every blob joins.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+}
+
+/// A handle to the index of a [`Store`]. Cheap to clone; clones share the store.
+///
+/// Writes go through the store's lane with the index rows staged beside each blob, so a
+/// blob and its links, scope memberships and attributes commit together or not at all.
+/// Queries run on the store's read pools.
+#[derive(Clone, Debug)]
+pub struct Index {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: IndexConfig,
+}
+
+impl Index {
+    /// Creates or migrates the index tables (through the lane) and returns the handle.
+    ///
+    /// # Errors
+    /// [`Error::SchemaTooNew`] for tables written by a newer seedbank,
+    /// [`Error::Storage`] if a migration failed, [`Error::Blobstore`] if the store is closed.
+    pub async fn open(store: Store, config: IndexConfig) -> Result<Index> {
+        let index = Index {
+            inner: Arc::new(Inner { store, config }),
+        };
+        let opts = PutOptions::new(Priority::Interactive, "index");
+        index.write(opts, crate::schema::migrate).await?;
+        Ok(index)
+    }
+
+    /// The underlying blob store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration the index was opened with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.inner.config
+    }
+
+    /// Extracts `blob`'s links, runs the indexers, and returns the blob ready for the lane
+    /// with its index rows attached. CPU only, on the caller's thread; `scopes` are joined on
+    /// top of those the indexers return.
+    pub fn stage<S: AsRef<str>>(&self, blob: Blob, scopes: &[S]) -> StagedBlob {
+        let extracted = extract_links(blob.cid().codec(), blob.data());
+        let mut annotations = Annotations {
+            scopes: scopes.iter().map(|s| s.as_ref().to_string()).collect(),
+            attributes: Vec::new(),
+        };
+        for indexer in &self.inner.config.indexers {
+            let extra = indexer.annotate(&blob, &extracted);
+            annotations.scopes.extend(extra.scopes);
+            annotations.attributes.extend(extra.attributes);
+        }
+        annotations.scopes.sort_unstable();
+        annotations.scopes.dedup();
+        let op = IndexOp::new(&blob, &extracted, annotations);
+        StagedBlob {
+            blob,
+            op: Some(Box::new(op)),
+        }
+    }
+
+    /// Stores one blob with its index rows at `Normal` priority.
+    ///
+    /// # Errors
+    /// As [`Index::put_many`].
+    pub async fn put(&self, blob: Blob) -> Result<Cid> {
+        let cids = self
+            .put_many(vec![blob], IndexPutOptions::default())
+            .await?;
+        Ok(cids[0])
+    }
+
+    /// Stages and stores blobs with their index rows; returns their CIDs in input order once
+    /// every one is committed. Requests are split and admitted as by
+    /// [`Store::put_many`]; each blob commits together with its own rows.
+    ///
+    /// # Errors
+    /// [`Error::Blobstore`] with the store's error (too large, overloaded, closed, commit
+    /// failed), [`Error::Storage`] if writing index rows failed (that request is rolled back).
+    pub async fn put_many(&self, blobs: Vec<Blob>, opts: IndexPutOptions) -> Result<Vec<Cid>> {
+        let staged = blobs
+            .into_iter()
+            .map(|b| self.stage(b, &opts.scopes))
+            .collect();
+        self.put_staged(staged, opts.put).await
+    }
+
+    /// Stores blobs staged with [`Index::stage`] (or any [`StagedBlob`]).
+    ///
+    /// # Errors
+    /// As [`Index::put_many`].
+    pub async fn put_staged(&self, staged: Vec<StagedBlob>, opts: PutOptions) -> Result<Vec<Cid>> {
+        self.inner
+            .store
+            .put_staged(staged, opts)
+            .await
+            .map_err(from_store)
+    }
+
+    /// Runs `f` on a read pool, mapping errors back to the index's own.
+    pub(crate) async fn read<T, F>(&self, pool: PoolKind, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner
+            .store
+            .read(pool, move |conn| f(conn).map_err(Error::boxed))
+            .await
+            .map_err(from_store)
+    }
+
+    /// Runs `f` on the lane in its own savepoint, mapping errors back to the index's own.
+    pub(crate) async fn write<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner
+            .store
+            .write(opts, move |conn| f(conn).map_err(Error::boxed))
+            .await
+            .map_err(from_store)
+    }
+}

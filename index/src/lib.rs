@@ -1,0 +1,73 @@
+//! seedbank's index: what a blob links to, what links to it, which blobs a DAG or a named
+//! scope holds, and which referenced blobs are still missing, all answered without loading
+//! blob bytes.
+//!
+//! - `extract`: link extraction ([`extract_links`]) for DAG-CBOR, DAG-PB and raw, run at
+//!   staging time on the caller's task, never on the writer lane.
+//! - `stage`: a blob's index rows, written by the lane in the blob's own savepoint, so the
+//!   lane only executes prepared SQL.
+//! - `schema`: the index's own tables, versioned in `index_meta`.
+//! - `query`, `dag`, `scope`: queries on the store's read pools ([`Index::info`] on the
+//!   metadata-only `info` pool).
+//! - [`car`]: streaming CARv1/CARv2 import and CARv1 export.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use ipld_core::ipld::Ipld;
+//! use seedbank_blobstore::{codec, Blob, Config, Store};
+//! use seedbank_index::{car, Index, IndexConfig, IndexPutOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), seedbank_index::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("blobs.db"), Config::default())?;
+//! let index = Index::open(store, IndexConfig::default()).await?;
+//!
+//! let leaf = Blob::new(codec::RAW, &b"hello"[..]);
+//! let absent = Blob::new(codec::RAW, &b"not here"[..]);
+//! let node = Ipld::Map(BTreeMap::from([
+//!     ("a".to_string(), Ipld::Link(*leaf.cid())),
+//!     ("b".to_string(), Ipld::Link(*absent.cid())),
+//! ]));
+//! let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&node).unwrap());
+//! let root = *node.cid();
+//! index.put_many(vec![node, leaf.clone()], IndexPutOptions::default().scope("doc:1")).await?;
+//!
+//! assert_eq!(index.links(&root).await?, Some(vec![*leaf.cid(), *absent.cid()]));
+//! assert_eq!(index.backlinks(leaf.cid()).await?, vec![root]);
+//! assert_eq!(index.reachable(&root).await?, vec![root, *leaf.cid()]);
+//! assert_eq!(index.missing(&root).await?, vec![*absent.cid()]);
+//! assert_eq!(index.scope_members("doc:1").await?.len(), 2);
+//! assert_eq!(index.info(&root).await?.map(|i| i.links), Some(2));
+//!
+//! let mut file = Vec::new();
+//! let written = car::export_dag(&index, &root, &mut file).await?;
+//! assert_eq!((written.blocks, written.missing), (2, 1));
+//! let read = car::import(&index, &file[..], car::ImportOptions::default()).await?;
+//! assert_eq!((read.blocks, read.missing), (2, 1));
+//! index.store().close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod car;
+mod dag;
+mod error;
+mod extract;
+mod handle;
+mod indexer;
+mod query;
+mod row;
+mod schema;
+mod scope;
+mod stage;
+
+pub use dag::Dag;
+pub use error::{Error, Result};
+pub use extract::{extract_links, Extracted};
+pub use handle::{Index, IndexConfig, IndexPutOptions};
+pub use indexer::{Annotations, Indexer};
+pub use query::IndexedInfo;
+pub use schema::INDEX_SCHEMA_VERSION;
+pub use scope::{ScopeInfo, ScopeSnapshot};

@@ -1,0 +1,158 @@
+//! Point queries: links, backlinks, metadata-only info, attributes.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use cid::Cid;
+use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
+use seedbank_blobstore::{BlobInfo, PoolKind};
+
+use crate::error::{Result, SqlContext};
+use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::Index;
+
+/// A blob's metadata with its index facts, served without reading its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedInfo {
+    /// Size, codec and insertion time from the blob store.
+    pub blob: BlobInfo,
+    /// How many links the blob has (duplicates counted; 0 when not indexable).
+    pub links: u64,
+    /// False when the blob's codec is unknown or its bytes do not decode under it (the blob
+    /// is stored all the same), or when it was never indexed.
+    pub indexable: bool,
+    /// False when the blob was written without the index (e.g. by a plain
+    /// [`Store::put`](seedbank_blobstore::Store::put)); its links are then unknown.
+    pub indexed: bool,
+}
+
+/// Runs a query whose rows start with `(mh, codec, version)` and rebuilds the CIDs.
+pub(crate) fn query_cids<P: Params>(
+    conn: &Connection,
+    sql: &'static str,
+    params: P,
+) -> Result<Vec<Cid>> {
+    let mut stmt = conn.prepare_cached(sql).during("prepare CID query")?;
+    let rows = stmt
+        .query_map(params, |r| cid_at(r, 0))
+        .during("CID query")?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mh, codec, version) = row.during("CID row")?;
+        out.push(cid_from_row(&mh, codec, version)?);
+    }
+    Ok(out)
+}
+
+/// The links of an indexed blob in order, or `None` if it was never indexed.
+pub(crate) fn links_of(conn: &Connection, b: &CidRow) -> Result<Option<Vec<Cid>>> {
+    let Some(src) = crate::stage::seq_of(conn, b)? else {
+        return Ok(None);
+    };
+    let sql = "SELECT mh, codec, version FROM links WHERE src = ?1 ORDER BY pos";
+    query_cids(conn, sql, [src]).map(Some)
+}
+
+fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
+    let b = CidRow::of(&cid);
+    conn.prepare_cached(
+        "SELECT b.size, b.inserted_at, i.links, i.indexable FROM blobs b
+         LEFT JOIN blob_index i ON i.mh = b.mh AND i.codec = b.codec
+         WHERE b.mh = ?1 AND b.codec = ?2",
+    )
+    .during("prepare info")?
+    .query_row((&b.mh, b.codec), |r| {
+        let links: Option<i64> = r.get(2)?;
+        let indexable: Option<bool> = r.get(3)?;
+        Ok(IndexedInfo {
+            blob: BlobInfo {
+                cid,
+                size: r.get::<_, i64>(0)? as u64,
+                codec: cid.codec(),
+                inserted_at: UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(1)?.max(0) as u64),
+            },
+            links: links.unwrap_or(0) as u64,
+            indexable: indexable.unwrap_or(false),
+            indexed: links.is_some(),
+        })
+    })
+    .optional()
+    .during("info")
+}
+
+impl Index {
+    /// The CIDs `cid` links to, in the order they appear in its bytes (duplicates kept);
+    /// `None` if the blob was never indexed (not stored, or stored without the index).
+    ///
+    /// # Errors
+    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
+    /// [`Error::Storage`](crate::Error::Storage).
+    pub async fn links(&self, cid: &Cid) -> Result<Option<Vec<Cid>>> {
+        let b = CidRow::of(cid);
+        self.read(PoolKind::Data, move |conn| links_of(conn, &b))
+            .await
+    }
+
+    /// The indexed blobs that link to `cid`, each once, oldest first. `cid` itself need not
+    /// be stored.
+    ///
+    /// # Errors
+    /// As [`Index::links`].
+    pub async fn backlinks(&self, cid: &Cid) -> Result<Vec<Cid>> {
+        let b = CidRow::of(cid);
+        self.read(PoolKind::Data, move |conn| {
+            let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
+                       WHERE i.seq IN (SELECT src FROM links WHERE mh = ?1 AND codec = ?2)
+                       ORDER BY i.seq";
+            query_cids(conn, sql, (&b.mh, b.codec))
+        })
+        .await
+    }
+
+    /// Metadata of a stored blob with its link count and indexability, from the
+    /// metadata-only `info` pool (never the blob's bytes).
+    ///
+    /// # Errors
+    /// As [`Index::links`].
+    pub async fn info(&self, cid: &Cid) -> Result<Option<IndexedInfo>> {
+        let cid = *cid;
+        self.read(PoolKind::Info, move |conn| info_of(conn, cid))
+            .await
+    }
+
+    /// Attributes an [`Indexer`](crate::Indexer) attached to `cid`, by key.
+    ///
+    /// # Errors
+    /// As [`Index::links`].
+    pub async fn attributes(&self, cid: &Cid) -> Result<Vec<(String, String)>> {
+        let b = CidRow::of(cid);
+        self.read(PoolKind::Info, move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT a.key, a.value FROM attributes a
+                     JOIN blob_index i ON i.seq = a.src
+                     WHERE i.mh = ?1 AND i.codec = ?2 ORDER BY a.key",
+                )
+                .during("prepare attributes")?;
+            let rows = stmt
+                .query_map((&b.mh, b.codec), |r| Ok((r.get(0)?, r.get(1)?)))
+                .during("attributes")?;
+            rows.collect::<Result<Vec<_>, _>>().during("attribute row")
+        })
+        .await
+    }
+
+    /// Blobs whose attribute `key` equals `value`, oldest first.
+    ///
+    /// # Errors
+    /// As [`Index::links`].
+    pub async fn find_by_attribute(&self, key: &str, value: &str) -> Result<Vec<Cid>> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.read(PoolKind::Data, move |conn| {
+            let sql = "SELECT i.mh, i.codec, i.version FROM attributes a
+                       JOIN blob_index i ON i.seq = a.src
+                       WHERE a.key = ?1 AND a.value = ?2 ORDER BY i.seq";
+            query_cids(conn, sql, (&key, &value))
+        })
+        .await
+    }
+}

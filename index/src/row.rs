@@ -1,0 +1,60 @@
+//! How a CID is stored in a row: its multihash bytes, codec and CID version.
+//!
+//! The blob store keys blobs by `(multihash, codec)`, so CIDv0 and CIDv1 of the same DAG-PB
+//! block are one blob. The version is kept beside the key only to hand back the CID exactly
+//! as it was written (UnixFS links are usually CIDv0).
+
+use cid::{Cid, Version};
+
+use crate::error::{Error, Result};
+
+type Multihash = cid::multihash::Multihash<64>;
+
+/// A CID split into the columns that store it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CidRow {
+    /// `cid.hash().to_bytes()`, the blob store's key.
+    pub mh: Vec<u8>,
+    /// The multicodec, as SQLite's signed integer.
+    pub codec: i64,
+    /// 0 or 1.
+    pub version: i64,
+}
+
+impl CidRow {
+    pub fn of(cid: &Cid) -> Self {
+        CidRow {
+            mh: cid.hash().to_bytes(),
+            codec: cid.codec() as i64,
+            version: match cid.version() {
+                Version::V0 => 0,
+                Version::V1 => 1,
+            },
+        }
+    }
+}
+
+/// Rebuilds a CID from its columns.
+///
+/// # Errors
+/// [`Error::Storage`] if the row does not hold a valid CID (the table was tampered with).
+pub(crate) fn cid_from_row(mh: &[u8], codec: i64, version: i64) -> Result<Cid> {
+    let bad = |what: &str| Error::Storage {
+        op: "decode stored CID",
+        message: what.to_string(),
+    };
+    let mh = Multihash::from_bytes(mh).map_err(|e| bad(&format!("bad multihash: {e}")))?;
+    if version == 0 {
+        Cid::new_v0(mh).map_err(|e| bad(&format!("bad CIDv0: {e}")))
+    } else {
+        Ok(Cid::new_v1(codec as u64, mh))
+    }
+}
+
+/// Reads `(mh, codec, version)` from columns `at`, `at + 1`, `at + 2` of a row.
+pub(crate) fn cid_at(
+    row: &seedbank_blobstore::rusqlite::Row<'_>,
+    at: usize,
+) -> seedbank_blobstore::rusqlite::Result<(Vec<u8>, i64, i64)> {
+    Ok((row.get(at)?, row.get(at + 1)?, row.get(at + 2)?))
+}

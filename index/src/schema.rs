@@ -1,0 +1,104 @@
+//! The index's own tables and their versioned migrations, kept in `index_meta`.
+//!
+//! Nothing in the blob store knows about these tables. They are created through
+//! [`Store::write`](seedbank_blobstore::Store::write), so the lane stays the only writer.
+//!
+//! - `blob_index`: one row per blob written through the index: its link count and whether
+//!   its codec could decode it. `seq` is the insertion order; `max(seq)` is the DAG
+//!   generation (rows are never deleted, so it only grows).
+//! - `links`: `(src, pos) → target`, `src` being the source's `blob_index.seq`; the target
+//!   may not be stored yet. `links_by_target` serves backlinks (it also holds `src`, `pos`).
+//! - `scopes`: named scopes with a generation bumped on every membership change and the last
+//!   member sequence handed out.
+//! - `scope_members`: `(scope, seq) → blob`, `seq` increasing per scope, so members can be
+//!   listed in insertion order and fetched incrementally; unique per `(scope, blob)`.
+//! - `attributes`: key/value strings an [`Indexer`](crate::Indexer) attached to a blob.
+
+use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{Error, Result, SqlContext};
+
+/// Migration `i` moves the index schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE blob_index (
+        seq       INTEGER PRIMARY KEY,
+        mh        BLOB    NOT NULL,
+        codec     INTEGER NOT NULL,
+        version   INTEGER NOT NULL,
+        links     INTEGER NOT NULL,
+        indexable INTEGER NOT NULL,
+        UNIQUE (mh, codec)
+     );
+     CREATE TABLE links (
+        src     INTEGER NOT NULL REFERENCES blob_index(seq),
+        pos     INTEGER NOT NULL,
+        mh      BLOB    NOT NULL,
+        codec   INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (src, pos)
+     ) WITHOUT ROWID;
+     CREATE INDEX links_by_target ON links (mh, codec);
+     CREATE TABLE scopes (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL UNIQUE,
+        generation INTEGER NOT NULL DEFAULT 0,
+        last_seq   INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE scope_members (
+        scope   INTEGER NOT NULL REFERENCES scopes(id),
+        seq     INTEGER NOT NULL,
+        mh      BLOB    NOT NULL,
+        codec   INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (scope, seq)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX scope_members_by_blob ON scope_members (scope, mh, codec);
+     CREATE TABLE attributes (
+        src   INTEGER NOT NULL REFERENCES blob_index(seq),
+        key   TEXT    NOT NULL,
+        value TEXT    NOT NULL,
+        PRIMARY KEY (src, key)
+     ) WITHOUT ROWID;
+     CREATE INDEX attributes_by_value ON attributes (key, value);",
+];
+
+/// The index schema version this build writes.
+pub const INDEX_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the index tables up to [`INDEX_SCHEMA_VERSION`]. Runs on the lane inside one
+/// savepoint, so a failed migration leaves nothing behind.
+pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS index_meta (
+            key   TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+         ) WITHOUT ROWID;",
+    )
+    .during("create index_meta")?;
+    let found: i64 = conn
+        .query_row(
+            "SELECT value FROM index_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .during("read index schema version")?
+        .unwrap_or(0);
+    if found > INDEX_SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: INDEX_SCHEMA_VERSION,
+        });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        conn.execute_batch(sql).during("migrate index schema")?;
+    }
+    conn.execute(
+        "INSERT INTO index_meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [INDEX_SCHEMA_VERSION],
+    )
+    .during("write index schema version")?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Named scopes: membership rows, generations, and their queries.
+//!
+//! A scope's `generation` is bumped in the transaction that changes its membership, so a
+//! `(scope, generation)` pair names one exact member set: discovery caches its haves under
+//! that key. Members get a per-scope sequence number that only grows, so they can be listed
+//! in insertion order and fetched incrementally (`seq > N`). Removal bumps the generation
+//! but, naturally, does not show up in an incremental fetch: rebuild on a new generation.
+
+use cid::Cid;
+use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::{PoolKind, PutOptions};
+
+use crate::error::{Result, SqlContext};
+use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::Index;
+
+/// One named scope's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeInfo {
+    /// The scope's name.
+    pub name: String,
+    /// Bumped on every membership change; 0 for a scope that never had a member.
+    pub generation: u64,
+    /// Sequence number of the newest member (members are numbered from 1).
+    pub last_seq: u64,
+}
+
+/// A scope's members and generation, read in one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSnapshot {
+    /// The generation these members belong to.
+    pub generation: u64,
+    /// `(seq, cid)` in insertion order.
+    pub members: Vec<(u64, Cid)>,
+}
+
+/// Adds a blob to `scope` (created on first use). Returns true if it was not a member yet,
+/// in which case the member got the next sequence number and the generation was bumped.
+pub(crate) fn add_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
+    let (id, last) = scope_row(conn, scope)?;
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO scope_members (scope, seq, mh, codec, version) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+        )
+        .during("prepare add scope member")?
+        .execute((id, last + 1, &b.mh, b.codec, b.version))
+        .during("add scope member")?
+        == 1;
+    if added {
+        conn.prepare_cached(
+            "UPDATE scopes SET last_seq = ?2, generation = generation + 1 WHERE id = ?1",
+        )
+        .during("prepare bump scope")?
+        .execute((id, last + 1))
+        .during("bump scope generation")?;
+    }
+    Ok(added)
+}
+
+/// The scope's `(id, last_seq)`, creating it if needed.
+fn scope_row(conn: &Connection, scope: &str) -> Result<(i64, i64)> {
+    let found = conn
+        .prepare_cached("SELECT id, last_seq FROM scopes WHERE name = ?1")
+        .during("prepare find scope")?
+        .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .during("find scope")?;
+    if let Some(row) = found {
+        return Ok(row);
+    }
+    conn.prepare_cached("INSERT INTO scopes (name) VALUES (?1)")
+        .during("prepare create scope")?
+        .execute([scope])
+        .during("create scope")?;
+    Ok((conn.last_insert_rowid(), 0))
+}
+
+/// Removes a blob from `scope`; bumps the generation if it was a member.
+fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
+    let removed = conn
+        .prepare_cached(
+            "DELETE FROM scope_members
+             WHERE scope = (SELECT id FROM scopes WHERE name = ?1) AND mh = ?2 AND codec = ?3",
+        )
+        .during("prepare remove scope member")?
+        .execute((scope, &b.mh, b.codec))
+        .during("remove scope member")?
+        > 0;
+    if removed {
+        conn.prepare_cached("UPDATE scopes SET generation = generation + 1 WHERE name = ?1")
+            .during("prepare bump scope")?
+            .execute([scope])
+            .during("bump scope generation")?;
+    }
+    Ok(removed)
+}
+
+fn is_stored(conn: &Connection, b: &CidRow) -> Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
+        .during("prepare has")?
+        .exists((&b.mh, b.codec))
+        .during("has")
+}
+
+fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.seq, m.mh, m.codec, m.version FROM scope_members m
+             JOIN scopes s ON s.id = m.scope
+             WHERE s.name = ?1 AND m.seq > ?2 ORDER BY m.seq",
+        )
+        .during("prepare scope members")?;
+    let rows = stmt
+        .query_map((scope, after as i64), |r| {
+            Ok((r.get::<_, i64>(0)?, cid_at(r, 1)?))
+        })
+        .during("scope members")?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, (mh, codec, version)) = row.during("scope member row")?;
+        out.push((seq as u64, cid_from_row(&mh, codec, version)?));
+    }
+    Ok(out)
+}
+
+fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
+    let g: Option<i64> = conn
+        .prepare_cached("SELECT generation FROM scopes WHERE name = ?1")
+        .during("prepare scope generation")?
+        .query_row([scope], |r| r.get(0))
+        .optional()
+        .during("scope generation")?;
+    Ok(g.unwrap_or(0) as u64)
+}
+
+impl Index {
+    /// The members of `scope` in insertion order (empty for an unknown scope).
+    ///
+    /// # Errors
+    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
+    /// [`Error::Storage`](crate::Error::Storage).
+    pub async fn scope_members(&self, scope: &str) -> Result<Vec<Cid>> {
+        let members = self.scope_members_since(scope, 0).await?;
+        Ok(members.into_iter().map(|(_, cid)| cid).collect())
+    }
+
+    /// Members of `scope` added after sequence number `after`, as `(seq, cid)` in insertion
+    /// order. `after = 0` lists every member.
+    ///
+    /// # Errors
+    /// As [`Index::scope_members`].
+    pub async fn scope_members_since(&self, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
+        let scope = scope.to_string();
+        self.read(PoolKind::Data, move |conn| {
+            members_after(conn, &scope, after)
+        })
+        .await
+    }
+
+    /// The generation and members of `scope`, read in one snapshot so the pair is consistent.
+    ///
+    /// # Errors
+    /// As [`Index::scope_members`].
+    pub async fn scope_snapshot(&self, scope: &str) -> Result<ScopeSnapshot> {
+        let scope = scope.to_string();
+        self.read(PoolKind::Data, move |conn| {
+            let tx = conn.unchecked_transaction().during("begin read")?;
+            let generation = generation_of(&tx, &scope)?;
+            let members = members_after(&tx, &scope, 0)?;
+            tx.finish().during("end read")?;
+            Ok(ScopeSnapshot {
+                generation,
+                members,
+            })
+        })
+        .await
+    }
+
+    /// The generation of `scope`: bumped in the same transaction as every membership change,
+    /// 0 for a scope that does not exist. Served by the `info` pool.
+    ///
+    /// # Errors
+    /// As [`Index::scope_members`].
+    pub async fn generation(&self, scope: &str) -> Result<u64> {
+        let scope = scope.to_string();
+        self.read(PoolKind::Info, move |conn| generation_of(conn, &scope))
+            .await
+    }
+
+    /// Every scope with its counters, by name.
+    ///
+    /// # Errors
+    /// As [`Index::scope_members`].
+    pub async fn scopes(&self) -> Result<Vec<ScopeInfo>> {
+        self.read(PoolKind::Info, |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name, generation, last_seq FROM scopes ORDER BY name")
+                .during("prepare scopes")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ScopeInfo {
+                        name: r.get(0)?,
+                        generation: r.get::<_, i64>(1)? as u64,
+                        last_seq: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .during("scopes")?;
+            rows.collect::<Result<Vec<_>, _>>().during("scope row")
+        })
+        .await
+    }
+
+    /// Adds stored blobs to `scope` through the lane; CIDs that are not stored are skipped.
+    /// Returns how many became new members.
+    ///
+    /// # Errors
+    /// [`Error::Blobstore`](crate::Error::Blobstore) if the lane rejected the write (closed,
+    /// overloaded past `opts.deadline`), [`Error::Storage`](crate::Error::Storage).
+    pub async fn add_to_scope(&self, scope: &str, cids: &[Cid], opts: PutOptions) -> Result<u64> {
+        let scope = scope.to_string();
+        let rows: Vec<CidRow> = cids.iter().map(CidRow::of).collect();
+        self.write(opts, move |conn| {
+            let mut added = 0;
+            for row in &rows {
+                if is_stored(conn, row)? && add_member(conn, &scope, row)? {
+                    added += 1;
+                }
+            }
+            Ok(added)
+        })
+        .await
+    }
+
+    /// Removes blobs from `scope` through the lane. Returns how many were members.
+    ///
+    /// # Errors
+    /// As [`Index::add_to_scope`].
+    pub async fn remove_from_scope(
+        &self,
+        scope: &str,
+        cids: &[Cid],
+        opts: PutOptions,
+    ) -> Result<u64> {
+        let scope = scope.to_string();
+        let rows: Vec<CidRow> = cids.iter().map(CidRow::of).collect();
+        self.write(opts, move |conn| {
+            let mut removed = 0;
+            for row in &rows {
+                if remove_member(conn, &scope, row)? {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}

@@ -1,0 +1,119 @@
+//! The staged op: the index rows of one blob, prepared on the caller's task and written by
+//! the lane in the blob's own savepoint.
+
+use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::{AppError, Blob, StagedOp};
+
+use crate::error::{Result, SqlContext};
+use crate::extract::Extracted;
+use crate::indexer::Annotations;
+use crate::row::CidRow;
+use crate::scope::add_member;
+
+/// Rows for one blob. Everything here was computed before admission: `apply` binds and
+/// executes prepared statements, nothing else.
+pub(crate) struct IndexOp {
+    blob: CidRow,
+    links: Vec<CidRow>,
+    indexable: bool,
+    scopes: Vec<String>,
+    attributes: Vec<(String, String)>,
+}
+
+impl IndexOp {
+    pub fn new(blob: &Blob, extracted: &Extracted, annotations: Annotations) -> Self {
+        IndexOp {
+            blob: CidRow::of(blob.cid()),
+            links: extracted.links.iter().map(CidRow::of).collect(),
+            indexable: extracted.indexable,
+            scopes: annotations.scopes,
+            attributes: annotations.attributes,
+        }
+    }
+
+    fn write(self, conn: &Connection) -> Result<()> {
+        let b = &self.blob;
+        // The `blob_index` row is the guard: links are written once per blob, whichever
+        // codec-identical put comes first, and a re-put costs one failed insert.
+        let fresh = conn
+            .prepare_cached(
+                "INSERT INTO blob_index (mh, codec, version, links, indexable)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (mh, codec) DO NOTHING",
+            )
+            .during("prepare index blob")?
+            .execute((
+                &b.mh,
+                b.codec,
+                b.version,
+                self.links.len() as i64,
+                self.indexable,
+            ))
+            .during("index blob")?
+            == 1;
+        if fresh {
+            let src = conn.last_insert_rowid();
+            self.write_links(conn, src)?;
+            self.write_attributes(conn, src)?;
+        } else if !self.attributes.is_empty() {
+            if let Some(src) = seq_of(conn, b)? {
+                self.write_attributes(conn, src)?;
+            }
+        }
+        for scope in &self.scopes {
+            add_member(conn, scope, b)?;
+        }
+        Ok(())
+    }
+
+    fn write_links(&self, conn: &Connection, src: i64) -> Result<()> {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO links (src, pos, mh, codec, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .during("prepare insert link")?;
+        for (pos, l) in self.links.iter().enumerate() {
+            insert
+                .execute((src, pos as i64, &l.mh, l.codec, l.version))
+                .during("insert link")?;
+        }
+        Ok(())
+    }
+
+    fn write_attributes(&self, conn: &Connection, src: i64) -> Result<()> {
+        if self.attributes.is_empty() {
+            return Ok(());
+        }
+        let mut upsert = conn
+            .prepare_cached(
+                "INSERT INTO attributes (src, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (src, key) DO UPDATE SET value = excluded.value",
+            )
+            .during("prepare attribute")?;
+        for (key, value) in &self.attributes {
+            upsert
+                .execute((src, key, value))
+                .during("write attribute")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `blob_index.seq` of a blob, if it was indexed.
+pub(crate) fn seq_of(conn: &Connection, b: &CidRow) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT seq FROM blob_index WHERE mh = ?1 AND codec = ?2")
+        .during("prepare find indexed blob")?
+        .query_row((&b.mh, b.codec), |r| r.get(0))
+        .optional()
+        .during("find indexed blob")
+}
+
+impl StagedOp for IndexOp {
+    fn apply(
+        self: Box<Self>,
+        conn: &Connection,
+        _blob: &Blob,
+        _inserted: bool,
+    ) -> Result<(), AppError> {
+        self.write(conn).map_err(crate::Error::boxed)
+    }
+}
