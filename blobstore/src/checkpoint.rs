@@ -4,8 +4,19 @@
 //! commits this thread runs PASSIVE checkpoints (never blocks readers or the writer) at most
 //! every `checkpoint_interval`. When the WAL file passes the cap it escalates to TRUNCATE:
 //! it takes the lane's write gate first (so it never fights the lane for SQLite's write lock,
-//! which would surface as SQLITE_BUSY), waits at most `checkpoint_max_wait` for readers to
-//! leave the WAL, and gives the gate back.
+//! which would surface as SQLITE_BUSY), backfills what it can with PASSIVE, then takes the
+//! data readers' gate: in-flight data reads finish (waiting at most `checkpoint_max_wait`,
+//! the reader transaction limit), new ones wait the few ms the TRUNCATE takes.
+//!
+//! The lane checks the WAL size before each batch; past the cap it waits for the
+//! checkpointer's TRUNCATE (at most `checkpoint_max_wait` plus one checkpoint), so the WAL
+//! never exceeds the cap by more than one batch even when ingest outruns checkpoints.
+//!
+//! Why a readers' gate: a reader that starts a new snapshot as soon as its last one ends
+//! keeps a WAL read slot locked forever from SQLite's point of view, and SQLite's busy
+//! handler (which polls) never sees it free, so TRUNCATE would starve and the WAL grow
+//! without bound. Metadata `info` reads are exempt: they last microseconds, never overlap
+//! a poll for long, and must not wait behind a checkpoint.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use rusqlite::Connection;
 
 use crate::error::{Result, SqlContext};
@@ -30,8 +41,12 @@ enum Mode {
 pub(crate) struct Checkpointer {
     /// Held by the lane for a whole batch and by the checkpointer for TRUNCATE.
     gate: Arc<Mutex<()>>,
+    /// Shared by every data-pool read; taken exclusively for TRUNCATE.
+    readers: Arc<RwLock<()>>,
     state: Mutex<State>,
     wake: Condvar,
+    /// Signalled when an escalation the lane asked for has run.
+    escalated: Condvar,
     thread: Mutex<Option<JoinHandle<Connection>>>,
     wal_path: PathBuf,
     cap: u64,
@@ -45,6 +60,10 @@ struct State {
     /// A commit happened since the last check.
     dirty: bool,
     stop: bool,
+    /// The lane found the WAL over the cap and waits for a TRUNCATE.
+    escalate: bool,
+    /// TRUNCATE checkpoints finished (to tell the waiting lane its request ran).
+    escalations: u64,
 }
 
 impl Checkpointer {
@@ -60,8 +79,10 @@ impl Checkpointer {
         stats.wal.cap.store(config.wal_cap_bytes, Relaxed);
         let this = Arc::new(Checkpointer {
             gate: Arc::new(Mutex::new(())),
+            readers: Arc::new(RwLock::new(())),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            escalated: Condvar::new(),
             thread: Mutex::new(None),
             wal_path: wal_path.into(),
             cap: config.wal_cap_bytes,
@@ -82,18 +103,47 @@ impl Checkpointer {
         self.gate.clone()
     }
 
+    /// The gate data-pool reads hold shared for the length of their transaction.
+    pub fn reader_gate(&self) -> Arc<RwLock<()>> {
+        self.readers.clone()
+    }
+
     /// Called by the lane after every commit.
     pub fn notify_commit(&self) {
         self.state.lock().dirty = true;
         self.wake.notify_one();
     }
 
+    /// Called by the lane before each batch: past the cap, asks for a TRUNCATE and waits
+    /// (bounded) until it has run, so the WAL exceeds the cap by at most one batch.
+    pub fn hold_writes_if_over_cap(&self) {
+        if self.sample_wal() <= self.cap {
+            return;
+        }
+        let mut s = self.state.lock();
+        let target = s.escalations + 1;
+        s.escalate = true;
+        self.wake.notify_one();
+        // Bounded so a stuck checkpoint can slow writes but never stop them.
+        let deadline = Instant::now() + self.max_wait * 4 + Duration::from_secs(1);
+        while s.escalations < target && !s.stop {
+            if self.escalated.wait_until(&mut s, deadline).timed_out() {
+                tracing::warn!("WAL over cap and the checkpointer has not caught up; writing on");
+                break;
+            }
+        }
+    }
+
     /// Stops the thread and runs a final TRUNCATE checkpoint. Call after the lane has closed.
     pub fn close(&self) -> Result<()> {
         self.state.lock().stop = true;
         self.wake.notify_one();
-        let Some(thread) = self.thread.lock().take() else { return Ok(()) };
-        let conn = thread.join().map_err(|_| std::io::Error::other("checkpointer panicked"))?;
+        let Some(thread) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        let conn = thread
+            .join()
+            .map_err(|_| std::io::Error::other("checkpointer panicked"))?;
         self.checkpoint(&conn, Mode::Truncate)?;
         self.sample_wal();
         Ok(())
@@ -102,28 +152,33 @@ impl Checkpointer {
     fn run(self: Arc<Self>, conn: Connection) -> Connection {
         let mut last_passive = Instant::now();
         loop {
-            {
+            let escalate = {
                 let mut s = self.state.lock();
-                if !s.dirty && !s.stop {
+                if !s.dirty && !s.stop && !s.escalate {
                     self.wake.wait_for(&mut s, self.interval);
                 }
                 if s.stop {
                     return conn;
                 }
-                if !s.dirty {
+                if !s.dirty && !s.escalate {
                     continue;
                 }
                 s.dirty = false;
-            }
+                std::mem::take(&mut s.escalate)
+            };
             let wal = self.sample_wal();
-            let mode = if wal > self.cap {
+            let mode = if escalate || wal > self.cap {
                 Some(Mode::Truncate)
             } else if last_passive.elapsed() >= self.interval {
                 Some(Mode::Passive)
             } else {
                 // Not yet time: look again after the interval even if no commit comes.
-                self.state.lock().dirty = true;
-                std::thread::sleep(self.interval.saturating_sub(last_passive.elapsed()));
+                let mut s = self.state.lock();
+                s.dirty = true;
+                let rest = self.interval.saturating_sub(last_passive.elapsed());
+                if !s.escalate && !s.stop {
+                    self.wake.wait_for(&mut s, rest);
+                }
                 None
             };
             if let Some(mode) = mode {
@@ -132,6 +187,10 @@ impl Checkpointer {
                 }
                 last_passive = Instant::now();
                 self.sample_wal();
+                if matches!(mode, Mode::Truncate) {
+                    self.state.lock().escalations += 1;
+                    self.escalated.notify_all();
+                }
             }
         }
     }
@@ -147,9 +206,16 @@ impl Checkpointer {
             Mode::Truncate => {
                 w.truncate.fetch_add(1, Relaxed);
                 // Taking the gate waits for the lane's current batch to commit.
-                let _gate = self.gate.lock();
-                conn.busy_timeout(self.max_wait).during("set checkpoint wait")?;
-                run_pragma(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+                let _lane = self.gate.lock();
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
+                match self.readers.try_write_for(self.max_wait) {
+                    Some(_readers) => {
+                        conn.busy_timeout(self.max_wait)
+                            .during("set checkpoint wait")?;
+                        run_pragma(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+                    }
+                    None => Ok(false),
+                }
             }
         };
         match result {
@@ -168,7 +234,9 @@ impl Checkpointer {
 
     /// Reads the WAL file size into stats and returns it.
     fn sample_wal(&self) -> u64 {
-        let size = std::fs::metadata(&self.wal_path).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(&self.wal_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         self.stats.wal.bytes.store(size, Relaxed);
         self.stats.wal.peak.fetch_max(size, Relaxed);
         size

@@ -53,7 +53,10 @@ impl Blob {
         let digest = blake3::hash(&data);
         let mh = Multihash::wrap(multihash_code::BLAKE3, digest.as_bytes())
             .expect("a 32-byte digest fits the 64-byte multihash");
-        Blob { cid: Cid::new_v1(codec, mh), data }
+        Blob {
+            cid: Cid::new_v1(codec, mh),
+            data,
+        }
     }
 
     /// Pairs a caller-supplied CID with bytes after verifying the bytes hash to it.
@@ -194,13 +197,19 @@ mod tests {
     fn unsupported_multihash_is_rejected() {
         let mh = Multihash::wrap(0x13, &[0u8; 64]).unwrap(); // sha2-512
         let cid = Cid::new_v1(codec::RAW, mh);
-        assert!(matches!(Blob::with_cid(cid, &b"x"[..]), Err(Error::UnsupportedHash { code: 0x13 })));
+        assert!(matches!(
+            Blob::with_cid(cid, &b"x"[..]),
+            Err(Error::UnsupportedHash { code: 0x13 })
+        ));
     }
 
     #[test]
     fn short_digest_is_rejected() {
         let mh = Multihash::wrap(multihash_code::SHA2_256, &[0u8; 8]).unwrap();
         let cid = Cid::new_v1(codec::RAW, mh);
-        assert!(matches!(Blob::with_cid(cid, &b"x"[..]), Err(Error::BadDigestLength { .. })));
+        assert!(matches!(
+            Blob::with_cid(cid, &b"x"[..]),
+            Err(Error::BadDigestLength { .. })
+        ));
     }
 }

@@ -84,7 +84,10 @@ impl Default for Config {
                 max_bytes: 16 * 1024 * 1024,
                 max_hold: Duration::from_millis(10),
             },
-            queue: QueueBounds { max_requests: 4096, max_bytes: 64 * 1024 * 1024 },
+            queue: QueueBounds {
+                max_requests: 4096,
+                max_bytes: 64 * 1024 * 1024,
+            },
             request_max_blobs: 128,
             request_max_bytes: 1024 * 1024,
             synchronous: Synchronous::Full,
@@ -112,7 +115,11 @@ pub enum Priority {
 
 impl Priority {
     /// All classes, highest first.
-    pub const ALL: [Priority; 3] = [Priority::Interactive, Priority::Normal, Priority::Background];
+    pub const ALL: [Priority; 3] = [
+        Priority::Interactive,
+        Priority::Normal,
+        Priority::Background,
+    ];
 
     /// Index into per-class arrays (0 = highest).
     pub(crate) fn index(self) -> usize {
@@ -158,7 +165,11 @@ impl Default for PutOptions {
 impl PutOptions {
     /// Options with the given class and source.
     pub fn new(priority: Priority, source: &str) -> Self {
-        PutOptions { priority, source: Arc::from(source), ..Default::default() }
+        PutOptions {
+            priority,
+            source: Arc::from(source),
+            ..Default::default()
+        }
     }
 
     /// Sets a deadline `after` from now.

@@ -95,7 +95,11 @@ impl Error {
             err.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         );
-        Error::Storage { op, message: err.to_string(), busy }
+        Error::Storage {
+            op,
+            message: err.to_string(),
+            busy,
+        }
     }
 
     /// True when this error is SQLite reporting SQLITE_BUSY or SQLITE_LOCKED.
@@ -106,11 +110,17 @@ impl Error {
     /// A copy for acknowledging every request of a failed batch with the same error.
     pub(crate) fn duplicate(&self) -> Self {
         match self {
-            Error::Storage { op, message, busy } => {
-                Error::Storage { op, message: message.clone(), busy: *busy }
-            }
+            Error::Storage { op, message, busy } => Error::Storage {
+                op,
+                message: message.clone(),
+                busy: *busy,
+            },
             Error::Closed => Error::Closed,
-            other => Error::Storage { op: "batch", message: other.to_string(), busy: false },
+            other => Error::Storage {
+                op: "batch",
+                message: other.to_string(),
+                busy: false,
+            },
         }
     }
 }

@@ -28,8 +28,8 @@
 //! # }
 //! ```
 
-pub mod cid;
 mod checkpoint;
+pub mod cid;
 mod config;
 mod error;
 mod lane;
@@ -46,4 +46,4 @@ pub use read::PoolKind;
 pub use rusqlite;
 pub use schema::SCHEMA_VERSION;
 pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
-pub use store::{BlobInfo, Store, VerifyReport};
+pub use store::{BlobInfo, Contents, Store, VerifyReport};

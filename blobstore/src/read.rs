@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
@@ -29,6 +29,9 @@ pub(crate) struct ReadPool {
     permits: Arc<Semaphore>,
     stats: Arc<crate::stats::StatsCollector>,
     kind: PoolKind,
+    /// Held shared for each read so a TRUNCATE checkpoint can wait for in-flight reads
+    /// (see `checkpoint`); `None` for the info pool, whose reads never wait for it.
+    checkpoint_gate: Option<Arc<RwLock<()>>>,
 }
 
 /// Opens one read-only connection to an existing WAL database.
@@ -50,15 +53,19 @@ impl ReadPool {
         size: usize,
         kind: PoolKind,
         stats: Arc<crate::stats::StatsCollector>,
+        checkpoint_gate: Option<Arc<RwLock<()>>>,
     ) -> Result<Self> {
         let size = size.max(1);
-        let conns = (0..size).map(|_| open_reader(path)).collect::<Result<Vec<_>>>()?;
+        let conns = (0..size)
+            .map(|_| open_reader(path))
+            .collect::<Result<Vec<_>>>()?;
         stats.pools[kind as usize].set_size(size);
         Ok(ReadPool {
             idle: Arc::new(Mutex::new(conns)),
             permits: Arc::new(Semaphore::new(size)),
             stats,
             kind,
+            checkpoint_gate,
         })
     }
 
@@ -72,15 +79,25 @@ impl ReadPool {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let asked = Instant::now();
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Closed)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
         let waited = asked.elapsed();
         let idle = self.idle.clone();
+        let gate = self.checkpoint_gate.clone();
         let result = tokio::task::spawn_blocking(move || {
             // Declared first so it drops last: the connection is back before the room is.
             let _permit = permit;
+            let _gate = gate.as_ref().map(|g| g.read());
             let conn = idle.lock().pop();
             let conn = Checkout { conn, idle };
-            f(conn.conn.as_ref().expect("a permit guarantees an idle connection"))
+            f(conn
+                .conn
+                .as_ref()
+                .expect("a permit guarantees an idle connection"))
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("read task failed: {e}"))))?;

@@ -33,15 +33,25 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Runs on the writer connection during `Store::open`, before the lane starts, so no other
 /// writer exists yet.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .during("begin migration")?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).during("read schema version")?;
+    let found: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .during("read schema version")?;
     if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(()); // Dropping `tx` ends it without writing.
     }
     for sql in &MIGRATIONS[found as usize..] {
         tx.execute_batch(sql).during("migrate schema")?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION).during("write schema version")?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .during("write schema version")?;
     tx.commit().during("commit migration")
 }

@@ -223,7 +223,10 @@ fn micros(d: Duration) -> u64 {
 impl GroupRecorder {
     fn new(name: &str) -> Self {
         GroupRecorder {
-            totals: GroupStats { name: name.to_string(), ..Default::default() },
+            totals: GroupStats {
+                name: name.to_string(),
+                ..Default::default()
+            },
             queue_wait_us: histogram(),
             hold_us: histogram(),
         }
@@ -240,7 +243,11 @@ impl GroupRecorder {
 
 impl PoolRecorder {
     fn new(name: &'static str) -> Self {
-        PoolRecorder { name, size: AtomicU64::new(0), hists: Mutex::new((histogram(), histogram())) }
+        PoolRecorder {
+            name,
+            size: AtomicU64::new(0),
+            hists: Mutex::new((histogram(), histogram())),
+        }
     }
 
     pub fn set_size(&self, size: usize) {
@@ -282,7 +289,10 @@ impl StatsCollector {
             busy: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
             hold_ns: AtomicU64::new(0),
-            lane: Mutex::new(LaneHistograms { batch_blobs: histogram(), batch_hold_us: histogram() }),
+            lane: Mutex::new(LaneHistograms {
+                batch_blobs: histogram(),
+                batch_hold_us: histogram(),
+            }),
             groups: Mutex::new(Groups {
                 classes: Priority::ALL.map(|p| GroupRecorder::new(p.name())),
                 sources: HashMap::new(),
@@ -321,7 +331,8 @@ impl StatsCollector {
             g.totals.acks += 1;
             g.totals.blobs += req.blobs as u64;
             g.totals.bytes += req.bytes as u64;
-            g.queue_wait_us.saturating_record(micros(outcome.queue_wait));
+            g.queue_wait_us
+                .saturating_record(micros(outcome.queue_wait));
             g.hold_us.saturating_record(micros(outcome.hold));
         });
     }
@@ -353,7 +364,10 @@ impl StatsCollector {
         } else {
             Arc::from(OTHER_SOURCE)
         };
-        f(groups.sources.entry(key).or_insert_with(|| GroupRecorder::new(source)));
+        f(groups
+            .sources
+            .entry(key)
+            .or_insert_with(|| GroupRecorder::new(source)));
     }
 
     /// Takes a snapshot; `queued` is the lane's current queue per class.
@@ -368,7 +382,11 @@ impl StatsCollector {
                 c.queued_requests = requests as u64;
                 c.queued_bytes = bytes as u64;
             }
-            sources = groups.sources.values().map(GroupRecorder::snapshot).collect();
+            sources = groups
+                .sources
+                .values()
+                .map(GroupRecorder::snapshot)
+                .collect();
             sources.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
         }
         let w = &self.wal;
@@ -405,18 +423,33 @@ impl StatsCollector {
 
 impl fmt::Display for Percentiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p50 {} p90 {} p99 {} max {} (n={})", self.p50, self.p90, self.p99, self.max, self.count)
+        write!(
+            f,
+            "p50 {} p90 {} p99 {} max {} (n={})",
+            self.p50, self.p90, self.p99, self.max, self.count
+        )
     }
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "uptime          {:.1} s", self.uptime_ms as f64 / 1000.0)?;
-        writeln!(f, "blobs written   {} ({} bytes, {} already stored)", self.blobs_written,
-            self.bytes_written, self.dedup_hits)?;
-        writeln!(f, "requests        {} acked, {} failed, {} cancelled, {} coalesced",
-            self.requests_acked, self.requests_failed, self.requests_cancelled, self.coalesced)?;
-        writeln!(f, "batches         {} (lane busy {:.1}%)", self.batches, self.lane_utilisation * 100.0)?;
+        writeln!(
+            f,
+            "blobs written   {} ({} bytes, {} already stored)",
+            self.blobs_written, self.bytes_written, self.dedup_hits
+        )?;
+        writeln!(
+            f,
+            "requests        {} acked, {} failed, {} cancelled, {} coalesced",
+            self.requests_acked, self.requests_failed, self.requests_cancelled, self.coalesced
+        )?;
+        writeln!(
+            f,
+            "batches         {} (lane busy {:.1}%)",
+            self.batches,
+            self.lane_utilisation * 100.0
+        )?;
         writeln!(f, "batch blobs     {}", self.batch_blobs)?;
         writeln!(f, "batch hold µs   {}", self.batch_hold_us)?;
         writeln!(f, "SQLITE_BUSY     {}", self.sqlite_busy)?;
@@ -425,16 +458,25 @@ impl fmt::Display for Stats {
             self.wal.bytes, self.wal.peak_bytes, self.wal.cap_bytes, self.wal.passive,
             self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures)?;
         for p in &self.pools {
-            writeln!(f, "pool {:<10} {} conns, {} reads, wait µs {}, latency µs {}", p.name, p.size,
-                p.reads, p.wait_us, p.latency_us)?;
+            writeln!(
+                f,
+                "pool {:<10} {} conns, {} reads, wait µs {}, latency µs {}",
+                p.name, p.size, p.reads, p.wait_us, p.latency_us
+            )?;
         }
         for c in &self.classes {
-            writeln!(f, "class {:<11} {} acks, {} blobs, {} errors, queued {}; queue wait µs {}",
-                c.name, c.acks, c.blobs, c.errors, c.queued_requests, c.queue_wait_us)?;
+            writeln!(
+                f,
+                "class {:<11} {} acks, {} blobs, {} errors, queued {}; queue wait µs {}",
+                c.name, c.acks, c.blobs, c.errors, c.queued_requests, c.queue_wait_us
+            )?;
         }
         for s in self.sources.iter().take(10) {
-            writeln!(f, "source {:<20} {} acks, {} blobs, {} bytes; queue wait µs {}",
-                s.name, s.acks, s.blobs, s.bytes, s.queue_wait_us)?;
+            writeln!(
+                f,
+                "source {:<20} {} acks, {} blobs, {} bytes; queue wait µs {}",
+                s.name, s.acks, s.blobs, s.bytes, s.queue_wait_us
+            )?;
         }
         Ok(())
     }

@@ -30,6 +30,19 @@ pub struct BlobInfo {
     pub inserted_at: SystemTime,
 }
 
+/// What the database holds, from [`Store::contents`].
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Contents {
+    /// Stored CIDs (a multihash under two codecs counts twice).
+    pub cids: u64,
+    /// Distinct multihashes (blobs stored once each).
+    pub distinct_blobs: u64,
+    /// Bytes of distinct blobs.
+    pub bytes: u64,
+    /// `PRAGMA user_version`.
+    pub schema_version: i64,
+}
+
 /// Result of [`Store::verify`].
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
@@ -60,7 +73,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("closed", &self.is_closed()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,10 +86,15 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).during("enable WAL")?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .during("enable WAL")?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Storage { op: "enable WAL", message: format!("journal_mode is {mode}"), busy: false });
+        return Err(Error::Storage {
+            op: "enable WAL",
+            message: format!("journal_mode is {mode}"),
+            busy: false,
+        });
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync};
@@ -86,7 +106,8 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     .during("configure writer")?;
     // Nothing else writes, so the lane never waits here; the timeout only guards against
     // another process opening the same file (counted as SQLITE_BUSY if it happens).
-    conn.busy_timeout(Duration::from_secs(5)).during("set busy timeout")?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .during("set busy timeout")?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::schema::migrate(&mut conn)?;
     Ok(conn)
@@ -107,9 +128,23 @@ impl Store {
         let stats = Arc::new(StatsCollector::new(config.detailed_stats));
         let writer = open_writer(&path, &config)?;
         let checkpoint_conn = Connection::open(&path).during("open checkpointer")?;
-        let checkpointer = Checkpointer::start(checkpoint_conn, path.clone(), &config, stats.clone())?;
-        let info_pool = ReadPool::open(&path, config.info_pool_size, PoolKind::Info, stats.clone())?;
-        let data_pool = ReadPool::open(&path, config.data_pool_size, PoolKind::Data, stats.clone())?;
+        let checkpointer =
+            Checkpointer::start(checkpoint_conn, path.clone(), &config, stats.clone())?;
+        let info_pool = ReadPool::open(
+            &path,
+            config.info_pool_size,
+            PoolKind::Info,
+            stats.clone(),
+            None,
+        )?;
+        let data_gate = Some(checkpointer.reader_gate());
+        let data_pool = ReadPool::open(
+            &path,
+            config.data_pool_size,
+            PoolKind::Data,
+            stats.clone(),
+            data_gate,
+        )?;
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -173,7 +208,8 @@ impl Store {
     /// [`Error::Overloaded`] if `opts.deadline` passes while waiting for room,
     /// [`Error::Closed`], or [`Error::Storage`] if the batch commit failed.
     pub async fn put_many(&self, blobs: Vec<Blob>, opts: PutOptions) -> Result<Vec<Cid>> {
-        self.put_staged(blobs.into_iter().map(StagedBlob::from).collect(), opts).await
+        self.put_staged(blobs.into_iter().map(StagedBlob::from).collect(), opts)
+            .await
     }
 
     /// Like [`Store::put_many`] for blobs carrying staged ops (the index uses this to write
@@ -185,7 +221,10 @@ impl Store {
         self.ensure_open()?;
         let max = self.inner.config.max_blob_size;
         if let Some(big) = blobs.iter().find(|s| s.blob.len() > max) {
-            return Err(Error::TooLarge { size: big.blob.len(), max });
+            return Err(Error::TooLarge {
+                size: big.blob.len(),
+                max,
+            });
         }
         let cids: Vec<Cid> = blobs.iter().map(|s| *s.blob.cid()).collect();
         let mut acks = Vec::new();
@@ -203,10 +242,18 @@ impl Store {
         let max_blobs = self.inner.config.request_max_blobs.max(1);
         let max_bytes = self.inner.config.request_max_bytes;
         let mut out = Vec::new();
-        let mut cur = Submission { work: Work::Blobs(Vec::new()), bytes: 0, blobs: 0 };
+        let mut cur = Submission {
+            work: Work::Blobs(Vec::new()),
+            bytes: 0,
+            blobs: 0,
+        };
         for s in blobs {
             if cur.blobs > 0 && (cur.blobs >= max_blobs || cur.bytes + s.blob.len() > max_bytes) {
-                let next = Submission { work: Work::Blobs(Vec::new()), bytes: 0, blobs: 0 };
+                let next = Submission {
+                    work: Work::Blobs(Vec::new()),
+                    bytes: 0,
+                    blobs: 0,
+                };
                 out.push(std::mem::replace(&mut cur, next));
             }
             cur.bytes += s.blob.len();
@@ -239,10 +286,23 @@ impl Store {
     {
         self.ensure_open()?;
         let work = Work::App(Box::new(move |conn| f(conn).map(|v| Box::new(v) as _)));
-        let ack = self.inner.lane.submit(Submission { work, bytes: 0, blobs: 0 }, &opts).await?;
+        let ack = self
+            .inner
+            .lane
+            .submit(
+                Submission {
+                    work,
+                    bytes: 0,
+                    blobs: 0,
+                },
+                &opts,
+            )
+            .await?;
         let value = ack.await.map_err(|_| Error::Closed)??;
         let value = value.expect("app writes are acked with their value");
-        Ok(*value.downcast::<T>().expect("the value has the closure's type"))
+        Ok(*value
+            .downcast::<T>()
+            .expect("the value has the closure's type"))
     }
 
     /// Reads a blob's bytes, verified against its CID.
@@ -287,20 +347,22 @@ impl Store {
         self.inner
             .info_pool
             .read(move |conn| {
-                conn.prepare_cached("SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2")
-                    .during("prepare info")?
-                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
-                        let size: i64 = r.get(0)?;
-                        let at: i64 = r.get(1)?;
-                        Ok(BlobInfo {
-                            cid,
-                            size: size as u64,
-                            codec: cid.codec(),
-                            inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
-                        })
+                conn.prepare_cached(
+                    "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2",
+                )
+                .during("prepare info")?
+                .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
+                    let size: i64 = r.get(0)?;
+                    let at: i64 = r.get(1)?;
+                    Ok(BlobInfo {
+                        cid,
+                        size: size as u64,
+                        codec: cid.codec(),
+                        inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
                     })
-                    .optional()
-                    .during("info")
+                })
+                .optional()
+                .during("info")
             })
             .await
     }
@@ -311,8 +373,10 @@ impl Store {
     /// [`Error::Closed`], [`Error::Storage`].
     pub async fn has_many(&self, cids: &[Cid]) -> Result<Vec<bool>> {
         self.ensure_open()?;
-        let keys: Vec<(Vec<u8>, i64)> =
-            cids.iter().map(|c| (multihash_key(c), c.codec() as i64)).collect();
+        let keys: Vec<(Vec<u8>, i64)> = cids
+            .iter()
+            .map(|c| (multihash_key(c), c.codec() as i64))
+            .collect();
         self.inner
             .data_pool
             .read(move |conn| {
@@ -366,6 +430,39 @@ impl Store {
         self.inner.data_pool.read(verify_all).await
     }
 
+    /// Counts what the database holds (a scan of the metadata, on the data pool).
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn contents(&self) -> Result<Contents> {
+        self.ensure_open()?;
+        self.inner
+            .data_pool
+            .read(|conn| {
+                let tx = conn.unchecked_transaction().during("begin read")?;
+                let cids: i64 = tx
+                    .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+                    .during("count")?;
+                let (distinct, bytes): (i64, i64) = tx
+                    .query_row(
+                        "SELECT count(*), coalesce(sum(length(data)), 0) FROM blob_data",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .during("count")?;
+                let schema_version: i64 = tx
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .during("count")?;
+                Ok(Contents {
+                    cids: cids as u64,
+                    distinct_blobs: distinct as u64,
+                    bytes: bytes as u64,
+                    schema_version,
+                })
+            })
+            .await
+    }
+
     /// A snapshot of the store's counters and latencies.
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot(self.inner.lane.queued())
@@ -410,14 +507,23 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let tx = conn.unchecked_transaction().during("begin verify")?;
     {
-        let mut stmt = tx.prepare("SELECT mh, data FROM blob_data").during("prepare verify")?;
+        let mut stmt = tx
+            .prepare("SELECT mh, data FROM blob_data")
+            .during("prepare verify")?;
         let mut rows = stmt.query([]).during("scan blobs")?;
         while let Some(row) = rows.next().during("scan blobs")? {
             let mh: Vec<u8> = row.get(0).during("read multihash")?;
-            let data: Vec<u8> = row.get_ref(1).during("read data")?.as_blob().unwrap_or_default().to_vec();
+            let data: Vec<u8> = row
+                .get_ref(1)
+                .during("read data")?
+                .as_blob()
+                .unwrap_or_default()
+                .to_vec();
             report.blobs_checked += 1;
             let Some(cid) = crate::cid::cid_from_parts(1, crate::codec::RAW, &mh) else {
-                report.problems.push(format!("unparseable multihash {}", hex(&mh)));
+                report
+                    .problems
+                    .push(format!("unparseable multihash {}", hex(&mh)));
                 continue;
             };
             if let Err(e) = verify(&cid, &data) {
@@ -425,13 +531,20 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport> {
             }
         }
     }
-    let mut stmt = tx.prepare("PRAGMA integrity_check").during("integrity check")?;
+    let mut stmt = tx
+        .prepare("PRAGMA integrity_check")
+        .during("integrity check")?;
     let lines = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .during("integrity check")?
         .collect::<rusqlite::Result<Vec<_>>>()
         .during("integrity check")?;
-    report.problems.extend(lines.into_iter().filter(|l| l != "ok").map(|l| format!("sqlite: {l}")));
+    report.problems.extend(
+        lines
+            .into_iter()
+            .filter(|l| l != "ok")
+            .map(|l| format!("sqlite: {l}")),
+    );
     let orphans: i64 = tx
         .query_row(
             "SELECT count(*) FROM blobs b LEFT JOIN blob_data d ON d.id = b.data_id WHERE d.id IS NULL",
@@ -440,7 +553,9 @@ fn verify_all(conn: &Connection) -> Result<VerifyReport> {
         )
         .during("check metadata")?;
     if orphans > 0 {
-        report.problems.push(format!("{orphans} metadata rows without bytes"));
+        report
+            .problems
+            .push(format!("{orphans} metadata rows without bytes"));
     }
     Ok(report)
 }

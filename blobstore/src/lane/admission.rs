@@ -37,12 +37,18 @@ impl Admission {
         let n = u32::try_from(bytes).unwrap_or(u32::MAX).min(self.max_bytes);
         let take = async {
             let request = self.requests.acquire().await.map_err(|_| Error::Closed)?;
-            let bytes = self.bytes.acquire_many(n).await.map_err(|_| Error::Closed)?;
+            let bytes = self
+                .bytes
+                .acquire_many(n)
+                .await
+                .map_err(|_| Error::Closed)?;
             Ok(Permits { request, bytes })
         };
         match deadline {
             None => take.await,
-            Some(at) => tokio::time::timeout_at(at, take).await.map_err(|_| Error::Overloaded)?,
+            Some(at) => tokio::time::timeout_at(at, take)
+                .await
+                .map_err(|_| Error::Overloaded)?,
         }
     }
 

@@ -76,7 +76,10 @@ impl Lane {
         let thread = std::thread::Builder::new()
             .name("seedbank-lane".into())
             .spawn(move || writer.run())?;
-        Ok(Lane { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Lane {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Admits one request (waiting for room up to `deadline`) and returns the receiver of

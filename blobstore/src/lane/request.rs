@@ -18,8 +18,12 @@ pub trait StagedOp: Send + 'static {
     ///
     /// # Errors
     /// Any error rolls back the whole request the blob belongs to.
-    fn apply(self: Box<Self>, conn: &Connection, blob: &Blob, inserted: bool)
-        -> Result<(), AppError>;
+    fn apply(
+        self: Box<Self>,
+        conn: &Connection,
+        blob: &Blob,
+        inserted: bool,
+    ) -> Result<(), AppError>;
 }
 
 /// A verified blob ready for admission, with optional extra SQL to run in its transaction.

@@ -54,7 +54,11 @@ impl Scheduler {
     /// `min_share` in (0, 1] is the lowest share of batches a waiting lower class leads;
     /// `quantum` is the DRR quantum in cost units.
     pub fn new(min_share: f64, quantum: usize) -> Self {
-        let lead_every = if min_share > 0.0 { (1.0 / min_share).ceil().max(1.0) as u32 } else { u32::MAX };
+        let lead_every = if min_share > 0.0 {
+            (1.0 / min_share).ceil().max(1.0) as u32
+        } else {
+            u32::MAX
+        };
         Scheduler {
             classes: Default::default(),
             since_lead: [0; 3],
@@ -70,7 +74,10 @@ impl Scheduler {
         let class = &mut self.classes[req.class.index()];
         if let Some(key) = req.coalesce_key.clone() {
             if let Some(source) = class.coalesce.get(&key).cloned() {
-                let queue = class.sources.get_mut(&source).expect("coalesce index is in sync");
+                let queue = class
+                    .sources
+                    .get_mut(&source)
+                    .expect("coalesce index is in sync");
                 let slot = queue
                     .requests
                     .iter_mut()
@@ -126,7 +133,11 @@ impl Scheduler {
             }
         }
         let mut rest = Priority::ALL.into_iter().filter(|&p| p != leader);
-        self.order = [leader, rest.next().expect("three classes"), rest.next().expect("three")];
+        self.order = [
+            leader,
+            rest.next().expect("three classes"),
+            rest.next().expect("three"),
+        ];
     }
 
     /// The next request for the batch being filled, in the order chosen by `start_batch`.
@@ -141,8 +152,15 @@ impl Scheduler {
         let c = &mut self.classes[class.index()];
         loop {
             let source = c.ring.front()?.clone();
-            let queue = c.sources.get_mut(&source).expect("ring and sources are in sync");
-            let cost = queue.requests.front().expect("queued sources are non-empty").cost();
+            let queue = c
+                .sources
+                .get_mut(&source)
+                .expect("ring and sources are in sync");
+            let cost = queue
+                .requests
+                .front()
+                .expect("queued sources are non-empty")
+                .cost();
             if queue.deficit < cost {
                 queue.deficit += quantum;
                 c.ring.rotate_left(1);

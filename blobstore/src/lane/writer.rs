@@ -39,7 +39,12 @@ impl Writer {
         budget: BatchBudget,
         checkpointer: Arc<Checkpointer>,
     ) -> Self {
-        Writer { conn, shared, budget, checkpointer }
+        Writer {
+            conn,
+            shared,
+            budget,
+            checkpointer,
+        }
     }
 
     /// Runs batches until the lane is closed and its queues are empty.
@@ -66,16 +71,25 @@ impl Writer {
     }
 
     fn run_batch(&mut self, first: Request) {
+        self.checkpointer.hold_writes_if_over_cap();
         // The checkpointer takes this gate for RESTART/TRUNCATE, so the two never contend
         // for SQLite's write lock (which would surface as SQLITE_BUSY).
         let gate = self.checkpointer.write_gate();
         let _held = gate.lock();
         let started = Instant::now();
-        let span = tracing::trace_span!("lane_batch", requests = tracing::field::Empty,
-            blobs = tracing::field::Empty, hold_us = tracing::field::Empty);
+        let span = tracing::trace_span!(
+            "lane_batch",
+            requests = tracing::field::Empty,
+            blobs = tracing::field::Empty,
+            hold_us = tracing::field::Empty
+        );
         let _enter = span.enter();
 
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE").during("begin batch") {
+        if let Err(e) = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .during("begin batch")
+        {
             self.shared.stats.record_error(&e);
             self.fail(first, e);
             return;
@@ -120,8 +134,16 @@ impl Writer {
         let queue_wait = exec_started.saturating_duration_since(req.enqueued);
         match self.execute(&mut req.work, now_ms) {
             Ok((value, dedup)) => {
-                let outcome = RequestOutcome { queue_wait, hold: exec_started.elapsed(), dedup };
-                Some(Done { req, value, outcome })
+                let outcome = RequestOutcome {
+                    queue_wait,
+                    hold: exec_started.elapsed(),
+                    dedup,
+                };
+                Some(Done {
+                    req,
+                    value,
+                    outcome,
+                })
             }
             Err(e) => {
                 self.shared.stats.record_error(&e);
@@ -133,8 +155,14 @@ impl Writer {
     }
 
     /// Acks every executed request with the outcome of `COMMIT`.
-    fn finish(&mut self, done: Vec<Done>, committed: Result<()>, blobs: usize, bytes: usize,
-        hold: std::time::Duration) {
+    fn finish(
+        &mut self,
+        done: Vec<Done>,
+        committed: Result<()>,
+        blobs: usize,
+        bytes: usize,
+        hold: std::time::Duration,
+    ) {
         let stats = &self.shared.stats;
         match committed {
             Ok(()) => {
@@ -164,31 +192,36 @@ impl Writer {
 
     /// Runs one request under its own savepoint; returns its app value and dedup hits.
     fn execute(&mut self, work: &mut Work, now_ms: i64) -> Result<(Option<AppValue>, usize)> {
-        self.conn.execute_batch("SAVEPOINT request").during("savepoint")?;
+        self.conn
+            .execute_batch("SAVEPOINT request")
+            .during("savepoint")?;
         let result = match std::mem::replace(work, Work::Blobs(Vec::new())) {
             Work::Blobs(blobs) => insert_blobs(&self.conn, blobs, now_ms).map(|d| (None, d)),
             Work::App(write) => write(&self.conn).map(|v| (Some(v), 0)).map_err(Error::App),
         };
         if result.is_err() {
-            self.conn.execute_batch("ROLLBACK TO request").during("rollback savepoint")?;
+            self.conn
+                .execute_batch("ROLLBACK TO request")
+                .during("rollback savepoint")?;
         }
-        self.conn.execute_batch("RELEASE request").during("release savepoint")?;
+        self.conn
+            .execute_batch("RELEASE request")
+            .during("release savepoint")?;
         result
     }
 }
 
 /// Inserts blobs (bytes once per multihash, one metadata row per CID) and runs their staged
 /// ops. Returns how many CIDs were already stored.
-fn insert_blobs(
-    conn: &Connection,
-    blobs: Vec<super::StagedBlob>,
-    now_ms: i64,
-) -> Result<usize> {
+fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -> Result<usize> {
     let mut insert_data = conn
-        .prepare_cached("INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING")
+        .prepare_cached(
+            "INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING",
+        )
         .during("prepare insert data")?;
-    let mut find_data =
-        conn.prepare_cached("SELECT id FROM blob_data WHERE mh = ?1").during("prepare find data")?;
+    let mut find_data = conn
+        .prepare_cached("SELECT id FROM blob_data WHERE mh = ?1")
+        .during("prepare find data")?;
     let mut insert_meta = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO blobs (mh, codec, data_id, size, inserted_at)
@@ -199,10 +232,16 @@ fn insert_blobs(
     for staged in blobs {
         let blob = &staged.blob;
         let mh = multihash_key(blob.cid());
-        let data_id = if insert_data.execute((&mh, blob.data().as_ref())).during("insert data")? == 1 {
+        let data_id = if insert_data
+            .execute((&mh, blob.data().as_ref()))
+            .during("insert data")?
+            == 1
+        {
             conn.last_insert_rowid()
         } else {
-            find_data.query_row([&mh], |r| r.get(0)).during("find data")?
+            find_data
+                .query_row([&mh], |r| r.get(0))
+                .during("find data")?
         };
         let codec = blob.cid().codec() as i64;
         let inserted = insert_meta
@@ -220,5 +259,8 @@ fn insert_blobs(
 }
 
 fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
