@@ -20,6 +20,10 @@
 //! # }
 //! ```
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
 

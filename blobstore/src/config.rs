@@ -146,8 +146,10 @@ pub struct PutOptions {
     /// Give up with [`Error::Overloaded`](crate::Error::Overloaded) if the queue has no room
     /// by then. `None` waits for room.
     pub deadline: Option<tokio::time::Instant>,
-    /// For [`Store::write`](crate::Store::write): a queued write with the same key is replaced
-    /// by the newer one (best-effort bookkeeping such as "peer last seen").
+    /// For [`Store::write`](crate::Store::write): a queued write with the same key in the same
+    /// priority class is replaced by the newer one, which keeps the older one's place in the
+    /// queue; the older caller gets [`Error::Superseded`](crate::Error::Superseded). For
+    /// best-effort bookkeeping such as "peer last seen". Ignored by `put_many`.
     pub coalesce_key: Option<String>,
 }
 
