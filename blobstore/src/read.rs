@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags};
@@ -86,6 +86,19 @@ impl ReadPool {
             .await
             .map_err(|_| Error::Closed)?;
         let waited = asked.elapsed();
+        if self.kind == PoolKind::Info {
+            // Inline on the caller's task: an info read is a point lookup of microseconds
+            // that never waits on a lock (the checkpointer's gate exempts this pool), so a
+            // hop to a blocking thread would cost more than the read and add a scheduler
+            // wakeup to its tail latency.
+            let result = {
+                let _permit = permit;
+                let conn = self.idle.lock().pop();
+                let conn = Checkout { conn, idle: self.idle.clone() };
+                f(conn.conn.as_ref().expect("a permit guarantees an idle connection"))
+            };
+            return self.finish(result, waited, asked);
+        }
         let idle = self.idle.clone();
         let gate = self.checkpoint_gate.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -101,6 +114,11 @@ impl ReadPool {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("read task failed: {e}"))))?;
+        self.finish(result, waited, asked)
+    }
+
+    /// Records a read's wait, latency and any SQLite error.
+    fn finish<T>(&self, result: Result<T>, waited: Duration, asked: Instant) -> Result<T> {
         self.stats.pools[self.kind as usize].record(waited, asked.elapsed());
         if let Err(e) = &result {
             self.stats.record_error(e);
