@@ -1,0 +1,60 @@
+//! Discovery configuration.
+
+use std::time::Duration;
+
+/// How a [`Discovery`](crate::Discovery) contacts peers. Start from
+/// [`DiscoveryConfig::default`] and change fields.
+#[derive(Clone, Debug)]
+pub struct DiscoveryConfig {
+    /// Most peers one run contacts, failed ones included (default 8).
+    pub fanout: usize,
+    /// Most peer sessions running at once (default 4).
+    pub concurrency: usize,
+    /// Longest wait for one answer (a reconciliation round or a fetch; default 5 s).
+    pub round_timeout: Duration,
+    /// Most time one session may spend waiting for its peer, all rounds and fetches
+    /// together (default 30 s). Time spent storing what it sent does not count.
+    pub peer_timeout: Duration,
+    /// How long "nobody has it" is remembered (default 30 s; zero disables the cache).
+    pub negative_ttl: Duration,
+    /// Most scopes in the negative cache (default 10,000).
+    pub negative_capacity: usize,
+    /// CIDs per fetch request (default 64). Each answer is verified, then stored as one
+    /// `put_many` through the lane.
+    pub fetch_batch: usize,
+    /// Negentropy frame size limit in bytes (0 = unlimited, else at least 4096; default
+    /// 256 KiB).
+    pub frame_limit: u64,
+    /// Most ids one request asks a peer to resolve to CIDs (default 4,096; the
+    /// [`Responder`](crate::Responder) accepts up to its own `max_want`).
+    pub max_want: usize,
+    /// Most reconciliation round trips with one peer before it is dropped (default 64).
+    pub max_rounds: usize,
+    /// Latency assumed for a peer never measured, when ranking (default 200 ms).
+    pub assumed_latency: Duration,
+    /// Named scopes: peers whose reconciliation must leave nothing to fetch before the
+    /// scope counts as complete (default 1).
+    pub named_quorum: usize,
+    /// Source name of discovery's writes on the lane (default `"discovery"`).
+    pub source: String,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            fanout: 8,
+            concurrency: 4,
+            round_timeout: Duration::from_secs(5),
+            peer_timeout: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(30),
+            negative_capacity: 10_000,
+            fetch_batch: 64,
+            frame_limit: 256 * 1024,
+            max_want: 4096,
+            max_rounds: 64,
+            assumed_latency: Duration::from_millis(200),
+            named_quorum: 1,
+            source: "discovery".to_string(),
+        }
+    }
+}

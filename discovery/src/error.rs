@@ -1,0 +1,122 @@
+//! The crate's one error type.
+//!
+//! Errors are `Clone` (store and index errors are kept behind an `Arc`) because one
+//! discovery run's result is shared by every caller that joined it.
+
+use std::sync::Arc;
+
+use cid::Cid;
+
+use crate::scope::Scope;
+
+/// Errors returned by discovery, the responder and [`Peer`](crate::Peer) implementations.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob store failed or rejected a request (closed, overloaded, storage error).
+    #[error(transparent)]
+    Blobstore(Arc<seedbank_blobstore::Error>),
+    /// The index failed (storage error, DAG over the reachable limit, ...).
+    #[error(transparent)]
+    Index(Arc<seedbank_index::Error>),
+    /// A responder is at its admission limit and refused the request instead of queueing
+    /// it. The caller should try another peer or come back later.
+    #[error("peer is busy: admission limit reached")]
+    Busy,
+    /// A peer did not answer within the per-round or per-peer time budget.
+    #[error("peer {peer} timed out during {op}")]
+    Timeout {
+        /// The peer's id.
+        peer: String,
+        /// `"reconcile"` or `"fetch"`.
+        op: &'static str,
+    },
+    /// A peer sent bytes that do not hash to the CID it sent them for: it is lying or
+    /// corrupt. Nothing it sent in that response is stored.
+    #[error("peer {peer} sent bytes that do not hash to {cid}")]
+    HashMismatch {
+        /// The peer's id.
+        peer: String,
+        /// The CID the bytes were sent for.
+        cid: Cid,
+    },
+    /// A peer broke the protocol: an undecodable or oversized message, a blob nobody asked
+    /// for, a reconciliation that would not end.
+    #[error("protocol error{}: {reason}", peer_suffix(peer))]
+    Protocol {
+        /// The peer's id, when known.
+        peer: Option<String>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A peer could not be reached or failed on its side. [`Peer`](crate::Peer)
+    /// implementations return this for transport errors.
+    #[error("peer failed: {reason}")]
+    Transport {
+        /// What went wrong, in the transport's words.
+        reason: String,
+    },
+    /// No contacted peer had anything the scope needs. `cached` is true when the answer
+    /// came from the negative cache and no message was sent.
+    #[error("nobody has {scope}{}", if *cached { " (cached)" } else { "" })]
+    NotFound {
+        /// The scope looked for.
+        scope: Scope,
+        /// True when answered from the negative cache.
+        cached: bool,
+    },
+    /// The shared discovery run panicked or was aborted before producing a result.
+    #[error("discovery run aborted: {reason}")]
+    Aborted {
+        /// Why, as far as is known.
+        reason: String,
+    },
+}
+
+fn peer_suffix(peer: &Option<String>) -> String {
+    peer.as_ref().map(|p| format!(" from peer {p}")).unwrap_or_default()
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<seedbank_blobstore::Error> for Error {
+    fn from(err: seedbank_blobstore::Error) -> Self {
+        Error::Blobstore(Arc::new(err))
+    }
+}
+
+impl From<seedbank_index::Error> for Error {
+    fn from(err: seedbank_index::Error) -> Self {
+        Error::Index(Arc::new(err))
+    }
+}
+
+impl Error {
+    /// A protocol error attributed to no peer yet (the session adds the peer).
+    pub(crate) fn protocol(reason: impl Into<String>) -> Self {
+        Error::Protocol {
+            peer: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A transport failure with the given reason (for [`Peer`](crate::Peer) implementers).
+    pub fn transport(reason: impl Into<String>) -> Self {
+        Error::Transport {
+            reason: reason.into(),
+        }
+    }
+
+    /// True for errors that mean the peer lied (bad bytes or a protocol violation):
+    /// such a peer is dropped and not contacted again by this [`Discovery`](crate::Discovery).
+    pub fn is_lie(&self) -> bool {
+        matches!(self, Error::HashMismatch { .. } | Error::Protocol { .. })
+    }
+}
+
+impl From<negentropy::Error> for Error {
+    fn from(err: negentropy::Error) -> Self {
+        Error::protocol(format!("negentropy: {err}"))
+    }
+}

@@ -1,0 +1,210 @@
+//! The shared haves cache: one build per `(scope, generation)`, however many callers.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use seedbank_index::Index;
+use tokio::sync::Semaphore;
+
+use super::{dag, named, read_data, BuildKind, Haves};
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+
+/// Haves cache configuration.
+#[derive(Clone, Debug)]
+pub struct HavesConfig {
+    /// Most snapshot builds running at once (default 2). Builds are scans on the data read
+    /// pool; bounding them keeps pool connections free for `get` and `has_many`.
+    pub max_concurrent_builds: usize,
+    /// Total items kept across cached snapshots (default 2,000,000; about 200 bytes each).
+    pub max_items: u64,
+    /// A snapshot nobody asked for in this long is dropped (default 10 minutes).
+    pub time_to_idle: Duration,
+    /// Most blocks a DAG snapshot walks, present and missing together (default: the
+    /// index's `reachable_limit`).
+    pub dag_limit: Option<usize>,
+}
+
+impl Default for HavesConfig {
+    fn default() -> Self {
+        HavesConfig {
+            max_concurrent_builds: 2,
+            max_items: 2_000_000,
+            time_to_idle: Duration::from_secs(600),
+            dag_limit: None,
+        }
+    }
+}
+
+/// Counters of a [`HavesCache`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HavesStats {
+    /// Snapshots built (full, incremental and reused together): one per `(scope,
+    /// generation)` asked for while not cached.
+    pub builds: u64,
+    /// Builds that scanned the whole scope.
+    pub full: u64,
+    /// Builds that extended the previous snapshot.
+    pub incremental: u64,
+    /// Builds that found nothing changed in the scope and shared the previous items.
+    pub reused: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+}
+
+/// Haves snapshots keyed by `(scope, generation)` in a `moka` cache.
+///
+/// Every lookup goes through `try_get_with`, which coalesces concurrent callers for the
+/// same key into one build: N peer sessions, N responder answers and N concurrent
+/// discoveries of one snapshot cost one scan. Cheap to clone; clones share the cache.
+#[derive(Clone)]
+pub struct HavesCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Index,
+    config: HavesConfig,
+    cache: Cache<(Scope, u64), Arc<Haves>>,
+    builds: Semaphore,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    lookups: AtomicU64,
+    full: AtomicU64,
+    incremental: AtomicU64,
+    reused: AtomicU64,
+}
+
+impl std::fmt::Debug for HavesCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HavesCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HavesCache {
+    /// A cache over `index`'s scopes.
+    pub fn new(index: Index, config: HavesConfig) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.max_items)
+            .weigher(|_, haves: &Arc<Haves>| haves.len().try_into().unwrap_or(u32::MAX).max(1))
+            .time_to_idle(config.time_to_idle)
+            .build();
+        HavesCache {
+            inner: Arc::new(Inner {
+                builds: Semaphore::new(config.max_concurrent_builds.max(1)),
+                index,
+                config,
+                cache,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The index the snapshots are read from.
+    pub fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    /// The scope's current generation, from the `info` pool: the named scope's generation,
+    /// or the index's DAG generation for a DAG scope.
+    ///
+    /// # Errors
+    /// [`Error::Index`] if the store is closed or the read failed.
+    pub async fn generation(&self, scope: &Scope) -> Result<u64> {
+        let index = &self.inner.index;
+        Ok(match scope {
+            Scope::Named(name) => index.generation(name).await?,
+            Scope::Dag(_) => index.dag_generation().await?,
+        })
+    }
+
+    /// The snapshot of `scope` at its current generation, built if not cached.
+    ///
+    /// # Errors
+    /// [`Error::Index`] / [`Error::Blobstore`] if reading failed, or a DAG walk passed its
+    /// limit ([`seedbank_index::Error::LimitExceeded`]).
+    pub async fn get(&self, scope: &Scope) -> Result<Arc<Haves>> {
+        let generation = self.generation(scope).await?;
+        self.get_at(scope, generation).await
+    }
+
+    /// The snapshot cached for `(scope, generation)`, built now if absent. A build reads the
+    /// current state, which may be newer than `generation` (see [`Haves::generation`]).
+    ///
+    /// # Errors
+    /// As [`HavesCache::get`].
+    pub async fn get_at(&self, scope: &Scope, generation: u64) -> Result<Arc<Haves>> {
+        self.inner.counters.lookups.fetch_add(1, Relaxed);
+        let key = (scope.clone(), generation);
+        self.inner
+            .cache
+            .try_get_with(key, self.build(scope.clone()))
+            .await
+            .map_err(|e: Arc<Error>| (*e).clone())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> HavesStats {
+        let c = &self.inner.counters;
+        let (full, incremental, reused) = (
+            c.full.load(Relaxed),
+            c.incremental.load(Relaxed),
+            c.reused.load(Relaxed),
+        );
+        let builds = full + incremental + reused;
+        HavesStats {
+            builds,
+            full,
+            incremental,
+            reused,
+            hits: c.lookups.load(Relaxed).saturating_sub(builds),
+        }
+    }
+
+    /// Builds a snapshot on the data pool, after waiting for a build slot.
+    async fn build(&self, scope: Scope) -> Result<Arc<Haves>> {
+        let _slot = self.inner.builds.acquire().await.map_err(|_| Error::Aborted {
+            reason: "haves cache closed".into(),
+        })?;
+        let prev = self.previous(&scope);
+        let limit = self
+            .inner
+            .config
+            .dag_limit
+            .unwrap_or(self.inner.index.config().reachable_limit);
+        let haves = read_data(self.inner.index.store(), move |conn| {
+            let prev = prev.as_deref();
+            match &scope {
+                Scope::Named(name) => named::build(conn, name, prev),
+                Scope::Dag(root) => dag::build(conn, *root, prev, limit),
+            }
+        })
+        .await?;
+        let counter = match haves.build_kind() {
+            BuildKind::Full => &self.inner.counters.full,
+            BuildKind::Incremental => &self.inner.counters.incremental,
+            BuildKind::Reused => &self.inner.counters.reused,
+        };
+        counter.fetch_add(1, Relaxed);
+        tracing::debug!(scope = %haves.scope(), generation = haves.generation(),
+            items = haves.len(), kind = ?haves.build_kind(), "built haves");
+        Ok(Arc::new(haves))
+    }
+
+    /// The newest cached snapshot of `scope`, to extend.
+    fn previous(&self, scope: &Scope) -> Option<Arc<Haves>> {
+        self.inner
+            .cache
+            .iter()
+            .filter(|(key, _)| &key.0 == scope)
+            .map(|(_, haves)| haves)
+            .max_by_key(|haves| haves.generation())
+    }
+}

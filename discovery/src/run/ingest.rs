@@ -1,0 +1,101 @@
+//! Verifying fetched blobs and submitting them through the lane.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use cid::Cid;
+use seedbank_blobstore::{Blob, Priority};
+use seedbank_index::{extract_links, Index, IndexPutOptions};
+
+use crate::error::{Error, Result};
+use crate::haves::Haves;
+use crate::item::ItemId;
+use crate::scope::Scope;
+
+/// Above this many bytes, hashing moves to a blocking thread so it does not stall the
+/// runtime's other tasks.
+const INLINE_VERIFY_BYTES: usize = 256 * 1024;
+
+/// Checks a fetch answer against what was asked: every blob must be one asked for, at most
+/// once, and hash to its CID. One bad blob condemns the whole answer (a lying peer's bytes
+/// are never stored, not even those that happen to verify).
+///
+/// # Errors
+/// [`Error::HashMismatch`] or [`Error::Protocol`] naming `peer`.
+pub(crate) async fn verify(
+    peer: &str,
+    asked: &[Cid],
+    answer: Vec<(Cid, Bytes)>,
+) -> Result<Vec<Blob>> {
+    let asked: HashMap<ItemId, Cid> = asked.iter().map(|c| (ItemId::of(c), *c)).collect();
+    let mut seen = HashSet::new();
+    let mut pairs = Vec::with_capacity(answer.len());
+    for (cid, data) in answer {
+        let id = ItemId::of(&cid);
+        let Some(ours) = asked.get(&id) else {
+            return Err(protocol(peer, format!("sent {cid}, which was not asked for")));
+        };
+        if !seen.insert(id) {
+            return Err(protocol(peer, format!("sent {cid} twice")));
+        }
+        pairs.push((*ours, data));
+    }
+    let total: usize = pairs.iter().map(|(_, d)| d.len()).sum();
+    let peer = peer.to_string();
+    if total <= INLINE_VERIFY_BYTES {
+        return check_all(&peer, pairs);
+    }
+    tokio::task::spawn_blocking(move || check_all(&peer, pairs))
+        .await
+        .map_err(|e| Error::Aborted {
+            reason: format!("verification task failed: {e}"),
+        })?
+}
+
+fn check_all(peer: &str, pairs: Vec<(Cid, Bytes)>) -> Result<Vec<Blob>> {
+    pairs
+        .into_iter()
+        .map(|(cid, data)| {
+            Blob::with_cid(cid, data).map_err(|e| match e {
+                seedbank_blobstore::Error::HashMismatch { cid } => Error::HashMismatch {
+                    peer: peer.to_string(),
+                    cid,
+                },
+                other => protocol(peer, format!("unverifiable blob for {cid}: {other}")),
+            })
+        })
+        .collect()
+}
+
+fn protocol(peer: &str, reason: String) -> Error {
+    Error::Protocol {
+        peer: Some(peer.to_string()),
+        reason,
+    }
+}
+
+/// Stores verified blobs through the index (links indexed, named-scope membership recorded)
+/// at `Normal` priority, as one `put_many` that the store splits into lane requests.
+///
+/// # Errors
+/// [`Error::Index`] if the lane rejected or failed the write.
+pub(crate) async fn submit(index: &Index, scope: &Scope, source: &str, blobs: Vec<Blob>) -> Result<()> {
+    let mut opts = IndexPutOptions::new(Priority::Normal, source);
+    if let Scope::Named(name) = scope {
+        opts = opts.scope(name.clone());
+    }
+    index.put_many(blobs, opts).await?;
+    Ok(())
+}
+
+/// The links of fetched DAG blocks that may be new wants: not identity CIDs (never
+/// missing) and not in the run's starting snapshot. Deduplicated, in link order.
+pub(crate) fn children(blobs: &[Blob], haves: &Haves) -> Vec<Cid> {
+    let mut seen = HashSet::new();
+    blobs
+        .iter()
+        .flat_map(|b| extract_links(b.cid().codec(), b.data()).links)
+        .filter(|c| c.hash().code() != 0x00)
+        .filter(|c| seen.insert(ItemId::of(c)) && !haves.contains(c))
+        .collect()
+}

@@ -1,0 +1,303 @@
+//! One discovery run: pick peers, run at most `concurrency` sessions at once up to
+//! `fanout` peers, replace failed ones, and stop (cancelling the rest) once the scope is
+//! complete.
+
+mod ingest;
+mod session;
+mod state;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use cid::Cid;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use seedbank_index::Index;
+use tokio::time::Instant;
+
+use crate::config::DiscoveryConfig;
+use crate::error::{Error, Result};
+use crate::fanout::{Scores, Verdict};
+use crate::haves::Haves;
+use crate::item::ItemId;
+use crate::peer::Peer;
+use crate::report::{Report, SessionOutcome, SessionReport};
+use crate::scope::Scope;
+use session::{Session, SessionStats, Stop};
+use state::RunState;
+
+/// Run-wide counters.
+#[derive(Default)]
+pub(crate) struct RunCounters {
+    blobs: AtomicU64,
+    bytes: AtomicU64,
+    duplicates: AtomicU64,
+    pub memberships: AtomicU64,
+}
+
+impl RunCounters {
+    fn record_fetch(&self, blobs: usize, bytes: usize, duplicates: u64) {
+        self.blobs.fetch_add(blobs as u64, Relaxed);
+        self.bytes.fetch_add(bytes as u64, Relaxed);
+        self.duplicates.fetch_add(duplicates, Relaxed);
+    }
+
+    fn progressed(&self) -> bool {
+        self.blobs.load(Relaxed) > 0 || self.memberships.load(Relaxed) > 0
+    }
+}
+
+/// Everything one run's sessions share.
+pub(crate) struct RunCtx {
+    pub id: u64,
+    pub scope: Scope,
+    pub index: Index,
+    pub haves: Arc<Haves>,
+    pub config: Arc<DiscoveryConfig>,
+    state: RunState,
+    counters: RunCounters,
+    /// Serialises completion checks of a DAG scope (each is a walk).
+    confirming: tokio::sync::Mutex<()>,
+}
+
+impl RunCtx {
+    pub fn new(
+        id: u64,
+        scope: Scope,
+        index: Index,
+        haves: Arc<Haves>,
+        config: Arc<DiscoveryConfig>,
+    ) -> Self {
+        let state = RunState::new();
+        if matches!(scope, Scope::Dag(_)) {
+            state.want(haves.missing().iter().copied());
+        }
+        RunCtx {
+            id,
+            scope,
+            index,
+            haves,
+            config,
+            state,
+            counters: RunCounters::default(),
+            confirming: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Links of fetched blocks that become wants: those stored here already (outside the
+    /// snapshot) are walked for what is missing under them instead.
+    async fn new_wants(&self, links: Vec<Cid>) -> Result<Vec<Cid>> {
+        let unknown: Vec<Cid> = links
+            .into_iter()
+            .filter(|c| !self.state.knows(&ItemId::of(c)))
+            .collect();
+        let stored = self.index.store().has_many(&unknown).await?;
+        let mut wants = Vec::new();
+        for (cid, stored) in unknown.into_iter().zip(stored) {
+            if !stored {
+                wants.push(cid);
+                continue;
+            }
+            let limit = self.index.config().reachable_limit;
+            let below = self.index.walk(&cid, limit).await?;
+            if !below.complete {
+                return Err(seedbank_index::Error::LimitExceeded { root: cid, limit }.into());
+            }
+            wants.extend(below.missing);
+        }
+        Ok(wants)
+    }
+
+    /// With every known want fetched, asks the index whether the DAG is complete; if not,
+    /// what it still misses becomes wants.
+    async fn confirm_dag_complete(&self) -> Result<()> {
+        let Scope::Dag(root) = &self.scope else {
+            return Ok(());
+        };
+        let _one = self.confirming.lock().await;
+        if self.state.is_complete() || !self.state.is_idle() {
+            return Ok(());
+        }
+        let missing = self.index.missing(root).await?;
+        if missing.is_empty() {
+            self.state.set_complete();
+        } else {
+            self.state.want(missing);
+        }
+        Ok(())
+    }
+
+    /// A peer's reconciliation left nothing to fetch (named scopes).
+    fn peer_synced(&self) {
+        let synced = self.state.synced();
+        let has_members = !self.haves.is_empty() || self.counters.progressed();
+        if synced >= self.config.named_quorum.max(1) && has_members {
+            self.state.set_complete();
+        }
+    }
+}
+
+/// What a run produced, and whether a "not found" may be cached.
+pub(crate) struct RunResult {
+    pub result: Result<Report>,
+    /// True when some peer answered, so "not found" is an answer rather than an outage.
+    pub answered: bool,
+}
+
+type SessionFuture<'a> = BoxFuture<'a, (u64, Result<(), Stop>)>;
+
+/// Runs discovery of `ctx.scope` against `peers`.
+pub(crate) async fn run(
+    ctx: Arc<RunCtx>,
+    peers: &[Arc<dyn Peer>],
+    scores: &Scores,
+    haves_builds: impl Fn() -> u64,
+    started: Instant,
+) -> RunResult {
+    let answered = AtomicBool::new(false);
+    if let Scope::Dag(root) = &ctx.scope {
+        if ctx.haves.missing().is_empty() && ctx.haves.contains(root) {
+            ctx.state.set_complete();
+        }
+    }
+    let config = ctx.config.clone();
+    let candidates = scores.rank(peers, config.fanout, config.assumed_latency);
+    let mut queue = candidates.iter();
+    let mut sessions: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
+    let mut stats: Vec<(String, Arc<SessionStats>, Option<SessionOutcome>)> = Vec::new();
+    let mut complete = ctx.state.subscribe_complete();
+    let mut failure = None;
+    while !ctx.state.is_complete() {
+        while sessions.len() < config.concurrency.max(1) {
+            let Some(peer) = queue.next() else { break };
+            let sid = stats.len() as u64;
+            let session_stats = Arc::new(SessionStats::default());
+            stats.push((peer.id().to_string(), session_stats.clone(), None));
+            let ctx = &ctx;
+            sessions.push(Box::pin(async move {
+                let session = Session::new(ctx, peer.as_ref(), sid, &session_stats);
+                (sid, session.run().await)
+            }));
+        }
+        let (sid, result) = tokio::select! {
+            biased;
+            _ = complete.wait_for(|done| *done) => break,
+            next = sessions.next() => match next {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        let entry = &mut stats[sid as usize];
+        let (outcome, verdict) = judge(result, &mut failure);
+        if matches!(verdict, Verdict::Success) {
+            answered.store(true, Relaxed);
+        }
+        scores.record(&entry.0, verdict, entry.1.mean_latency());
+        entry.2 = Some(outcome);
+        if failure.is_some() {
+            break;
+        }
+    }
+    // Dropping the unfinished sessions cancels them: their calls are abandoned mid-flight
+    // and their claim guards release what they held. Nothing more is sent.
+    drop(sessions);
+    if let Some(err) = failure {
+        return RunResult {
+            result: Err(err),
+            answered: false,
+        };
+    }
+    let sessions: Vec<SessionReport> = stats
+        .into_iter()
+        .map(|(peer, s, outcome)| {
+            session_report(peer, outcome.unwrap_or(SessionOutcome::Cancelled), &s)
+        })
+        .collect();
+    let report = build_report(&ctx, sessions, haves_builds(), started);
+    let answered = answered.load(Relaxed);
+    let result = if report.complete || ctx.counters.progressed() {
+        Ok(report)
+    } else {
+        Err(Error::NotFound {
+            scope: ctx.scope.clone(),
+            cached: false,
+        })
+    };
+    RunResult { result, answered }
+}
+
+/// How a finished session ended, and what that says about its peer. A local failure is
+/// stored in `failure` and ends the run.
+fn judge(result: Result<(), Stop>, failure: &mut Option<Error>) -> (SessionOutcome, Verdict) {
+    match result {
+        Ok(()) => (SessionOutcome::Done, Verdict::Success),
+        Err(Stop::Complete) => (SessionOutcome::Done, Verdict::Success),
+        Err(Stop::Local(e)) => {
+            let outcome = SessionOutcome::Failed(format!("local: {e}"));
+            *failure = Some(e);
+            (outcome, Verdict::Cancelled)
+        }
+        Err(Stop::Peer(e)) => match e {
+            Error::Timeout { .. } => (SessionOutcome::TimedOut, Verdict::Failure),
+            Error::Busy => (SessionOutcome::Busy, Verdict::Failure),
+            e if e.is_lie() => (SessionOutcome::Liar(e.to_string()), Verdict::Liar),
+            e => (SessionOutcome::Failed(e.to_string()), Verdict::Failure),
+        },
+    }
+}
+
+fn session_report(peer: String, outcome: SessionOutcome, s: &SessionStats) -> SessionReport {
+    SessionReport {
+        peer,
+        outcome,
+        rounds: s.rounds.load(Relaxed),
+        fetches: s.fetches.load(Relaxed),
+        blobs: s.blobs.load(Relaxed),
+        needed: s.needed.load(Relaxed),
+        bytes_sent: s.bytes_sent.load(Relaxed),
+        bytes_received: s.bytes_received.load(Relaxed),
+        reconcile_bytes: s.reconcile_bytes.load(Relaxed),
+        latency: s.mean_latency(),
+    }
+}
+
+fn build_report(
+    ctx: &RunCtx,
+    sessions: Vec<SessionReport>,
+    haves_builds: u64,
+    started: Instant,
+) -> Report {
+    let c = &ctx.counters;
+    let sum = |f: fn(&SessionReport) -> u64| sessions.iter().map(f).sum::<u64>();
+    let count = |f: fn(&SessionOutcome) -> bool| {
+        sessions.iter().filter(|s| f(&s.outcome)).count() as u64
+    };
+    Report {
+        run: ctx.id,
+        scope: ctx.scope.clone(),
+        complete: ctx.state.is_complete(),
+        peers_contacted: sessions.len() as u64,
+        peers_failed: count(|o| {
+            matches!(
+                o,
+                SessionOutcome::Failed(_) | SessionOutcome::TimedOut | SessionOutcome::Busy
+            )
+        }),
+        liars: count(|o| matches!(o, SessionOutcome::Liar(_))),
+        timeouts: count(|o| matches!(o, SessionOutcome::TimedOut)),
+        busy: count(|o| matches!(o, SessionOutcome::Busy)),
+        rounds: sum(|s| s.rounds),
+        fetches: sum(|s| s.fetches),
+        bytes_sent: sum(|s| s.bytes_sent),
+        bytes_received: sum(|s| s.bytes_received),
+        reconcile_bytes: sum(|s| s.reconcile_bytes),
+        blobs_fetched: c.blobs.load(Relaxed),
+        bytes_fetched: c.bytes.load(Relaxed),
+        duplicates: c.duplicates.load(Relaxed),
+        memberships_added: c.memberships.load(Relaxed),
+        local_blobs: ctx.haves.len() as u64,
+        haves_builds,
+        elapsed: started.elapsed(),
+        sessions,
+    }
+}

@@ -1,0 +1,312 @@
+//! One peer session of a run: reconcile against the run's haves snapshot, then claim,
+//! fetch, verify and ingest what the peer has and the scope wants.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use cid::Cid;
+use seedbank_blobstore::{Priority, PutOptions};
+use tokio::time::Instant;
+
+use super::ingest;
+use super::state::{ClaimGuard, Idle};
+use super::RunCtx;
+use crate::error::Error;
+use crate::item::ItemId;
+use crate::peer::Peer;
+use crate::reconcile::Initiator;
+use crate::scope::Scope;
+
+/// Why a session stopped early.
+pub(crate) enum Stop {
+    /// The scope completed (possibly thanks to another session): nothing more to send.
+    Complete,
+    /// The peer failed, timed out, was busy or lied.
+    Peer(Error),
+    /// Our own store or index failed: the whole run fails.
+    Local(Error),
+}
+
+fn local(e: impl Into<Error>) -> Stop {
+    Stop::Local(e.into())
+}
+
+/// Counters of one session, shared with the run so a cancelled session still reports.
+#[derive(Default)]
+pub(crate) struct SessionStats {
+    pub rounds: AtomicU64,
+    pub fetches: AtomicU64,
+    pub blobs: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub reconcile_bytes: AtomicU64,
+    pub needed: AtomicU64,
+    calls: AtomicU64,
+    call_micros: AtomicU64,
+}
+
+impl SessionStats {
+    /// Mean round trip of this session's calls, if it made any.
+    pub fn mean_latency(&self) -> Option<Duration> {
+        let calls = self.calls.load(Relaxed);
+        (calls > 0).then(|| Duration::from_micros(self.call_micros.load(Relaxed) / calls))
+    }
+
+    fn sent(&self, bytes: usize) {
+        self.bytes_sent.fetch_add(bytes as u64, Relaxed);
+    }
+
+    fn received(&self, bytes: usize) {
+        self.bytes_received.fetch_add(bytes as u64, Relaxed);
+    }
+}
+
+/// One session: the peer, its id in the run, its time budget.
+pub(crate) struct Session<'a> {
+    pub ctx: &'a RunCtx,
+    pub peer: &'a dyn Peer,
+    pub id: u64,
+    pub stats: &'a SessionStats,
+    /// Time left in calls to this peer (our own ingest time does not count).
+    budget: Duration,
+    /// Ids this peer has that the run's snapshot lacks.
+    offered: BTreeSet<ItemId>,
+    /// True once the peer failed to send something it claimed to have.
+    lacked: bool,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(ctx: &'a RunCtx, peer: &'a dyn Peer, id: u64, stats: &'a SessionStats) -> Self {
+        Session {
+            budget: ctx.config.peer_timeout,
+            ctx,
+            peer,
+            id,
+            stats,
+            offered: BTreeSet::new(),
+            lacked: false,
+        }
+    }
+
+    fn dag(&self) -> bool {
+        matches!(self.ctx.scope, Scope::Dag(_))
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) -> Result<(), Stop> {
+        let _claims = ClaimGuard {
+            state: &self.ctx.state,
+            session: self.id,
+        };
+        let resolved = self.reconcile().await?;
+        if !self.dag() {
+            self.register(resolved).await?;
+        }
+        self.fetch_all().await?;
+        if !self.dag() && !self.lacked && self.ctx.state.all_done(&self.offered) {
+            self.ctx.peer_synced();
+        }
+        Ok(())
+    }
+
+    /// Sends one call to the peer within the round timeout and the peer's remaining budget.
+    async fn call<T>(
+        &mut self,
+        op: &'static str,
+        call: impl Future<Output = crate::Result<T>>,
+    ) -> Result<T, Stop> {
+        if self.ctx.state.is_complete() {
+            return Err(Stop::Complete);
+        }
+        let peer = self.peer.id().to_string();
+        let limit = self.budget.min(self.ctx.config.round_timeout);
+        if limit.is_zero() {
+            return Err(Stop::Peer(Error::Timeout { peer, op }));
+        }
+        let started = Instant::now();
+        let result = tokio::time::timeout(limit, call).await;
+        let spent = started.elapsed();
+        self.budget = self.budget.saturating_sub(spent);
+        self.stats.calls.fetch_add(1, Relaxed);
+        self.stats
+            .call_micros
+            .fetch_add(spent.as_micros() as u64, Relaxed);
+        match result {
+            Err(_) => Err(Stop::Peer(Error::Timeout { peer, op })),
+            Ok(Err(Error::Protocol { peer: None, reason })) => Err(Stop::Peer(Error::Protocol {
+                peer: Some(peer),
+                reason,
+            })),
+            Ok(Err(e)) => Err(Stop::Peer(e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Reconciles the run's snapshot with the peer's. Returns the CIDs the peer resolved
+    /// (named scopes) and fills `offered` with the ids it has that the snapshot lacks.
+    async fn reconcile(&mut self) -> Result<Vec<Cid>, Stop> {
+        let ctx = self.ctx;
+        let haves = ctx.haves.clone();
+        let config = &ctx.config;
+        let (mut initiator, mut request) =
+            Initiator::start(&haves, config.frame_limit, !self.dag(), config.max_want)
+                .map_err(Stop::Local)?;
+        let mut resolved = Vec::new();
+        for _ in 0..config.max_rounds {
+            let sent = request.encoded_len();
+            self.stats.rounds.fetch_add(1, Relaxed);
+            self.stats.sent(sent);
+            let peer = self.peer;
+            let answer = self
+                .call("reconcile", peer.reconcile(&ctx.scope, request))
+                .await?;
+            let received = answer.encoded_len();
+            self.stats.received(received);
+            self.stats
+                .reconcile_bytes
+                .fetch_add((sent + received) as u64, Relaxed);
+            let (learned, next) = initiator.receive(answer).map_err(|e| self.blame(e))?;
+            self.stats
+                .needed
+                .fetch_add(learned.need.len() as u64, Relaxed);
+            if self.dag() {
+                self.offered.extend(learned.need);
+            }
+            resolved.extend(learned.resolved);
+            match next {
+                Some(next) => request = next,
+                None => return Ok(resolved),
+            }
+        }
+        Err(self.blame(Error::protocol(format!(
+            "reconciliation not done after {} rounds",
+            config.max_rounds
+        ))))
+    }
+
+    fn blame(&self, err: Error) -> Stop {
+        match err {
+            Error::Protocol { peer: None, reason } => Stop::Peer(Error::Protocol {
+                peer: Some(self.peer.id().to_string()),
+                reason,
+            }),
+            other => Stop::Peer(other),
+        }
+    }
+
+    /// Named scopes: blobs the peer resolved that are stored here already only join the
+    /// scope; the rest become wants this peer offers.
+    async fn register(&mut self, resolved: Vec<Cid>) -> Result<(), Stop> {
+        let Scope::Named(name) = &self.ctx.scope else {
+            return Ok(());
+        };
+        let state = &self.ctx.state;
+        let fresh: Vec<Cid> = resolved
+            .iter()
+            .filter(|c| !state.knows(&ItemId::of(c)))
+            .copied()
+            .collect();
+        let stored = self.ctx.index.store().has_many(&fresh).await.map_err(local)?;
+        let (present, absent): (Vec<(Cid, bool)>, Vec<(Cid, bool)>) =
+            fresh.into_iter().zip(stored).partition(|(_, s)| *s);
+        let present: Vec<Cid> = present.into_iter().map(|(c, _)| c).collect();
+        if !present.is_empty() {
+            let opts = PutOptions::new(Priority::Normal, &self.ctx.config.source);
+            let added = self
+                .ctx
+                .index
+                .add_to_scope(name, &present, opts)
+                .await
+                .map_err(local)?;
+            self.ctx.counters.memberships.fetch_add(added, Relaxed);
+        }
+        state.want(absent.into_iter().map(|(c, _)| c));
+        let present: HashSet<ItemId> = present.iter().map(ItemId::of).collect();
+        self.offered = resolved
+            .iter()
+            .map(ItemId::of)
+            .filter(|id| !present.contains(id))
+            .collect();
+        Ok(())
+    }
+
+    /// Claims and fetches until nothing this peer offers is wanted.
+    async fn fetch_all(&mut self) -> Result<(), Stop> {
+        let state = &self.ctx.state;
+        let mut changes = state.subscribe();
+        loop {
+            if state.is_complete() {
+                return Err(Stop::Complete);
+            }
+            changes.borrow_and_update();
+            let batch = state.claim(self.id, &self.offered, self.ctx.config.fetch_batch);
+            if !batch.is_empty() {
+                self.fetch(batch).await?;
+                continue;
+            }
+            match state.idle(&self.offered, self.dag()) {
+                Idle::Finished => return Ok(()),
+                Idle::Wait => {
+                    let _ = changes.changed().await;
+                }
+            }
+        }
+    }
+
+    /// Fetches one claimed batch, verifies it, stores it and records what it revealed.
+    async fn fetch(&mut self, batch: Vec<Cid>) -> Result<(), Stop> {
+        self.stats.fetches.fetch_add(1, Relaxed);
+        self.stats
+            .sent(batch.iter().map(|c| c.encoded_len()).sum::<usize>());
+        let peer = self.peer;
+        let answer = self.call("fetch", peer.fetch(&batch)).await?;
+        self.stats.received(
+            answer
+                .iter()
+                .map(|(c, d)| c.encoded_len() + d.len())
+                .sum::<usize>(),
+        );
+        let blobs = ingest::verify(self.peer.id(), &batch, answer)
+            .await
+            .map_err(Stop::Peer)?;
+        let sent: HashSet<ItemId> = blobs.iter().map(|b| ItemId::of(b.cid())).collect();
+        let unsent: Vec<Cid> = batch
+            .iter()
+            .filter(|c| !sent.contains(&ItemId::of(c)))
+            .copied()
+            .collect();
+        if !unsent.is_empty() {
+            self.lacked = true;
+            for cid in &unsent {
+                self.offered.remove(&ItemId::of(cid));
+            }
+            self.ctx.state.release(self.id, &unsent);
+        }
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let fetched: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+        let bytes: usize = blobs.iter().map(|b| b.len()).sum();
+        let children = if self.dag() {
+            self.ctx
+                .new_wants(ingest::children(&blobs, &self.ctx.haves))
+                .await
+                .map_err(Stop::Local)?
+        } else {
+            Vec::new()
+        };
+        let ctx = self.ctx;
+        ingest::submit(&ctx.index, &ctx.scope, &ctx.config.source, blobs)
+            .await
+            .map_err(Stop::Local)?;
+        let duplicates = ctx.state.fetched(self.id, &fetched, children);
+        self.stats.blobs.fetch_add(fetched.len() as u64, Relaxed);
+        ctx.counters.record_fetch(fetched.len(), bytes, duplicates);
+        if self.dag() && ctx.state.is_idle() {
+            ctx.confirm_dag_complete().await.map_err(Stop::Local)?;
+        }
+        Ok(())
+    }
+}

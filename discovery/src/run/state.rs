@@ -1,0 +1,310 @@
+//! The state one discovery run shares between its peer sessions: what the scope still
+//! wants, who claimed what, and whether the scope is complete.
+//!
+//! A want is claimed by exactly one session at a time, so no blob is fetched from two peers
+//! at once; a session that fails or is cancelled releases its claims (its [`ClaimGuard`]
+//! does, on drop) for another session to take. Every change bumps a version on a watch
+//! channel, which sessions with nothing to claim wait on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cid::Cid;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::item::ItemId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WantState {
+    Open,
+    Claimed(u64),
+    Done,
+}
+
+#[derive(Debug)]
+struct Want {
+    cid: Cid,
+    state: WantState,
+}
+
+#[derive(Default)]
+struct Table {
+    /// Ordered so claims are handed out in a deterministic order.
+    wants: BTreeMap<ItemId, Want>,
+    open: usize,
+    claimed: usize,
+    synced_peers: usize,
+}
+
+impl Table {
+    fn set(&mut self, id: &ItemId, to: WantState) -> Option<WantState> {
+        let want = self.wants.get_mut(id)?;
+        let from = want.state;
+        match from {
+            WantState::Open => self.open -= 1,
+            WantState::Claimed(_) => self.claimed -= 1,
+            WantState::Done => {}
+        }
+        match to {
+            WantState::Open => self.open += 1,
+            WantState::Claimed(_) => self.claimed += 1,
+            WantState::Done => {}
+        }
+        want.state = to;
+        Some(from)
+    }
+}
+
+/// What a session with nothing to claim should do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Idle {
+    /// Nothing this peer has can be wanted any more.
+    Finished,
+    /// Another session holds claims whose outcome may give this one work.
+    Wait,
+}
+
+/// Shared state of one run.
+pub(crate) struct RunState {
+    table: Mutex<Table>,
+    version: watch::Sender<u64>,
+    complete: watch::Sender<bool>,
+}
+
+impl RunState {
+    pub fn new() -> Self {
+        RunState {
+            table: Mutex::new(Table::default()),
+            version: watch::channel(0).0,
+            complete: watch::channel(false).0,
+        }
+    }
+
+    fn changed(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that sees every later change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// A receiver of the completion flag.
+    pub fn subscribe_complete(&self) -> watch::Receiver<bool> {
+        self.complete.subscribe()
+    }
+
+    /// True once the scope is complete: sessions send nothing more.
+    pub fn is_complete(&self) -> bool {
+        *self.complete.borrow()
+    }
+
+    pub fn set_complete(&self) {
+        self.complete.send_replace(true);
+        self.changed();
+    }
+
+    /// Adds wants not known yet (in any state); returns how many were new.
+    pub fn want(&self, cids: impl IntoIterator<Item = Cid>) -> usize {
+        let mut table = self.table.lock();
+        let mut added = 0;
+        for cid in cids {
+            let id = ItemId::of(&cid);
+            if let std::collections::btree_map::Entry::Vacant(e) = table.wants.entry(id) {
+                e.insert(Want {
+                    cid,
+                    state: WantState::Open,
+                });
+                table.open += 1;
+                added += 1;
+            }
+        }
+        drop(table);
+        if added > 0 {
+            self.changed();
+        }
+        added
+    }
+
+    /// True if `id` is wanted in any state (open, claimed or already fetched).
+    pub fn knows(&self, id: &ItemId) -> bool {
+        self.table.lock().wants.contains_key(id)
+    }
+
+    /// Claims up to `max` open wants among `offered` (what the session's peer has) for
+    /// `session`.
+    pub fn claim(&self, session: u64, offered: &BTreeSet<ItemId>, max: usize) -> Vec<Cid> {
+        let mut table = self.table.lock();
+        let picked: Vec<ItemId> = if table.wants.len() <= offered.len() {
+            table
+                .wants
+                .iter()
+                .filter(|(id, w)| w.state == WantState::Open && offered.contains(id))
+                .map(|(id, _)| *id)
+                .take(max)
+                .collect()
+        } else {
+            offered
+                .iter()
+                .filter(|id| table.wants.get(id).is_some_and(|w| w.state == WantState::Open))
+                .copied()
+                .take(max)
+                .collect()
+        };
+        picked
+            .iter()
+            .map(|id| {
+                table.set(id, WantState::Claimed(session));
+                table.wants[id].cid
+            })
+            .collect()
+    }
+
+    /// Returns `session`'s claims on `cids` to the open pool.
+    pub fn release(&self, session: u64, cids: &[Cid]) {
+        let mut table = self.table.lock();
+        for cid in cids {
+            let id = ItemId::of(cid);
+            if table.wants.get(&id).map(|w| w.state) == Some(WantState::Claimed(session)) {
+                table.set(&id, WantState::Open);
+            }
+        }
+        drop(table);
+        self.changed();
+    }
+
+    /// Returns every claim of `session` to the open pool.
+    pub fn release_all(&self, session: u64) {
+        let mut table = self.table.lock();
+        let held: Vec<ItemId> = table
+            .wants
+            .iter()
+            .filter(|(_, w)| w.state == WantState::Claimed(session))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &held {
+            table.set(id, WantState::Open);
+        }
+        drop(table);
+        if !held.is_empty() {
+            self.changed();
+        }
+    }
+
+    /// Marks `session`'s claims on `fetched` done and adds `children` as new wants, in one
+    /// step (so no observer sees the scope idle in between). Returns how many of `fetched`
+    /// were already done: duplicates.
+    pub fn fetched(&self, session: u64, fetched: &[Cid], children: Vec<Cid>) -> u64 {
+        let mut table = self.table.lock();
+        let mut duplicates = 0;
+        for cid in fetched {
+            let id = ItemId::of(cid);
+            match table.set(&id, WantState::Done) {
+                Some(WantState::Claimed(s)) if s == session => {}
+                _ => duplicates += 1,
+            }
+        }
+        for cid in children {
+            let id = ItemId::of(&cid);
+            if let std::collections::btree_map::Entry::Vacant(e) = table.wants.entry(id) {
+                e.insert(Want {
+                    cid,
+                    state: WantState::Open,
+                });
+                table.open += 1;
+            }
+        }
+        drop(table);
+        self.changed();
+        duplicates
+    }
+
+    /// True when nothing is open or claimed: every want known so far was fetched.
+    pub fn is_idle(&self) -> bool {
+        let table = self.table.lock();
+        table.open == 0 && table.claimed == 0
+    }
+
+    /// True if every id of `offered` that is wanted has been fetched.
+    pub fn all_done(&self, offered: &BTreeSet<ItemId>) -> bool {
+        let table = self.table.lock();
+        offered
+            .iter()
+            .all(|id| table.wants.get(id).is_none_or(|w| w.state == WantState::Done))
+    }
+
+    /// What a session with nothing to claim among `offered` should do. In a DAG scope, a
+    /// fetch in flight anywhere may reveal new wants (its links); in a named scope only a
+    /// failed claim on one of `offered` can give this session work.
+    pub fn idle(&self, offered: &BTreeSet<ItemId>, dag: bool) -> Idle {
+        let table = self.table.lock();
+        let waiting = if dag {
+            table.claimed > 0 && !offered.is_empty()
+        } else {
+            offered.iter().any(|id| {
+                matches!(
+                    table.wants.get(id).map(|w| w.state),
+                    Some(WantState::Claimed(_))
+                )
+            })
+        };
+        if waiting {
+            Idle::Wait
+        } else {
+            Idle::Finished
+        }
+    }
+
+    /// Counts a peer whose reconciliation left nothing to fetch; returns the new count.
+    pub fn synced(&self) -> usize {
+        let mut table = self.table.lock();
+        table.synced_peers += 1;
+        table.synced_peers
+    }
+}
+
+/// Releases a session's claims when the session ends, however it ends.
+pub(crate) struct ClaimGuard<'a> {
+    pub state: &'a RunState,
+    pub session: u64,
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        self.state.release_all(self.session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedbank_blobstore::{codec, Blob};
+
+    fn cids(n: u8) -> Vec<Cid> {
+        (0..n).map(|i| *Blob::new(codec::RAW, vec![i]).cid()).collect()
+    }
+
+    #[test]
+    fn a_want_is_claimed_once_and_released_on_failure() {
+        let state = RunState::new();
+        let all = cids(4);
+        assert_eq!(state.want(all.clone()), 4);
+        let offered: BTreeSet<ItemId> = all.iter().map(ItemId::of).collect();
+        let first = state.claim(1, &offered, 3);
+        let second = state.claim(2, &offered, 3);
+        assert_eq!((first.len(), second.len()), (3, 1));
+        assert_eq!(state.claim(3, &offered, 3), Vec::<Cid>::new());
+        assert_eq!(state.idle(&offered, false), Idle::Wait);
+        {
+            let _guard = ClaimGuard { state: &state, session: 1 };
+        }
+        assert_eq!(state.claim(3, &offered, 8).len(), 3);
+        assert_eq!(state.fetched(2, &second, Vec::new()), 0);
+        assert_eq!(state.fetched(2, &second, Vec::new()), 1, "fetched twice is a duplicate");
+        assert!(!state.is_idle());
+        state.release(3, &first);
+        assert_eq!(state.fetched(4, &state.claim(4, &offered, 8), Vec::new()), 0);
+        assert!(state.is_idle() && state.all_done(&offered));
+        assert_eq!(state.idle(&offered, true), Idle::Finished);
+    }
+}
