@@ -11,7 +11,8 @@
 //! walked as a leaf.
 //!
 //! The DAG generation ([`Index::dag_generation`]) stands in for a per-root generation: it
-//! grows whenever a blob is indexed, which is the only way a walk's answer can change.
+//! grows whenever a blob is indexed. While blobs are written through the index (as imports
+//! and discovery do), that is the only way a walk's answer can change.
 
 use std::collections::HashSet;
 
@@ -143,9 +144,11 @@ impl Index {
     }
 
     /// A counter that grows in the same transaction as every blob newly indexed (the
-    /// largest `blob_index.seq`). Any DAG walk's answer can only change when it changes, so
-    /// discovery may key a DAG scope's haves on `(root, dag_generation)`. Served by the
-    /// `info` pool.
+    /// largest `blob_index.seq`; rows are never deleted). While blobs are written through the
+    /// index, a DAG walk's answer can only change when it changes, so discovery may key a DAG
+    /// scope's haves on `(root, dag_generation)`. A blob written with a plain
+    /// [`Store::put`](seedbank_blobstore::Store::put) does not move it. Served by the `info`
+    /// pool.
     ///
     /// # Errors
     /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].

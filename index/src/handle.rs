@@ -9,6 +9,7 @@ use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store
 use crate::error::{from_store, Error, Result};
 use crate::extract::extract_links;
 use crate::indexer::{Annotations, Indexer};
+use crate::schema::INDEX_SCHEMA_VERSION;
 use crate::stage::IndexOp;
 
 /// Index configuration. Start from [`IndexConfig::default`] and change fields.
@@ -100,8 +101,12 @@ impl Index {
         let index = Index {
             inner: Arc::new(Inner { store, config }),
         };
-        let opts = PutOptions::new(Priority::Interactive, "index");
-        index.write(opts, crate::schema::migrate).await?;
+        // Checked on a reader first so opening an up-to-date index writes nothing.
+        let found = index.read(PoolKind::Info, crate::schema::version).await?;
+        if found != INDEX_SCHEMA_VERSION {
+            let opts = PutOptions::new(Priority::Interactive, "index");
+            index.write(opts, crate::schema::migrate).await?;
+        }
         Ok(index)
     }
 

@@ -7,7 +7,7 @@ use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
 use seedbank_blobstore::{BlobInfo, PoolKind};
 
 use crate::error::{Result, SqlContext};
-use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::row::{cid_at, cid_from_row, target_key, CidRow};
 use crate::Index;
 
 /// A blob's metadata with its index facts, served without reading its bytes.
@@ -98,12 +98,13 @@ impl Index {
     /// # Errors
     /// As [`Index::links`].
     pub async fn backlinks(&self, cid: &Cid) -> Result<Vec<Cid>> {
-        let b = CidRow::of(cid);
+        let (b, tkey) = (CidRow::of(cid), target_key(cid));
         self.read(PoolKind::Data, move |conn| {
             let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
-                       WHERE i.seq IN (SELECT src FROM links WHERE mh = ?1 AND codec = ?2)
+                       WHERE i.seq IN
+                         (SELECT src FROM links WHERE tkey = ?1 AND mh = ?2 AND codec = ?3)
                        ORDER BY i.seq";
-            query_cids(conn, sql, (&b.mh, b.codec))
+            query_cids(conn, sql, (tkey, &b.mh, b.codec))
         })
         .await
     }

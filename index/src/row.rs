@@ -34,6 +34,17 @@ impl CidRow {
     }
 }
 
+/// The backlink key of a CID: the first 8 bytes of its digest (zero-padded), big-endian.
+/// Digests of real hashes are uniform, so collisions are rare; identity digests may collide
+/// more, which costs a row comparison, never a wrong answer.
+pub(crate) fn target_key(cid: &Cid) -> i64 {
+    let mut prefix = [0u8; 8];
+    let digest = cid.hash().digest();
+    let n = digest.len().min(8);
+    prefix[..n].copy_from_slice(&digest[..n]);
+    i64::from_be_bytes(prefix)
+}
+
 /// Rebuilds a CID from its columns.
 ///
 /// # Errors

@@ -8,10 +8,11 @@
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
-use seedbank_blobstore::{PoolKind, PutOptions};
+use seedbank_blobstore::{Blob, PoolKind, PutOptions};
 
 use crate::error::{Result, SqlContext};
 use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::stage::seq_of;
 use crate::Index;
 
 /// One named scope's counters.
@@ -34,17 +35,18 @@ pub struct ScopeSnapshot {
     pub members: Vec<(u64, Cid)>,
 }
 
-/// Adds a blob to `scope` (created on first use). Returns true if it was not a member yet,
-/// in which case the member got the next sequence number and the generation was bumped.
-pub(crate) fn add_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
+/// Adds the indexed blob `blob` (its `blob_index.seq`) to `scope`, created on first use.
+/// Returns true if it was not a member yet, in which case the member got the next sequence
+/// number and the generation was bumped.
+pub(crate) fn add_member(conn: &Connection, scope: &str, blob: i64) -> Result<bool> {
     let (id, last) = scope_row(conn, scope)?;
     let added = conn
         .prepare_cached(
-            "INSERT INTO scope_members (scope, seq, mh, codec, version) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO scope_members (scope, seq, blob) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
         )
         .during("prepare add scope member")?
-        .execute((id, last + 1, &b.mh, b.codec, b.version))
+        .execute((id, last + 1, blob))
         .during("add scope member")?
         == 1;
     if added {
@@ -81,7 +83,8 @@ fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     let removed = conn
         .prepare_cached(
             "DELETE FROM scope_members
-             WHERE scope = (SELECT id FROM scopes WHERE name = ?1) AND mh = ?2 AND codec = ?3",
+             WHERE scope = (SELECT id FROM scopes WHERE name = ?1)
+               AND blob = (SELECT seq FROM blob_index WHERE mh = ?2 AND codec = ?3)",
         )
         .during("prepare remove scope member")?
         .execute((scope, &b.mh, b.codec))
@@ -96,19 +99,13 @@ fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     Ok(removed)
 }
 
-fn is_stored(conn: &Connection, b: &CidRow) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
-        .during("prepare has")?
-        .exists((&b.mh, b.codec))
-        .during("has")
-}
-
 fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT m.seq, m.mh, m.codec, m.version FROM scope_members m
-             JOIN scopes s ON s.id = m.scope
-             WHERE s.name = ?1 AND m.seq > ?2 ORDER BY m.seq",
+            "SELECT m.seq, i.mh, i.codec, i.version FROM scope_members m
+             JOIN blob_index i ON i.seq = m.blob
+             WHERE m.scope = (SELECT id FROM scopes WHERE name = ?1) AND m.seq > ?2
+             ORDER BY m.seq",
         )
         .during("prepare scope members")?;
     let rows = stmt
@@ -214,22 +211,38 @@ impl Index {
     /// Adds stored blobs to `scope` through the lane; CIDs that are not stored are skipped.
     /// Returns how many became new members.
     ///
+    /// Blobs stored without the index (by a plain
+    /// [`Store::put`](seedbank_blobstore::Store::put)) are read back and re-put through the
+    /// index at `opts`, which indexes them too.
+    ///
     /// # Errors
     /// [`Error::Blobstore`](crate::Error::Blobstore) if the lane rejected the write (closed,
-    /// overloaded past `opts.deadline`), [`Error::Storage`](crate::Error::Storage).
+    /// overloaded past `opts.deadline`) or a stored blob failed verification,
+    /// [`Error::Storage`](crate::Error::Storage).
     pub async fn add_to_scope(&self, scope: &str, cids: &[Cid], opts: PutOptions) -> Result<u64> {
-        let scope = scope.to_string();
-        let rows: Vec<CidRow> = cids.iter().map(CidRow::of).collect();
-        self.write(opts, move |conn| {
-            let mut added = 0;
-            for row in &rows {
-                if is_stored(conn, row)? && add_member(conn, &scope, row)? {
-                    added += 1;
+        let name = scope.to_string();
+        let rows: Vec<(Cid, CidRow)> = cids.iter().map(|c| (*c, CidRow::of(c))).collect();
+        let (mut added, unindexed) = self
+            .write(opts.clone(), move |conn| {
+                let (mut added, mut unindexed) = (0, Vec::new());
+                for (cid, row) in &rows {
+                    match seq_of(conn, row)? {
+                        Some(blob) => added += u64::from(add_member(conn, &name, blob)?),
+                        None => unindexed.push(*cid),
+                    }
                 }
+                Ok((added, unindexed))
+            })
+            .await?;
+        let mut staged = Vec::new();
+        for cid in unindexed {
+            if let Some(data) = self.store().get(&cid).await? {
+                staged.push(self.stage(Blob::with_cid(cid, data)?, &[scope]));
             }
-            Ok(added)
-        })
-        .await
+        }
+        added += staged.len() as u64;
+        self.put_staged(staged, opts).await?;
+        Ok(added)
     }
 
     /// Removes blobs from `scope` through the lane. Returns how many were members.

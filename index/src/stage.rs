@@ -7,14 +7,15 @@ use seedbank_blobstore::{AppError, Blob, StagedOp};
 use crate::error::{Result, SqlContext};
 use crate::extract::Extracted;
 use crate::indexer::Annotations;
-use crate::row::CidRow;
+use crate::row::{target_key, CidRow};
 use crate::scope::add_member;
 
 /// Rows for one blob. Everything here was computed before admission: `apply` binds and
 /// executes prepared statements, nothing else.
 pub(crate) struct IndexOp {
     blob: CidRow,
-    links: Vec<CidRow>,
+    /// Each link's backlink key and row.
+    links: Vec<(i64, CidRow)>,
     indexable: bool,
     scopes: Vec<String>,
     attributes: Vec<(String, String)>,
@@ -24,7 +25,11 @@ impl IndexOp {
     pub fn new(blob: &Blob, extracted: &Extracted, annotations: Annotations) -> Self {
         IndexOp {
             blob: CidRow::of(blob.cid()),
-            links: extracted.links.iter().map(CidRow::of).collect(),
+            links: extracted
+                .links
+                .iter()
+                .map(|l| (target_key(l), CidRow::of(l)))
+                .collect(),
             indexable: extracted.indexable,
             scopes: annotations.scopes,
             attributes: annotations.attributes,
@@ -50,17 +55,19 @@ impl IndexOp {
             ))
             .during("index blob")?
             == 1;
+        let src = if fresh {
+            conn.last_insert_rowid()
+        } else if self.attributes.is_empty() && self.scopes.is_empty() {
+            return Ok(());
+        } else {
+            seq_of(conn, b)?.expect("the insert conflicted on this row")
+        };
         if fresh {
-            let src = conn.last_insert_rowid();
             self.write_links(conn, src)?;
-            self.write_attributes(conn, src)?;
-        } else if !self.attributes.is_empty() {
-            if let Some(src) = seq_of(conn, b)? {
-                self.write_attributes(conn, src)?;
-            }
         }
+        self.write_attributes(conn, src)?;
         for scope in &self.scopes {
-            add_member(conn, scope, b)?;
+            add_member(conn, scope, src)?;
         }
         Ok(())
     }
@@ -68,12 +75,13 @@ impl IndexOp {
     fn write_links(&self, conn: &Connection, src: i64) -> Result<()> {
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO links (src, pos, mh, codec, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO links (src, pos, tkey, mh, codec, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .during("prepare insert link")?;
-        for (pos, l) in self.links.iter().enumerate() {
+        for (pos, (tkey, l)) in self.links.iter().enumerate() {
             insert
-                .execute((src, pos as i64, &l.mh, l.codec, l.version))
+                .execute((src, pos as i64, *tkey, &l.mh, l.codec, l.version))
                 .during("insert link")?;
         }
         Ok(())

@@ -113,6 +113,7 @@ async fn read_batch<R: AsyncRead + Unpin>(
     opts: &ImportOptions,
     report: &mut ImportReport,
 ) -> Batch {
+    let max_blob = index.store().config().max_blob_size;
     let mut staged = Vec::new();
     let mut bytes = 0;
     while staged.len() < opts.batch_blobs.max(1) && bytes < opts.batch_bytes {
@@ -132,6 +133,17 @@ async fn read_batch<R: AsyncRead + Unpin>(
             }
         };
         let offset = block.offset;
+        if block.data.len() > max_blob {
+            let reason = format!(
+                "block {} of {} bytes exceeds the store's limit of {max_blob} bytes",
+                block.cid,
+                block.data.len()
+            );
+            return Batch {
+                staged,
+                end: Some(Err(Error::Car { offset, reason })),
+            };
+        }
         let blob = match Blob::with_cid(block.cid, block.data) {
             Ok(blob) => blob,
             Err(e) => {

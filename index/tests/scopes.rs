@@ -1,0 +1,172 @@
+//! Named scopes, generations, the `Indexer` hook and attributes.
+
+mod common;
+
+use common::{open, open_with};
+use seedbank_blobstore::{codec, Blob, PutOptions};
+use seedbank_index::{Annotations, Extracted, IndexConfig, IndexPutOptions, Indexer, ScopeInfo};
+
+fn blobs(n: u8, tag: &str) -> Vec<Blob> {
+    (0..n)
+        .map(|i| Blob::new(codec::RAW, format!("{tag}-{i}").into_bytes()))
+        .collect()
+}
+
+#[tokio::test]
+async fn scope_members_come_back_in_insertion_order_with_growing_sequence_numbers() {
+    let db = open().await;
+    let first = db
+        .put_many(blobs(3, "a"), IndexPutOptions::default().scope("doc:1"))
+        .await
+        .unwrap();
+    let second = db
+        .put_many(blobs(2, "b"), IndexPutOptions::default().scope("doc:1"))
+        .await
+        .unwrap();
+    let all: Vec<_> = first.iter().chain(&second).copied().collect();
+    assert_eq!(db.scope_members("doc:1").await.unwrap(), all);
+
+    let since = db.scope_members_since("doc:1", 3).await.unwrap();
+    assert_eq!(since, vec![(4, second[0]), (5, second[1])]);
+    assert!(db.scope_members_since("doc:1", 5).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn generation_is_bumped_only_when_membership_changes() {
+    let db = open().await;
+    assert_eq!(
+        db.generation("doc:2").await.unwrap(),
+        0,
+        "unknown scopes start at 0"
+    );
+    let put = |b| db.put_many(b, IndexPutOptions::default().scope("doc:2"));
+    put(blobs(2, "x")).await.unwrap();
+    assert_eq!(db.generation("doc:2").await.unwrap(), 2);
+    put(blobs(2, "x")).await.unwrap();
+    assert_eq!(
+        db.generation("doc:2").await.unwrap(),
+        2,
+        "re-putting members changes nothing"
+    );
+    let other = db
+        .put_many(blobs(1, "x"), IndexPutOptions::default().scope("doc:3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.generation("doc:2").await.unwrap(),
+        2,
+        "other scopes are independent"
+    );
+
+    let snapshot = db.scope_snapshot("doc:2").await.unwrap();
+    assert_eq!(snapshot.generation, 2);
+    assert_eq!(snapshot.members.len(), 2);
+    assert_eq!(db.scope_members("doc:3").await.unwrap(), other);
+}
+
+#[tokio::test]
+async fn stored_blobs_can_join_and_leave_scopes_later() {
+    let db = open().await;
+    let cids = db
+        .put_many(blobs(3, "j"), IndexPutOptions::default())
+        .await
+        .unwrap();
+    let absent = *Blob::new(codec::RAW, &b"never stored"[..]).cid();
+    let mut wanted = cids.clone();
+    wanted.push(absent);
+
+    let added = db
+        .add_to_scope("later", &wanted, PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(added, 3, "blobs that are not stored are skipped");
+    assert_eq!(
+        db.add_to_scope("later", &cids, PutOptions::default())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(db.scope_members("later").await.unwrap(), cids);
+
+    let removed = db
+        .remove_from_scope("later", &cids[..1], PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(db.scope_members("later").await.unwrap(), cids[1..]);
+    assert_eq!(db.generation("later").await.unwrap(), 4);
+    let scopes = db.scopes().await.unwrap();
+    assert_eq!(
+        scopes,
+        vec![ScopeInfo {
+            name: "later".into(),
+            generation: 4,
+            last_seq: 3
+        }]
+    );
+}
+
+/// Files every DAG-CBOR blob with links under `linked`, and tags each blob with its size.
+struct Tagger;
+
+impl Indexer for Tagger {
+    fn annotate(&self, blob: &Blob, extracted: &Extracted) -> Annotations {
+        let mut scopes = Vec::new();
+        if !extracted.links.is_empty() {
+            scopes.push("linked".to_string());
+        }
+        Annotations {
+            scopes,
+            attributes: vec![("size".into(), blob.len().to_string())],
+        }
+    }
+}
+
+#[tokio::test]
+async fn indexer_hook_adds_scopes_and_attributes_at_staging_time() {
+    let db = open_with(IndexConfig::default().with_indexer(Tagger)).await;
+    let leaf = Blob::new(codec::RAW, &b"four"[..]);
+    let node = ipld_core::ipld::Ipld::List(vec![ipld_core::ipld::Ipld::Link(*leaf.cid())]);
+    let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&node).unwrap());
+    let opts = IndexPutOptions::default().scope("explicit");
+    let cids = db
+        .put_many(vec![node.clone(), leaf.clone()], opts)
+        .await
+        .unwrap();
+
+    assert_eq!(db.scope_members("linked").await.unwrap(), vec![cids[0]]);
+    assert_eq!(db.scope_members("explicit").await.unwrap(), cids);
+    assert_eq!(
+        db.attributes(&cids[1]).await.unwrap(),
+        vec![("size".into(), "4".into())]
+    );
+    assert_eq!(
+        db.find_by_attribute("size", "4").await.unwrap(),
+        vec![cids[1]]
+    );
+    let size = node.len().to_string();
+    assert_eq!(
+        db.find_by_attribute("size", &size).await.unwrap(),
+        vec![cids[0]]
+    );
+}
+
+#[tokio::test]
+async fn a_blob_stored_without_the_index_is_indexed_when_it_joins_a_scope() {
+    let db = open().await;
+    let leaf = Blob::new(codec::RAW, &b"leaf"[..]);
+    let node = ipld_core::ipld::Ipld::List(vec![ipld_core::ipld::Ipld::Link(*leaf.cid())]);
+    let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&node).unwrap());
+    let cid = db.store().put(node).await.unwrap();
+    assert_eq!(db.links(&cid).await.unwrap(), None);
+
+    assert_eq!(
+        db.add_to_scope("late", &[cid], PutOptions::default())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(db.scope_members("late").await.unwrap(), vec![cid]);
+    assert_eq!(db.links(&cid).await.unwrap(), Some(vec![*leaf.cid()]));
+    assert_eq!(db.generation("late").await.unwrap(), 1);
+}
