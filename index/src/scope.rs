@@ -190,7 +190,7 @@ impl Index {
     /// # Errors
     /// As [`Index::scope_members`].
     pub async fn scopes(&self) -> Result<Vec<ScopeInfo>> {
-        self.read(PoolKind::Info, |conn| {
+        self.read(PoolKind::Data, |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT name, generation, last_seq FROM scopes ORDER BY name")
                 .during("prepare scopes")?;

@@ -4,7 +4,7 @@
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
 use seedbank_blobstore::{AppError, Blob, StagedOp};
 
-use crate::error::{Result, SqlContext};
+use crate::error::{Error, Result, SqlContext};
 use crate::extract::Extracted;
 use crate::indexer::Annotations;
 use crate::row::{target_key, CidRow};
@@ -60,7 +60,11 @@ impl IndexOp {
         } else if self.attributes.is_empty() && self.scopes.is_empty() {
             return Ok(());
         } else {
-            seq_of(conn, b)?.expect("the insert conflicted on this row")
+            // The insert conflicted on this row, so it exists; never panic on the lane.
+            seq_of(conn, b)?.ok_or_else(|| Error::Storage {
+                op: "find indexed blob",
+                message: "blob_index row missing after a conflict".into(),
+            })?
         };
         if fresh {
             self.write_links(conn, src)?;

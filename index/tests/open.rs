@@ -116,3 +116,34 @@ async fn a_closed_store_fails_index_calls_with_the_store_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_failing_index_write_rolls_back_its_blob() {
+    let db = common::open().await;
+    db.store()
+        .write(PutOptions::default(), |conn| {
+            Ok(conn.execute_batch("DROP TABLE links")?)
+        })
+        .await
+        .unwrap();
+    let leaf = Blob::new(codec::RAW, &b"z"[..]);
+    let list = ipld_core::ipld::Ipld::List(vec![ipld_core::ipld::Ipld::Link(*leaf.cid())]);
+    let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&list).unwrap());
+    let opts = IndexPutOptions::default().scope("atomic");
+    let err = db.put_many(vec![node.clone()], opts).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Storage {
+                op: "prepare insert link",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        !db.store().has(node.cid()).await.unwrap(),
+        "the blob went with its rows"
+    );
+    assert_eq!(db.generation("atomic").await.unwrap(), 0);
+}
