@@ -179,14 +179,15 @@ impl HavesCache {
             .config
             .dag_limit
             .unwrap_or(self.inner.index.config().reachable_limit);
-        let haves = read_data(self.inner.index.store(), move |conn| {
-            let prev = prev.as_deref();
-            match &scope {
-                Scope::Named(name) => named::build(conn, name, prev),
-                Scope::Dag(root) => dag::build(conn, *root, prev, limit),
+        let haves = match scope {
+            Scope::Named(name) => named::build(&self.inner.index, &name, prev.as_deref()).await?,
+            Scope::Dag(root) => {
+                read_data(self.inner.index.store(), move |conn| {
+                    dag::build(conn, root, prev.as_deref(), limit)
+                })
+                .await?
             }
-        })
-        .await?;
+        };
         let counter = match haves.build_kind() {
             BuildKind::Full => &self.inner.counters.full,
             BuildKind::Incremental => &self.inner.counters.incremental,

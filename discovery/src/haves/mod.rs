@@ -9,6 +9,10 @@
 //!   so a DAG's layers cluster and blocks missing below a frontier fall in a few ranges;
 //! - named scopes use 0 (pure id order). Insertion sequence numbers are local to each store,
 //!   so two peers holding the same members would disagree on every timestamp.
+//!
+//! Named scopes are read through the index's scope queries. DAG walks read the index's
+//! `blob_index` and `links` tables directly (`sql`), because the index has no walk that
+//! reports depths and unindexed leaves.
 
 mod cache;
 mod dag;
@@ -105,8 +109,7 @@ impl Sealed {
 /// Where a named scope's snapshot stands, to extend it incrementally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NamedCursor {
-    /// `scopes.id`, `None` when the scope did not exist.
-    pub scope_id: Option<i64>,
+    /// Sequence number of the newest member in the snapshot (0 when empty).
     pub last_seq: u64,
 }
 

@@ -1,68 +1,75 @@
-//! Builds a named scope's snapshot from the index's `scopes` and `scope_members` tables.
+//! Builds a named scope's snapshot through the index's scope queries.
 //!
-//! Incremental rule. In the index, adding a member bumps the scope's `generation` and
-//! `last_seq` by one each, in the same transaction; removing one bumps `generation` only.
-//! So if `generation` grew by exactly as much as `last_seq` since the previous snapshot, no
-//! member was removed, and the previous items plus the members with `seq > last_seq` are
-//! exactly the current members. Any other difference means a removal: full build.
+//! Incremental rule. In the index, adding a member bumps the scope's generation and hands
+//! out the next member sequence number, in one transaction; removing one bumps the
+//! generation only. So if the generation grew by exactly as much as the newest sequence
+//! number since the previous snapshot, no member was removed, and the previous items plus
+//! the members with a higher sequence number are the current members. Any other difference
+//! means a removal (or a race with a write): full build, from one consistent
+//! [`Index::scope_snapshot`].
+//!
+//! The incremental path reads the generation first, then the new members, and keeps only
+//! those numbered up to what the generation accounts for; a member added in between shows
+//! up as a mismatch and forces the full build.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use seedbank_blobstore::rusqlite::Connection;
+use cid::Cid;
+use seedbank_index::Index;
 
-use super::sql::{members_after, scope_row, During};
 use super::{BuildKind, Haves, NamedCursor, Node, NodeState, Sealed};
 use crate::error::Result;
 use crate::item::ItemId;
 use crate::scope::Scope;
 
 /// Builds the snapshot of scope `name`, from `prev` when that is provably correct.
-pub(crate) fn build(conn: &Connection, name: &str, prev: Option<&Haves>) -> Result<Haves> {
-    let tx = conn.unchecked_transaction().during("begin haves read")?;
-    let haves = build_in(&tx, name, prev)?;
-    tx.finish().during("end haves read")?;
-    Ok(haves)
-}
-
-fn build_in(conn: &Connection, name: &str, prev: Option<&Haves>) -> Result<Haves> {
-    let scope = Scope::named(name);
-    let Some((id, generation, last_seq)) = scope_row(conn, name)? else {
-        let cursor = NamedCursor {
-            scope_id: None,
-            last_seq: 0,
-        };
-        let sealed = Arc::new(Sealed::new(HashMap::new()));
-        return Ok(Haves::new(scope, 0, BuildKind::Full, sealed, Some(cursor)));
-    };
-    let cursor = NamedCursor {
-        scope_id: Some(id),
-        last_seq,
-    };
-    if let Some((prev, prev_cursor)) = prev.and_then(|p| p.named_cursor().map(|c| (p, c))) {
-        let only_added = prev_cursor.scope_id == Some(id)
-            && generation >= prev.generation()
-            && last_seq >= prev_cursor.last_seq
-            && generation - prev.generation() == last_seq - prev_cursor.last_seq;
-        if only_added && generation == prev.generation() {
-            let sealed = prev.sealed().clone();
-            return Ok(Haves::new(scope, generation, BuildKind::Reused, sealed, Some(cursor)));
-        }
-        if only_added {
-            let mut nodes = prev.sealed().nodes.clone();
-            add_members(&mut nodes, members_after(conn, id, prev_cursor.last_seq)?);
-            let sealed = Arc::new(Sealed::new(nodes));
-            return Ok(Haves::new(scope, generation, BuildKind::Incremental, sealed, Some(cursor)));
+pub(crate) async fn build(index: &Index, name: &str, prev: Option<&Haves>) -> Result<Haves> {
+    if let Some(prev) = prev {
+        if let Some(haves) = extend(index, name, prev).await? {
+            return Ok(haves);
         }
     }
+    let snapshot = index.scope_snapshot(name).await?;
+    let last_seq = snapshot.members.last().map_or(0, |(seq, _)| *seq);
     let mut nodes = HashMap::new();
-    add_members(&mut nodes, members_after(conn, id, 0)?);
+    add_members(&mut nodes, snapshot.members.into_iter().map(|(_, cid)| cid));
     let sealed = Arc::new(Sealed::new(nodes));
-    Ok(Haves::new(scope, generation, BuildKind::Full, sealed, Some(cursor)))
+    let cursor = NamedCursor { last_seq };
+    let scope = Scope::named(name);
+    Ok(Haves::new(scope, snapshot.generation, BuildKind::Full, sealed, Some(cursor)))
 }
 
-fn add_members(nodes: &mut HashMap<ItemId, Node>, members: Vec<cid::Cid>) {
-    nodes.reserve(members.len());
+/// `prev` plus the members added since, or `None` if that would not be exact.
+async fn extend(index: &Index, name: &str, prev: &Haves) -> Result<Option<Haves>> {
+    let Some(cursor) = prev.named_cursor() else {
+        return Ok(None);
+    };
+    let generation = index.generation(name).await?;
+    let Some(added) = generation.checked_sub(prev.generation()) else {
+        return Ok(None);
+    };
+    let scope = Scope::named(name);
+    if added == 0 {
+        let sealed = prev.sealed().clone();
+        return Ok(Some(Haves::new(scope, generation, BuildKind::Reused, sealed, Some(cursor))));
+    }
+    let members = index.scope_members_since(name, cursor.last_seq).await?;
+    let last_seq = cursor.last_seq + added;
+    let new: Vec<(u64, Cid)> = members.into_iter().take_while(|(s, _)| *s <= last_seq).collect();
+    let contiguous = new.len() as u64 == added
+        && new.iter().zip(cursor.last_seq + 1..).all(|((seq, _), want)| *seq == want);
+    if !contiguous {
+        return Ok(None);
+    }
+    let mut nodes = prev.sealed().nodes.clone();
+    add_members(&mut nodes, new.into_iter().map(|(_, cid)| cid));
+    let sealed = Arc::new(Sealed::new(nodes));
+    let cursor = NamedCursor { last_seq };
+    Ok(Some(Haves::new(scope, generation, BuildKind::Incremental, sealed, Some(cursor))))
+}
+
+fn add_members(nodes: &mut HashMap<ItemId, Node>, members: impl Iterator<Item = Cid>) {
     for cid in members {
         nodes.entry(ItemId::of(&cid)).or_insert(Node {
             cid,

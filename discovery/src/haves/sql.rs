@@ -1,8 +1,8 @@
 //! Reads on the index's tables, run on the store's data pool.
 //!
-//! The index does not (yet) expose a scope's generation, last sequence number and new
-//! members in one snapshot, nor a DAG walk that reports depths and unindexed leaves, so
-//! haves builds read its tables directly. Everything here is read-only.
+//! The index has no DAG walk that reports depths and unindexed leaves, so DAG haves builds
+//! read its `blob_index` and `links` tables (and the store's `blobs`) directly. Everything
+//! here is read-only.
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::{self, Connection, OptionalExtension};
@@ -137,36 +137,4 @@ pub(crate) fn indexed_since(conn: &Connection, after: u64, cap: usize) -> Result
         out.push(cid_from_row(&mh, codec, 1)?);
     }
     Ok(Some(out))
-}
-
-/// A named scope's row: `(id, generation, last_seq)`, `None` if it does not exist.
-pub(crate) fn scope_row(conn: &Connection, name: &str) -> Result<Option<(i64, u64, u64)>> {
-    conn.prepare_cached("SELECT id, generation, last_seq FROM scopes WHERE name = ?1")
-        .during("prepare find scope")?
-        .query_row([name], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
-        })
-        .optional()
-        .during("find scope")
-}
-
-/// Members of scope `id` with a sequence number above `after`, in insertion order.
-pub(crate) fn members_after(conn: &Connection, id: i64, after: u64) -> Result<Vec<Cid>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT mh, codec, version FROM scope_members WHERE scope = ?1 AND seq > ?2
-             ORDER BY seq",
-        )
-        .during("prepare scope members")?;
-    let rows = stmt
-        .query_map((id, after as i64), |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        })
-        .during("scope members")?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (mh, codec, version) = row.during("scope member row")?;
-        out.push(cid_from_row(&mh, codec, version)?);
-    }
-    Ok(out)
 }

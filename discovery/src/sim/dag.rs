@@ -1,0 +1,107 @@
+//! Generated test DAGs: a DAG-CBOR root over DAG-CBOR branches over raw leaves.
+
+use std::collections::BTreeMap;
+
+use cid::Cid;
+use ipld_core::ipld::Ipld;
+use rand::{Rng, RngCore};
+use seedbank_blobstore::{codec, Blob};
+
+/// A three-level DAG: `root → branches → leaves`.
+#[derive(Clone, Debug)]
+pub struct SimDag {
+    /// The root block.
+    pub root: Blob,
+    /// Branch blocks, each linking to its leaves.
+    pub branches: Vec<Blob>,
+    /// Leaves of each branch, in branch order.
+    pub leaves: Vec<Vec<Blob>>,
+}
+
+impl SimDag {
+    /// A DAG named `name` with `branches × leaves_per_branch` random leaves of
+    /// `leaf_size` bytes. `shared` branches of `base` (its first ones, with their leaves)
+    /// are reused, so the two DAGs overlap.
+    pub fn generate(
+        rng: &mut impl RngCore,
+        name: &str,
+        branches: usize,
+        leaves_per_branch: usize,
+        leaf_size: usize,
+        base: Option<(&SimDag, usize)>,
+    ) -> SimDag {
+        let (mut branch_blobs, mut leaves) = (Vec::new(), Vec::new());
+        if let Some((base, shared)) = base {
+            let shared = shared.min(base.branches.len()).min(branches);
+            branch_blobs.extend_from_slice(&base.branches[..shared]);
+            leaves.extend_from_slice(&base.leaves[..shared]);
+        }
+        while branch_blobs.len() < branches {
+            let own: Vec<Blob> = (0..leaves_per_branch)
+                .map(|_| {
+                    let mut data = vec![0u8; leaf_size];
+                    rng.fill_bytes(&mut data);
+                    Blob::new(codec::RAW, data)
+                })
+                .collect();
+            let tag = format!("{name}/{}/{}", branch_blobs.len(), rng.gen::<u64>());
+            branch_blobs.push(node(&tag, own.iter().map(|b| *b.cid())));
+            leaves.push(own);
+        }
+        let root = node(name, branch_blobs.iter().map(|b| *b.cid()));
+        SimDag {
+            root,
+            branches: branch_blobs,
+            leaves,
+        }
+    }
+
+    /// The root's CID.
+    pub fn root_cid(&self) -> Cid {
+        *self.root.cid()
+    }
+
+    /// Every block: root, branches, leaves.
+    pub fn blocks(&self) -> Vec<Blob> {
+        let mut out = vec![self.root.clone()];
+        out.extend(self.branches.iter().cloned());
+        out.extend(self.leaves.iter().flatten().cloned());
+        out
+    }
+
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        1 + self.branches.len() + self.leaves.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// True for a DAG of no block (never: there is always a root).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The root, every branch and each leaf for which `keep(branch, leaf)` is true.
+    pub fn subset(&self, mut keep: impl FnMut(usize, usize) -> bool) -> Vec<Blob> {
+        let mut out = vec![self.root.clone()];
+        out.extend(self.branches.iter().cloned());
+        for (b, leaves) in self.leaves.iter().enumerate() {
+            out.extend(
+                leaves
+                    .iter()
+                    .enumerate()
+                    .filter(|(l, _)| keep(b, *l))
+                    .map(|(_, blob)| blob.clone()),
+            );
+        }
+        out
+    }
+}
+
+/// A DAG-CBOR block `{name, links}`.
+fn node(name: &str, links: impl Iterator<Item = Cid>) -> Blob {
+    let map = Ipld::Map(BTreeMap::from([
+        ("name".to_string(), Ipld::String(name.to_string())),
+        ("links".to_string(), Ipld::List(links.map(Ipld::Link).collect())),
+    ]));
+    let bytes = serde_ipld_dagcbor::to_vec(&map).expect("a map of strings and links encodes");
+    Blob::new(codec::DAG_CBOR, bytes)
+}
