@@ -243,7 +243,7 @@ async fn make_peers(
         let id = format!("peer-{i:02}");
         let latency = rng.gen_range(c.latency.0..=c.latency.1);
         let responder = match behavior {
-            Behavior::Failing | Behavior::Hanging => None,
+            Behavior::Failing | Behavior::Hanging | Behavior::Busy => None,
             Behavior::Honest | Behavior::Liar => {
                 let node = SimNode::open(&dir.join(format!("{id}.db"))).await?;
                 let share = c.peer_leaf_share;

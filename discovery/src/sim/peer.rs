@@ -25,6 +25,8 @@ pub enum Behavior {
     Hanging,
     /// Reconciles honestly, then sends corrupted bytes for every blob fetched.
     Liar,
+    /// Refuses every call with [`Error::Busy`], as a responder past its admission limit.
+    Busy,
 }
 
 impl std::fmt::Display for Behavior {
@@ -34,6 +36,7 @@ impl std::fmt::Display for Behavior {
             Behavior::Failing => "failing",
             Behavior::Hanging => "hanging",
             Behavior::Liar => "liar",
+            Behavior::Busy => "busy",
         })
     }
 }
@@ -61,7 +64,7 @@ impl std::fmt::Debug for SimPeer {
 }
 
 impl SimPeer {
-    /// A peer answering from `responder` (`None` only for failing and hanging peers,
+    /// A peer answering from `responder` (`None` only for failing, hanging and busy peers,
     /// which never reach a store).
     pub fn new(
         id: impl Into<String>,
@@ -127,6 +130,7 @@ impl SimPeer {
         match (self.behavior, &self.responder) {
             (Behavior::Failing, _) => Err(Error::transport(format!("{} refused", self.id))),
             (Behavior::Hanging, _) => std::future::pending().await,
+            (Behavior::Busy, _) => Err(Error::Busy),
             (_, Some(responder)) => Ok(responder),
             (_, None) => Err(Error::transport(format!("{} has no store", self.id))),
         }
