@@ -2,6 +2,7 @@
 //!
 //! This facade re-exports the workspace crates:
 //! - [`blobstore`]: CIDs, the SQLite schema, the single fair writer lane, read pools.
+//! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
 //!
 //! and hosts [`bench`], the ingest benchmark behind `seedbank bench` and `cargo bench`.
 //!
@@ -26,5 +27,6 @@ pub struct ReadmeDoctests;
 
 pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
+pub use seedbank_index as index;
 
 pub mod bench;

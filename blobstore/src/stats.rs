@@ -212,8 +212,9 @@ pub(crate) struct RequestOutcome {
     pub dedup: usize,
 }
 
+/// Histograms of values from 1 to one hour in µs; larger values saturate at the top.
 fn histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant figures is valid")
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds and precision")
 }
 
 fn micros(d: Duration) -> u64 {

@@ -5,27 +5,34 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use seedbank::blobstore::{codec, Blob, Config, PutOptions, Store};
-use seedbank::Cid;
+use seedbank::blobstore::{codec, Blob, Config, Priority, Store};
+use seedbank::index::{Index, IndexConfig, IndexPutOptions};
 
-use super::Command;
+use super::{dag, parse_cid, Command};
 
-/// Parses a CID argument with a message naming it.
-fn parse_cid(s: &str) -> anyhow::Result<Cid> {
-    Cid::try_from(s).with_context(|| format!("invalid CID {s:?}"))
-}
-
+/// Opens the store and its index, runs one command, and closes the store (so every write is
+/// durable and the WAL checkpointed before the process exits).
 pub async fn run(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
     let store = Store::open(db, Config::default())
         .with_context(|| format!("cannot open {}", db.display()))?;
-    let result = dispatch(&store, command).await;
+    let result = match Index::open(store.clone(), IndexConfig::default()).await {
+        Ok(index) => dispatch(&index, command).await,
+        Err(e) => Err(e.into()),
+    };
     store.close().await?;
     result
 }
 
-async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(index: &Index, command: Command) -> anyhow::Result<ExitCode> {
+    let store = index.store();
     match command {
-        Command::Put { files } => put(store, &files).await,
+        Command::Import { file } => dag::import(index, &file).await,
+        Command::Export { root, file } => dag::export(index, &root, &file).await,
+        Command::Links { cid } => dag::links(index, &cid).await,
+        Command::Backlinks { cid } => dag::backlinks(index, &cid).await,
+        Command::Missing { root } => dag::missing(index, &root).await,
+        Command::Info { cid } => dag::info(index, &cid).await,
+        Command::Put { files } => put(index, &files).await,
         Command::Get { cid, output } => {
             let cid = parse_cid(&cid)?;
             let data = store
@@ -37,22 +44,6 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot write {}", path.display()))?,
                 None => std::io::stdout().write_all(&data)?,
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Info { cid } => {
-            let cid = parse_cid(&cid)?;
-            let info = store
-                .info(&cid)
-                .await?
-                .with_context(|| format!("{cid} not found"))?;
-            let at = info
-                .inserted_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            println!("cid          {}", info.cid);
-            println!("size         {}", info.size);
-            println!("codec        0x{:x}", info.codec);
-            println!("inserted_at  {} (unix ms)", at.as_millis());
             Ok(ExitCode::SUCCESS)
         }
         Command::Has { cids } => {
@@ -108,15 +99,14 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
 
 /// Reads every file first (so a missing file fails before anything is written), then
 /// stores them in one `put_many`.
-async fn put(store: &Store, files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+async fn put(index: &Index, files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
     let mut blobs = Vec::with_capacity(files.len());
     for f in files {
         let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         blobs.push(Blob::new(codec::RAW, data));
     }
-    let cids = store
-        .put_many(blobs, PutOptions::new(Default::default(), "cli"))
-        .await?;
+    let opts = IndexPutOptions::new(Priority::Interactive, "cli");
+    let cids = index.put_many(blobs, opts).await?;
     for (cid, f) in cids.iter().zip(files) {
         println!("{cid}\t{}", f.display());
     }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod blobs;
+mod dag;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +42,7 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Show a blob's metadata.
+    /// Show a blob's metadata and links.
     Info {
         /// The blob's CID.
         cid: String,
@@ -60,8 +61,41 @@ pub enum Command {
     },
     /// Re-hash every blob and run SQLite's integrity check; exits 1 on any problem.
     Verify,
+    /// Import a CARv1/CARv2 file: prints blocks, bytes, roots and the missing count.
+    Import {
+        /// The CAR file.
+        file: PathBuf,
+    },
+    /// Export the DAG under ROOT as a CARv1 file.
+    Export {
+        /// Root CID.
+        root: String,
+        /// Output file.
+        file: PathBuf,
+    },
+    /// List the CIDs a blob links to.
+    Links {
+        /// The blob's CID.
+        cid: String,
+    },
+    /// List the stored blobs linking to a CID.
+    Backlinks {
+        /// The target CID.
+        cid: String,
+    },
+    /// List blobs referenced under ROOT but not stored; exits 1 if any.
+    Missing {
+        /// Root CID.
+        root: String,
+    },
     /// Run the blob ingest benchmark on a temporary database.
     Bench(bench::BenchArgs),
+}
+
+/// Parses a CID argument with a message naming it.
+pub fn parse_cid(s: &str) -> anyhow::Result<seedbank::Cid> {
+    use anyhow::Context;
+    seedbank::Cid::try_from(s).with_context(|| format!("invalid CID {s:?}"))
 }
 
 /// Runs one command; `Ok` carries the exit code for commands that report a verdict.
