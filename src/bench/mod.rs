@@ -327,10 +327,19 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
         spec,
         engines,
         stats_overhead: None,
+        stats_overhead_lane_cpu: None,
     };
     report.stats_overhead = report
         .ratio(EngineKind::Seedbank, EngineKind::SeedbankNoStats)
         .map(|r| 1.0 - r);
+    let lane_cpu = |e| {
+        report
+            .engine(e)
+            .and_then(|r: &EngineReport| r.median.lane_us_per_blob())
+    };
+    report.stats_overhead_lane_cpu = lane_cpu(EngineKind::Seedbank)
+        .zip(lane_cpu(EngineKind::SeedbankNoStats))
+        .map(|(on, off)| on / off - 1.0);
     Ok(report)
 }
 

@@ -41,6 +41,9 @@ pub struct WorkloadReport {
     pub engines: Vec<EngineReport>,
     /// `1 - seedbank / seedbank-nostats` throughput: the cost of detailed stats.
     pub stats_overhead: Option<f64>,
+    /// Lane CPU per blob with detailed stats over without, minus 1: the same cost measured
+    /// where it is paid, much less sensitive to other load on the machine.
+    pub stats_overhead_lane_cpu: Option<f64>,
 }
 
 /// One engine's figures on one workload.
@@ -84,6 +87,13 @@ impl WorkloadReport {
     }
 }
 
+impl RunFigures {
+    /// Lane CPU per blob, µs (seedbank only).
+    pub fn lane_us_per_blob(&self) -> Option<f64> {
+        Some(self.lane_cpu_seconds? * 1e6 / self.blobs.max(1) as f64)
+    }
+}
+
 /// Field-wise medians; bounds (busy, WAL, RSS, errors) take the worst run.
 fn median_run(runs: &[RunFigures]) -> RunFigures {
     let mut order: Vec<usize> = (0..runs.len()).collect();
@@ -113,6 +123,9 @@ fn median_run(runs: &[RunFigures]) -> RunFigures {
     m.transactions = u(|r| r.transactions);
     m.wal_peak_bytes = worst(|r| r.wal_peak_bytes);
     m.peak_rss_bytes = worst(|r| r.peak_rss_bytes);
+    m.cpu_seconds = f(|r| r.cpu_seconds);
+    m.lane_cpu_seconds = median_opt(runs.iter().map(|r| r.lane_cpu_seconds));
+    m.checkpointer_cpu_seconds = median_opt(runs.iter().map(|r| r.checkpointer_cpu_seconds));
     m.jain = median_opt(runs.iter().map(|r| r.jain));
     m
 }
@@ -208,7 +221,27 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             lat(|r| r.peer_writes.latency_us, |l| l.p99),
         ));
     }
-    rows.extend::<[(&'static str, Cell); 7]>([
+    rows.extend::<[(&'static str, Cell); 10]>([
+        (
+            "CPU, cores busy",
+            Box::new(|_, e| format!("{:.2}", e.median.cpu_seconds / e.median.seconds)),
+        ),
+        (
+            "lane CPU, share of storm",
+            Box::new(|_, e| {
+                e.median.lane_cpu_seconds.map_or("–".into(), |c| {
+                    format!("{:.0}%", c / e.median.seconds * 100.0)
+                })
+            }),
+        ),
+        (
+            "lane CPU per blob",
+            Box::new(|_, e| {
+                e.median
+                    .lane_us_per_blob()
+                    .map_or("–".into(), |us| format!("{us:.1} µs"))
+            }),
+        ),
         (
             "SQLITE_BUSY (worst run)",
             Box::new(|_, e| count(e.median.busy_errors as f64)),
@@ -264,11 +297,15 @@ pub fn render_workload(w: &WorkloadReport) -> String {
         out.push('\n');
     }
     if let Some(o) = w.stats_overhead {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "stats overhead (detailed_stats on vs off): {:+.1}% throughput",
-            -o * 100.0
+            "detailed stats cost (seedbank vs seedbank-nostats): {:.1}% of throughput",
+            o * 100.0
         );
+        if let Some(c) = w.stats_overhead_lane_cpu {
+            let _ = write!(out, ", {:+.1}% lane CPU per blob", c * 100.0);
+        }
+        out.push('\n');
     }
     out
 }

@@ -79,6 +79,12 @@ pub struct RunFigures {
     pub source_blobs: Vec<u64>,
     /// Peak resident memory of the process during the run, bytes.
     pub peak_rss_bytes: u64,
+    /// CPU time of the whole process during the storm, s (divide by `seconds` for cores).
+    pub cpu_seconds: f64,
+    /// CPU time of seedbank's lane thread during the storm, s.
+    pub lane_cpu_seconds: Option<f64>,
+    /// CPU time of seedbank's checkpointer thread during the storm, s.
+    pub checkpointer_cpu_seconds: Option<f64>,
     /// Distinct CIDs submitted (targets, workload, interactive).
     pub blobs_submitted: u64,
     /// CIDs found in the database after the run.
@@ -207,6 +213,7 @@ impl Run<'_> {
             self.spec.total_blobs() as u64,
             self.label.clone(),
         );
+        let cpu_start = CpuMarks::now();
         let storm_start = origin.elapsed();
         let stop = Arc::new(AtomicBool::new(false));
         let interactive = concurrent.then(|| self.spawn_interactive(&engine, &stop));
@@ -224,6 +231,7 @@ impl Run<'_> {
             p.await??;
         }
         let storm_end = origin.elapsed();
+        let cpu = CpuMarks::now().since(&cpu_start);
         progress.finish();
         let details = engine.details();
         stop.store(true, Relaxed);
@@ -268,6 +276,9 @@ impl Run<'_> {
             jain,
             source_blobs: if concurrent { source_blobs } else { Vec::new() },
             peak_rss_bytes: peak_rss,
+            cpu_seconds: cpu.process,
+            lane_cpu_seconds: cpu.lane,
+            checkpointer_cpu_seconds: cpu.checkpointer,
             blobs_submitted: self.set.blobs
                 + self.set.targets.len() as u64
                 + interactive_distinct as u64,
@@ -413,6 +424,33 @@ async fn collect_peer_writers(tasks: Vec<PeerTask>) -> anyhow::Result<PeerFigure
     }
     total.latency_us = Latency::of_samples(all);
     Ok(total)
+}
+
+/// CPU time used so far by the process and by seedbank's two threads.
+struct CpuMarks {
+    process: f64,
+    lane: Option<f64>,
+    checkpointer: Option<f64>,
+}
+
+impl CpuMarks {
+    fn now() -> CpuMarks {
+        CpuMarks {
+            process: sysinfo::process_cpu_seconds(),
+            // Thread names as the kernel keeps them (15 bytes).
+            lane: sysinfo::thread_cpu_seconds("seedbank-lane"),
+            checkpointer: sysinfo::thread_cpu_seconds("seedbank-checkp"),
+        }
+    }
+
+    fn since(&self, start: &CpuMarks) -> CpuMarks {
+        let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        CpuMarks {
+            process: self.process - start.process,
+            lane: diff(self.lane, start.lane),
+            checkpointer: diff(self.checkpointer, start.checkpointer),
+        }
+    }
 }
 
 /// Samples the size of the `-wal` file every few ms, so every engine's WAL peak is measured

@@ -80,6 +80,45 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// CPU time used by the whole process so far (all threads, living and exited), seconds.
+/// Linux reports it in clock ticks of 1/100 s (`USER_HZ`); 0 where `/proc` is missing.
+pub fn process_cpu_seconds() -> f64 {
+    const USER_HZ: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / USER_HZ
+}
+
+/// CPU time of this process's living threads whose name starts with `prefix`, seconds
+/// (nanosecond precision from `/proc/self/task/*/schedstat`); `None` if there is none.
+pub fn thread_cpu_seconds(prefix: &str) -> Option<f64> {
+    let mut total = None;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let named = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|c| c.trim_end().starts_with(prefix));
+        if !named {
+            continue;
+        }
+        let ns: Option<u64> = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok());
+        if let Some(ns) = ns {
+            *total.get_or_insert(0.0) += ns as f64 / 1e9;
+        }
+    }
+    total
+}
+
 fn field(text: &str, name: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.split_once(':'))
@@ -137,6 +176,22 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn this_thread_uses_cpu() {
+        std::thread::Builder::new()
+            .name("bench-cpu-probe".into())
+            .spawn(|| {
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(30);
+                while std::time::Instant::now() < until {}
+                let used = thread_cpu_seconds("bench-cpu-probe").unwrap_or(0.03);
+                assert!(used >= 0.01, "{used}");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(thread_cpu_seconds("no-such-thread").is_none());
     }
 
     #[test]
