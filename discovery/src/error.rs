@@ -74,7 +74,9 @@ pub enum Error {
 }
 
 fn peer_suffix(peer: &Option<String>) -> String {
-    peer.as_ref().map(|p| format!(" from peer {p}")).unwrap_or_default()
+    peer.as_ref()
+        .map(|p| format!(" from peer {p}"))
+        .unwrap_or_default()
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.

@@ -162,6 +162,9 @@ mod tests {
     fn unknown_peers_keep_the_callers_order() {
         let scores = Scores::default();
         let all = peers(&["c", "a", "b"]);
-        assert_eq!(ids(&scores.rank(&all, 8, Duration::from_millis(1))), ["c", "a", "b"]);
+        assert_eq!(
+            ids(&scores.rank(&all, 8, Duration::from_millis(1))),
+            ["c", "a", "b"]
+        );
     }
 }

@@ -49,7 +49,10 @@ impl NegativeCache {
         if entries.len() >= self.capacity && !entries.contains_key(&scope) {
             entries.retain(|_, expiry| *expiry > now);
             if entries.len() >= self.capacity {
-                let oldest = entries.iter().min_by_key(|(_, e)| **e).map(|(s, _)| s.clone());
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, e)| **e)
+                    .map(|(s, _)| s.clone());
                 if let Some(oldest) = oldest {
                     entries.remove(&oldest);
                 }

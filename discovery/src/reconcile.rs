@@ -42,7 +42,11 @@ pub(crate) fn answer(
         let mut ne = Negentropy::borrowed(haves.storage(), frame_limit)?;
         Bytes::from(ne.reconcile(&request.negentropy)?)
     };
-    let cids = request.want.iter().filter_map(|id| haves.cid_of(id)).collect();
+    let cids = request
+        .want
+        .iter()
+        .filter_map(|id| haves.cid_of(id))
+        .collect();
     Ok(Message {
         negentropy,
         want: Vec::new(),
@@ -106,7 +110,9 @@ impl<'a> Initiator<'a> {
         let mut learned = Learned::default();
         for cid in answer.cids {
             if !self.asked.remove(&ItemId::of(&cid)) {
-                return Err(Error::protocol(format!("resolved {cid}, which was not asked for")));
+                return Err(Error::protocol(format!(
+                    "resolved {cid}, which was not asked for"
+                )));
             }
             learned.resolved.push(cid);
         }

@@ -156,7 +156,10 @@ impl fmt::Display for Report {
             ("duplicates", self.duplicates.to_string()),
             ("local blobs", self.local_blobs.to_string()),
             ("haves builds", self.haves_builds.to_string()),
-            ("elapsed", format!("{:.1} ms", self.elapsed.as_secs_f64() * 1000.0)),
+            (
+                "elapsed",
+                format!("{:.1} ms", self.elapsed.as_secs_f64() * 1000.0),
+            ),
         ];
         for (name, value) in rows {
             writeln!(f, "{name:<16} {value}")?;
@@ -174,7 +177,13 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "{:<12} {:>6} {:>7} {:>6} {:>10} {:>10} {:>9}  {}",
-                s.peer, s.rounds, s.fetches, s.blobs, s.bytes_sent, s.bytes_received, rtt,
+                s.peer,
+                s.rounds,
+                s.fetches,
+                s.blobs,
+                s.bytes_sent,
+                s.bytes_received,
+                rtt,
                 s.outcome
             )?;
         }

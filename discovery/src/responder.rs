@@ -131,7 +131,12 @@ impl Responder {
     /// request, [`Error::Index`] / [`Error::Blobstore`] if the snapshot could not be read.
     pub async fn reconcile(&self, scope: &Scope, request: Message) -> Result<Message> {
         let _admitted = self.admit()?;
-        let _running = self.inner.running.acquire().await.map_err(|_| Error::Busy)?;
+        let _running = self
+            .inner
+            .running
+            .acquire()
+            .await
+            .map_err(|_| Error::Busy)?;
         let haves = self.inner.haves.get(scope).await?;
         let config = &self.inner.config;
         let reply = answer(&haves, &request, config.frame_limit, config.max_want)?;
@@ -188,10 +193,14 @@ impl Responder {
     }
 
     fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.inner.admitted.clone().try_acquire_owned().map_err(|_| {
-            self.inner.counters.busy.fetch_add(1, Relaxed);
-            Error::Busy
-        })
+        self.inner
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.inner.counters.busy.fetch_add(1, Relaxed);
+                Error::Busy
+            })
     }
 }
 

@@ -5,8 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use seedbank_discovery::sim::{Behavior, SimPeer};
 use negentropy::{Negentropy, NegentropyStorageVector};
+use seedbank_discovery::sim::{Behavior, SimPeer};
 use seedbank_discovery::{
     Discovery, DiscoveryConfig, Error, Message, Peer, Responder, ResponderConfig, Scope,
     SessionOutcome,
@@ -40,12 +40,21 @@ async fn a_responder_serving_30_peers_reconciling_one_scope_builds_its_haves_onc
         clients.push((node, discovery));
     }
     let scope = Scope::named("doc");
-    let runs = clients.iter().map(|(_, d)| d.discover(&scope, std::slice::from_ref(&peer)));
+    let runs = clients
+        .iter()
+        .map(|(_, d)| d.discover(&scope, std::slice::from_ref(&peer)));
     let reports = futures_util::future::join_all(runs).await;
 
-    assert_eq!(server.haves.stats().builds, 1, "30 peers, one snapshot, one build");
+    assert_eq!(
+        server.haves.stats().builds,
+        1,
+        "30 peers, one snapshot, one build"
+    );
     assert_eq!(responder.stats().busy, 0);
-    assert!(responder.stats().reconciles >= 60, "each client reconciles and resolves");
+    assert!(
+        responder.stats().reconciles >= 60,
+        "each client reconciles and resolves"
+    );
     for ((node, _), report) in clients.iter().zip(reports) {
         let report = report.unwrap();
         assert!(report.complete);
@@ -58,7 +67,10 @@ async fn a_responder_serving_30_peers_reconciling_one_scope_builds_its_haves_onc
 async fn a_responder_past_its_admission_limit_answers_busy_instead_of_queueing() {
     let mut net = Net::new();
     let server = net.node().await;
-    server.put(raw_blobs("doc", 0, 50), Some("doc")).await.unwrap();
+    server
+        .put(raw_blobs("doc", 0, 50), Some("doc"))
+        .await
+        .unwrap();
     let config = ResponderConfig {
         max_in_flight: 1,
         max_queued: 1,
@@ -71,7 +83,10 @@ async fn a_responder_past_its_admission_limit_answers_busy_instead_of_queueing()
     let calls = (0..10).map(|_| responder.reconcile(&scope, request.clone()));
     let answers = futures_util::future::join_all(calls).await;
 
-    let busy = answers.iter().filter(|a| matches!(a, Err(Error::Busy))).count();
+    let busy = answers
+        .iter()
+        .filter(|a| matches!(a, Err(Error::Busy)))
+        .count();
     assert_eq!(busy, 8, "one running, one queued, the rest refused at once");
     assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 2);
     assert_eq!(responder.stats().busy, 8);
@@ -83,20 +98,28 @@ async fn a_busy_peer_is_replaced_by_the_next_candidate_and_scored_down() {
     let mut net = Net::new();
     let blobs = raw_blobs("doc", 0, 20);
     let busy = storeless("busy", Behavior::Busy, ms(10));
-    let good = net.peer("good", Behavior::Honest, ms(30), blobs, Some("doc")).await;
+    let good = net
+        .peer("good", Behavior::Honest, ms(30), blobs, Some("doc"))
+        .await;
     let client = net.node().await;
     let discovery = client.discovery(DiscoveryConfig {
         concurrency: 1,
         ..config()
     });
     let report = discovery
-        .discover(&Scope::named("doc"), &dyn_peers(&[busy.clone(), good.clone()]))
+        .discover(
+            &Scope::named("doc"),
+            &dyn_peers(&[busy.clone(), good.clone()]),
+        )
         .await
         .unwrap();
     assert!(report.complete);
     assert_eq!(report.sessions[0].outcome, SessionOutcome::Busy);
     assert_eq!(report.sessions[1].outcome, SessionOutcome::Done);
-    assert_eq!((report.busy, report.peers_failed, report.peers_contacted), (1, 1, 2));
+    assert_eq!(
+        (report.busy, report.peers_failed, report.peers_contacted),
+        (1, 1, 2)
+    );
     assert_eq!(discovery.peer_score("busy").unwrap().failures, 1);
     assert_eq!(discovery.peer_score("good").unwrap().successes, 1);
 }

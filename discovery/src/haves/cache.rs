@@ -170,9 +170,14 @@ impl HavesCache {
 
     /// Builds a snapshot on the data pool, after waiting for a build slot.
     async fn build(&self, scope: Scope) -> Result<Arc<Haves>> {
-        let _slot = self.inner.builds.acquire().await.map_err(|_| Error::Aborted {
-            reason: "haves cache closed".into(),
-        })?;
+        let _slot = self
+            .inner
+            .builds
+            .acquire()
+            .await
+            .map_err(|_| Error::Aborted {
+                reason: "haves cache closed".into(),
+            })?;
         let prev = self.previous(&scope);
         let limit = self
             .inner

@@ -52,7 +52,13 @@ pub(crate) fn build(
         Some((kind, sealed)) => Haves::new(scope, generation, kind, sealed, None),
         None => {
             let nodes = Walk::full(&tx, root, limit)?;
-            Haves::new(scope, generation, BuildKind::Full, Arc::new(Sealed::new(nodes)), None)
+            Haves::new(
+                scope,
+                generation,
+                BuildKind::Full,
+                Arc::new(Sealed::new(nodes)),
+                None,
+            )
         }
     };
     tx.finish().during("end haves walk")?;
@@ -79,7 +85,9 @@ fn extend(
     let nodes = &prev.sealed().nodes;
     let opened: Vec<ItemId> = nodes
         .iter()
-        .filter(|(id, n)| matches!(n.state, NodeState::Missing | NodeState::Leaf) && new.contains(id))
+        .filter(|(id, n)| {
+            matches!(n.state, NodeState::Missing | NodeState::Leaf) && new.contains(id)
+        })
         .map(|(id, _)| *id)
         .collect();
     if opened.is_empty() {
@@ -163,7 +171,10 @@ impl<'c> Walk<'c> {
     fn inspect(&self, cid: &Cid) -> Result<(NodeState, Vec<Cid>)> {
         if cid.hash().code() == IDENTITY {
             let digest = Bytes::copy_from_slice(cid.hash().digest());
-            return Ok((NodeState::Present, extract_links(cid.codec(), &digest).links));
+            return Ok((
+                NodeState::Present,
+                extract_links(cid.codec(), &digest).links,
+            ));
         }
         if !is_stored(self.conn, cid)? {
             return Ok((NodeState::Missing, Vec::new()));

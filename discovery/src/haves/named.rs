@@ -37,7 +37,13 @@ pub(crate) async fn build(index: &Index, name: &str, prev: Option<&Haves>) -> Re
     let sealed = Arc::new(Sealed::new(nodes));
     let cursor = NamedCursor { last_seq };
     let scope = Scope::named(name);
-    Ok(Haves::new(scope, snapshot.generation, BuildKind::Full, sealed, Some(cursor)))
+    Ok(Haves::new(
+        scope,
+        snapshot.generation,
+        BuildKind::Full,
+        sealed,
+        Some(cursor),
+    ))
 }
 
 /// `prev` plus the members added since, or `None` if that would not be exact.
@@ -52,13 +58,25 @@ async fn extend(index: &Index, name: &str, prev: &Haves) -> Result<Option<Haves>
     let scope = Scope::named(name);
     if added == 0 {
         let sealed = prev.sealed().clone();
-        return Ok(Some(Haves::new(scope, generation, BuildKind::Reused, sealed, Some(cursor))));
+        return Ok(Some(Haves::new(
+            scope,
+            generation,
+            BuildKind::Reused,
+            sealed,
+            Some(cursor),
+        )));
     }
     let members = index.scope_members_since(name, cursor.last_seq).await?;
     let last_seq = cursor.last_seq + added;
-    let new: Vec<(u64, Cid)> = members.into_iter().take_while(|(s, _)| *s <= last_seq).collect();
+    let new: Vec<(u64, Cid)> = members
+        .into_iter()
+        .take_while(|(s, _)| *s <= last_seq)
+        .collect();
     let contiguous = new.len() as u64 == added
-        && new.iter().zip(cursor.last_seq + 1..).all(|((seq, _), want)| *seq == want);
+        && new
+            .iter()
+            .zip(cursor.last_seq + 1..)
+            .all(|((seq, _), want)| *seq == want);
     if !contiguous {
         return Ok(None);
     }
@@ -66,7 +84,13 @@ async fn extend(index: &Index, name: &str, prev: &Haves) -> Result<Option<Haves>
     add_members(&mut nodes, new.into_iter().map(|(_, cid)| cid));
     let sealed = Arc::new(Sealed::new(nodes));
     let cursor = NamedCursor { last_seq };
-    Ok(Some(Haves::new(scope, generation, BuildKind::Incremental, sealed, Some(cursor))))
+    Ok(Some(Haves::new(
+        scope,
+        generation,
+        BuildKind::Incremental,
+        sealed,
+        Some(cursor),
+    )))
 }
 
 fn add_members(nodes: &mut HashMap<ItemId, Node>, members: impl Iterator<Item = Cid>) {

@@ -100,7 +100,11 @@ pub(crate) fn links_of(conn: &Connection, cid: &Cid) -> Result<Option<Vec<Cid>>>
         .during("prepare links")?;
     let rows = stmt
         .query_map([seq], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .during("links")?;
     let mut out = Vec::new();

@@ -33,7 +33,10 @@ pub(crate) async fn verify(
     for (cid, data) in answer {
         let id = ItemId::of(&cid);
         let Some(ours) = asked.get(&id) else {
-            return Err(protocol(peer, format!("sent {cid}, which was not asked for")));
+            return Err(protocol(
+                peer,
+                format!("sent {cid}, which was not asked for"),
+            ));
         };
         if !seen.insert(id) {
             return Err(protocol(peer, format!("sent {cid} twice")));
@@ -79,7 +82,12 @@ fn protocol(peer: &str, reason: String) -> Error {
 ///
 /// # Errors
 /// [`Error::Index`] if the lane rejected or failed the write.
-pub(crate) async fn submit(index: &Index, scope: &Scope, source: &str, blobs: Vec<Blob>) -> Result<()> {
+pub(crate) async fn submit(
+    index: &Index,
+    scope: &Scope,
+    source: &str,
+    blobs: Vec<Blob>,
+) -> Result<()> {
     let mut opts = IndexPutOptions::new(Priority::Normal, source);
     if let Scope::Named(name) = scope {
         opts = opts.scope(name.clone());

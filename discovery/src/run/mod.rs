@@ -269,9 +269,8 @@ fn build_report(
 ) -> Report {
     let c = &ctx.counters;
     let sum = |f: fn(&SessionReport) -> u64| sessions.iter().map(f).sum::<u64>();
-    let count = |f: fn(&SessionOutcome) -> bool| {
-        sessions.iter().filter(|s| f(&s.outcome)).count() as u64
-    };
+    let count =
+        |f: fn(&SessionOutcome) -> bool| sessions.iter().filter(|s| f(&s.outcome)).count() as u64;
     Report {
         run: ctx.id,
         scope: ctx.scope.clone(),

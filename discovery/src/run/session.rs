@@ -208,10 +208,21 @@ impl<'a> Session<'a> {
             .filter(|c| !state.knows(&ItemId::of(c)))
             .copied()
             .collect();
-        let stored = self.ctx.index.store().has_many(&fresh).await.map_err(local)?;
-        let (present, absent): (Vec<(Cid, bool)>, Vec<(Cid, bool)>) =
-            fresh.into_iter().zip(stored).partition(|(_, s)| *s);
-        let present: Vec<Cid> = present.into_iter().map(|(c, _)| c).collect();
+        let stored = self
+            .ctx
+            .index
+            .store()
+            .has_many(&fresh)
+            .await
+            .map_err(local)?;
+        let (mut present, mut absent) = (Vec::new(), Vec::new());
+        for (cid, stored) in fresh.into_iter().zip(stored) {
+            if stored {
+                present.push(cid);
+            } else {
+                absent.push(cid);
+            }
+        }
         if !present.is_empty() {
             let opts = PutOptions::new(Priority::Normal, &self.ctx.config.source);
             let added = self
@@ -222,7 +233,7 @@ impl<'a> Session<'a> {
                 .map_err(local)?;
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
         }
-        state.want(absent.into_iter().map(|(c, _)| c));
+        state.want(absent);
         let present: HashSet<ItemId> = present.iter().map(ItemId::of).collect();
         self.offered = resolved
             .iter()

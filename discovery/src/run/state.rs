@@ -146,7 +146,12 @@ impl RunState {
         } else {
             offered
                 .iter()
-                .filter(|id| table.wants.get(id).is_some_and(|w| w.state == WantState::Open))
+                .filter(|id| {
+                    table
+                        .wants
+                        .get(id)
+                        .is_some_and(|w| w.state == WantState::Open)
+                })
                 .copied()
                 .take(max)
                 .collect()
@@ -228,9 +233,12 @@ impl RunState {
     /// True if every id of `offered` that is wanted has been fetched.
     pub fn all_done(&self, offered: &BTreeSet<ItemId>) -> bool {
         let table = self.table.lock();
-        offered
-            .iter()
-            .all(|id| table.wants.get(id).is_none_or(|w| w.state == WantState::Done))
+        offered.iter().all(|id| {
+            table
+                .wants
+                .get(id)
+                .is_none_or(|w| w.state == WantState::Done)
+        })
     }
 
     /// What a session with nothing to claim among `offered` should do. In a DAG scope, a
@@ -281,7 +289,9 @@ mod tests {
     use seedbank_blobstore::{codec, Blob};
 
     fn cids(n: u8) -> Vec<Cid> {
-        (0..n).map(|i| *Blob::new(codec::RAW, vec![i]).cid()).collect()
+        (0..n)
+            .map(|i| *Blob::new(codec::RAW, vec![i]).cid())
+            .collect()
     }
 
     #[test]
@@ -296,14 +306,24 @@ mod tests {
         assert_eq!(state.claim(3, &offered, 3), Vec::<Cid>::new());
         assert_eq!(state.idle(&offered, false), Idle::Wait);
         {
-            let _guard = ClaimGuard { state: &state, session: 1 };
+            let _guard = ClaimGuard {
+                state: &state,
+                session: 1,
+            };
         }
         assert_eq!(state.claim(3, &offered, 8).len(), 3);
         assert_eq!(state.fetched(2, &second, Vec::new()), 0);
-        assert_eq!(state.fetched(2, &second, Vec::new()), 1, "fetched twice is a duplicate");
+        assert_eq!(
+            state.fetched(2, &second, Vec::new()),
+            1,
+            "fetched twice is a duplicate"
+        );
         assert!(!state.is_idle());
         state.release(3, &first);
-        assert_eq!(state.fetched(4, &state.claim(4, &offered, 8), Vec::new()), 0);
+        assert_eq!(
+            state.fetched(4, &state.claim(4, &offered, 8), Vec::new()),
+            0
+        );
         assert!(state.is_idle() && state.all_done(&offered));
         assert_eq!(state.idle(&offered, true), Idle::Finished);
     }

@@ -100,7 +100,10 @@ impl SimDag {
 fn node(name: &str, links: impl Iterator<Item = Cid>) -> Blob {
     let map = Ipld::Map(BTreeMap::from([
         ("name".to_string(), Ipld::String(name.to_string())),
-        ("links".to_string(), Ipld::List(links.map(Ipld::Link).collect())),
+        (
+            "links".to_string(),
+            Ipld::List(links.map(Ipld::Link).collect()),
+        ),
     ]));
     let bytes = serde_ipld_dagcbor::to_vec(&map).expect("a map of strings and links encodes");
     Blob::new(codec::DAG_CBOR, bytes)

@@ -66,6 +66,9 @@ pub struct SimConfig {
     pub failing: f64,
     /// Peers sending corrupted bytes (default 1).
     pub liars: usize,
+    /// Put the liars first in the peer list, with the lowest latency (default true): the
+    /// worst case, as they are then contacted first and answer fastest.
+    pub liars_first: bool,
     /// Round-trip latency of each peer, drawn uniformly in this range (default 10–80 ms).
     pub latency: (Duration, Duration),
     /// Concurrent `discover` calls for the target (default 8; they share one run).
@@ -89,6 +92,7 @@ impl Default for SimConfig {
             peer_leaf_share: 0.8,
             failing: 0.2,
             liars: 1,
+            liars_first: true,
             latency: (Duration::from_millis(10), Duration::from_millis(80)),
             callers: 8,
             discovery: DiscoveryConfig {
@@ -169,7 +173,14 @@ pub async fn run(config: SimConfig) -> Result<SimReport> {
     };
     let mut rng = StdRng::seed_from_u64(config.seed);
     let c = &config;
-    let target = SimDag::generate(&mut rng, "target", c.branches, c.leaves_per_branch, c.leaf_size, None);
+    let target = SimDag::generate(
+        &mut rng,
+        "target",
+        c.branches,
+        c.leaves_per_branch,
+        c.leaf_size,
+        None,
+    );
     let overlap = SimDag::generate(
         &mut rng,
         "overlap",
@@ -181,7 +192,13 @@ pub async fn run(config: SimConfig) -> Result<SimReport> {
     let client = SimNode::open(&dir.join("client.db")).await?;
     client.put(overlap.blocks(), None).await?;
     let target_cids: Vec<_> = target.blocks().iter().map(|b| *b.cid()).collect();
-    let client_had = client.store().has_many(&target_cids).await?.into_iter().filter(|h| *h).count();
+    let client_had = client
+        .store()
+        .has_many(&target_cids)
+        .await?
+        .into_iter()
+        .filter(|h| *h)
+        .count();
     let peers = make_peers(c, &mut rng, &dir, &target).await?;
     let setup_ms = setup.elapsed().as_millis() as u64;
 
@@ -238,16 +255,23 @@ async fn make_peers(
         })
         .collect();
     behaviors.shuffle(rng);
+    if c.liars_first {
+        behaviors.sort_by_key(|b| *b != Behavior::Liar);
+    }
     let mut peers = Vec::with_capacity(c.peers);
     for (i, behavior) in behaviors.into_iter().enumerate() {
         let id = format!("peer-{i:02}");
-        let latency = rng.gen_range(c.latency.0..=c.latency.1);
+        let latency = match behavior {
+            Behavior::Liar if c.liars_first => c.latency.0,
+            _ => rng.gen_range(c.latency.0..=c.latency.1),
+        };
         let responder = match behavior {
             Behavior::Failing | Behavior::Hanging | Behavior::Busy => None,
             Behavior::Honest | Behavior::Liar => {
                 let node = SimNode::open(&dir.join(format!("{id}.db"))).await?;
                 let share = c.peer_leaf_share;
-                node.put(target.subset(|_, _| rng.gen_bool(share)), None).await?;
+                node.put(target.subset(|_, _| rng.gen_bool(share)), None)
+                    .await?;
                 Some(node.responder(&id, ResponderConfig::default()))
             }
         };
