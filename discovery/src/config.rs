@@ -25,10 +25,11 @@ pub struct DiscoveryConfig {
     /// Negentropy frame size limit in bytes (0 = unlimited, else at least 4096; default
     /// 256 KiB).
     pub frame_limit: u64,
-    /// Most ids one request asks a peer to resolve to CIDs (default 4,096; the
-    /// [`Responder`](crate::Responder) accepts up to its own `max_want`).
+    /// Most ids one request asks a peer to resolve to CIDs (default 16,384, what a default
+    /// [`Responder`](crate::Responder) accepts; 512 KiB of ids).
     pub max_want: usize,
-    /// Most reconciliation round trips with one peer before it is dropped (default 64).
+    /// Most reconciliation round trips with one peer before the session is abandoned as
+    /// failed (default 256: a first sync of a million-member named scope needs about 62).
     pub max_rounds: usize,
     /// Latency assumed for a peer never measured, when ranking (default 200 ms).
     pub assumed_latency: Duration,
@@ -50,8 +51,8 @@ impl Default for DiscoveryConfig {
             negative_capacity: 10_000,
             fetch_batch: 64,
             frame_limit: 256 * 1024,
-            max_want: 4096,
-            max_rounds: 64,
+            max_want: 16_384,
+            max_rounds: 256,
             assumed_latency: Duration::from_millis(200),
             named_quorum: 1,
             source: "discovery".to_string(),

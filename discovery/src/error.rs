@@ -117,8 +117,15 @@ impl Error {
     }
 }
 
+/// A malformed negentropy message is a protocol violation; a peer speaking another
+/// protocol version is merely incompatible (a failure, not a lie).
 impl From<negentropy::Error> for Error {
     fn from(err: negentropy::Error) -> Self {
-        Error::protocol(format!("negentropy: {err}"))
+        match err {
+            negentropy::Error::UnsupportedProtocolVersion => {
+                Error::transport(format!("incompatible peer: {err}"))
+            }
+            err => Error::protocol(format!("negentropy: {err}")),
+        }
     }
 }

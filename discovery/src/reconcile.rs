@@ -150,3 +150,118 @@ impl<'a> Initiator<'a> {
         Ok((learned, Some(next)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use seedbank_blobstore::{codec, Blob};
+
+    use super::*;
+    use crate::haves::{BuildKind, Node, NodeState, Sealed};
+    use crate::scope::Scope;
+
+    fn cids(range: std::ops::Range<u32>) -> Vec<Cid> {
+        range
+            .map(|i| *Blob::new(codec::RAW, i.to_le_bytes().to_vec()).cid())
+            .collect()
+    }
+
+    fn haves(cids: &[Cid]) -> Haves {
+        let nodes: HashMap<ItemId, Node> = cids
+            .iter()
+            .map(|c| {
+                let node = Node {
+                    cid: *c,
+                    depth: 0,
+                    state: NodeState::Present,
+                };
+                (ItemId::of(c), node)
+            })
+            .collect();
+        let sealed = Arc::new(Sealed::new(nodes));
+        Haves::new(Scope::named("t"), 1, BuildKind::Full, sealed, None)
+    }
+
+    /// Runs a whole reconciliation; returns what the initiator needs and resolved.
+    fn exchange(local: &Haves, remote: &Haves, resolve: bool) -> (Vec<ItemId>, Vec<Cid>, usize) {
+        let (mut initiator, mut request) = Initiator::start(local, 4096, resolve, 100).unwrap();
+        let (mut need, mut resolved, mut rounds) = (Vec::new(), Vec::new(), 0);
+        loop {
+            rounds += 1;
+            let reply = answer(remote, &request, 4096, 1000).unwrap();
+            let (learned, next) = initiator.receive(reply).unwrap();
+            need.extend(learned.need);
+            resolved.extend(learned.resolved);
+            match next {
+                Some(next) => request = next,
+                None => return (need, resolved, rounds),
+            }
+        }
+    }
+
+    #[test]
+    fn reconciliation_finds_exactly_what_the_responder_has_and_resolves_it() {
+        let local = haves(&cids(0..3000));
+        let mut theirs = cids(0..3000);
+        theirs.retain(|c| c != &cids(17..18)[0]);
+        let extra = cids(5000..5250);
+        theirs.extend(&extra);
+        let remote = haves(&theirs);
+        let (need, resolved, rounds) = exchange(&local, &remote, true);
+        let set = |ids: Vec<ItemId>| ids.into_iter().collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(set(need), set(extra.iter().map(ItemId::of).collect()));
+        assert_eq!(
+            set(resolved.iter().map(ItemId::of).collect()),
+            set(extra.iter().map(ItemId::of).collect())
+        );
+        assert_eq!(
+            resolved.len(),
+            extra.len(),
+            "each resolved once, 100 ids per request"
+        );
+        assert!(rounds >= 3);
+        let (need, resolved, _) = exchange(&local, &remote, false);
+        assert_eq!(
+            (need.len(), resolved.len()),
+            (250, 0),
+            "DAG sessions do not resolve"
+        );
+    }
+
+    #[test]
+    fn a_resolution_nobody_asked_for_is_a_protocol_error() {
+        let local = haves(&cids(0..10));
+        let remote = haves(&cids(0..20));
+        let (mut initiator, request) = Initiator::start(&local, 0, true, 100).unwrap();
+        let mut reply = answer(&remote, &request, 0, 100).unwrap();
+        reply.cids = cids(100..101);
+        assert!(matches!(
+            initiator.receive(reply),
+            Err(Error::Protocol { .. })
+        ));
+    }
+
+    #[test]
+    fn a_responder_refuses_too_many_ids_to_resolve() {
+        let remote = haves(&cids(0..5));
+        let request = Message {
+            want: vec![ItemId([0; 32]); 11],
+            ..Message::default()
+        };
+        assert!(answer(&remote, &request, 0, 10).is_err());
+        let fine = answer(
+            &remote,
+            &Message {
+                want: vec![ItemId::of(&cids(0..1)[0])],
+                ..Message::default()
+            },
+            0,
+            10,
+        )
+        .unwrap();
+        assert_eq!(fine.cids, cids(0..1));
+        assert!(fine.negentropy.is_empty());
+    }
+}

@@ -82,7 +82,7 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    fn new(nodes: HashMap<ItemId, Node>) -> Self {
+    pub(crate) fn new(nodes: HashMap<ItemId, Node>) -> Self {
         let items: Vec<(&ItemId, &Node)> = nodes.iter().filter(|(_, n)| n.is_item()).collect();
         let mut storage = NegentropyStorageVector::with_capacity(items.len());
         for (id, node) in &items {

@@ -180,7 +180,7 @@ impl<'a> Session<'a> {
                 None => return Ok(resolved),
             }
         }
-        Err(self.blame(Error::protocol(format!(
+        Err(Stop::Peer(Error::transport(format!(
             "reconciliation not done after {} rounds",
             config.max_rounds
         ))))
