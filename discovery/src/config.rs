@@ -12,14 +12,15 @@ pub struct DiscoveryConfig {
     pub concurrency: usize,
     /// Longest wait for one answer (a reconciliation round or a fetch; default 5 s).
     pub round_timeout: Duration,
-    /// Most time one session may spend waiting for its peer, all rounds and fetches
-    /// together (default 30 s). Time spent storing what it sent does not count.
+    /// Most time one peer may take to complete reconciliation, all rounds together
+    /// (default 30 s). Each fetch is bounded by `round_timeout` alone, so a peer that keeps
+    /// delivering is never cut off; time spent storing what it sent never counts.
     pub peer_timeout: Duration,
     /// How long "nobody has it" is remembered (default 30 s; zero disables the cache).
     pub negative_ttl: Duration,
     /// Most scopes in the negative cache (default 10,000).
     pub negative_capacity: usize,
-    /// CIDs per fetch request (default 64). Each answer is verified, then stored as one
+    /// CIDs per fetch request (default 128). Each answer is verified, then stored as one
     /// `put_many` through the lane.
     pub fetch_batch: usize,
     /// Negentropy frame size limit in bytes (0 = unlimited, else at least 4096; default
@@ -49,7 +50,7 @@ impl Default for DiscoveryConfig {
             peer_timeout: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(30),
             negative_capacity: 10_000,
-            fetch_batch: 64,
+            fetch_batch: 128,
             frame_limit: 256 * 1024,
             max_want: 16_384,
             max_rounds: 256,

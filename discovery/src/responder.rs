@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
+use futures_util::StreamExt;
 use seedbank_index::Index;
 use tokio::sync::Semaphore;
 
@@ -15,6 +16,9 @@ use crate::message::Message;
 use crate::peer::Peer;
 use crate::reconcile::answer;
 use crate::scope::Scope;
+
+/// Blob reads one `fetch` keeps in flight on the data pool.
+const FETCH_READS_IN_FLIGHT: usize = 4;
 
 /// Responder configuration.
 #[derive(Clone, Debug)]
@@ -154,24 +158,31 @@ impl Responder {
         let _admitted = self.admit()?;
         let config = &self.inner.config;
         let store = self.inner.index.store();
+        // A few reads in flight keep the data pool busy without taking all of it.
+        let wanted: Vec<Cid> = cids.iter().take(config.max_fetch_blobs).copied().collect();
+        let mut reads = futures_util::stream::iter(wanted)
+            .map(|cid| {
+                let store = store.clone();
+                async move { (cid, store.get(&cid).await) }
+            })
+            .buffered(FETCH_READS_IN_FLIGHT);
         let mut out = Vec::new();
         let mut bytes = 0;
-        for cid in cids.iter().take(config.max_fetch_blobs) {
-            let data = match store.get(cid).await {
+        while let Some((cid, read)) = reads.next().await {
+            let data = match read {
                 Ok(Some(data)) => data,
-                Ok(None) => continue,
+                Ok(None) | Err(seedbank_blobstore::Error::UnsupportedHash { .. }) => continue,
                 Err(seedbank_blobstore::Error::Corrupt { cid }) => {
                     tracing::warn!(%cid, "not serving a corrupt stored blob");
                     continue;
                 }
-                Err(seedbank_blobstore::Error::UnsupportedHash { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
             if !out.is_empty() && bytes + data.len() > config.max_fetch_bytes {
                 break;
             }
             bytes += data.len();
-            out.push((*cid, data));
+            out.push((cid, data));
         }
         let c = &self.inner.counters;
         c.fetches.fetch_add(1, Relaxed);

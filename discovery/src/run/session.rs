@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use cid::Cid;
-use seedbank_blobstore::{Priority, PutOptions};
+use seedbank_blobstore::{Blob, Priority, PutOptions};
 use tokio::time::Instant;
 
 use super::ingest;
@@ -18,6 +18,9 @@ use crate::item::ItemId;
 use crate::peer::Peer;
 use crate::reconcile::Initiator;
 use crate::scope::Scope;
+
+const RECONCILE: &str = "reconcile";
+const FETCH: &str = "fetch";
 
 /// Why a session stopped early.
 pub(crate) enum Stop {
@@ -63,13 +66,14 @@ impl SessionStats {
     }
 }
 
-/// One session: the peer, its id in the run, its time budget.
+/// One session: the peer, its id in the run, its reconciliation time budget.
 pub(crate) struct Session<'a> {
     pub ctx: &'a RunCtx,
     pub peer: &'a dyn Peer,
     pub id: u64,
     pub stats: &'a SessionStats,
-    /// Time left in calls to this peer (our own ingest time does not count).
+    /// Time left for reconciliation calls to this peer. Fetches are bounded by the round
+    /// timeout alone: a peer that keeps delivering is never cut off.
     budget: Duration,
     /// Ids this peer has that the run's snapshot lacks.
     offered: BTreeSet<ItemId>,
@@ -111,24 +115,33 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Sends one call to the peer within the round timeout and the peer's remaining budget.
+    /// Sends one call to the peer within the round timeout and, for reconciliation, the
+    /// session's remaining budget.
     async fn call<T>(
         &mut self,
         op: &'static str,
         call: impl Future<Output = crate::Result<T>>,
     ) -> Result<T, Stop> {
+        let budgeted = op == RECONCILE;
         if self.ctx.state.is_complete() {
             return Err(Stop::Complete);
         }
         let peer = self.peer.id().to_string();
-        let limit = self.budget.min(self.ctx.config.round_timeout);
+        let round = self.ctx.config.round_timeout;
+        let limit = if budgeted {
+            self.budget.min(round)
+        } else {
+            round
+        };
         if limit.is_zero() {
             return Err(Stop::Peer(Error::Timeout { peer, op }));
         }
         let started = Instant::now();
         let result = tokio::time::timeout(limit, call).await;
         let spent = started.elapsed();
-        self.budget = self.budget.saturating_sub(spent);
+        if budgeted {
+            self.budget = self.budget.saturating_sub(spent);
+        }
         self.stats.calls.fetch_add(1, Relaxed);
         self.stats
             .call_micros
@@ -160,7 +173,7 @@ impl<'a> Session<'a> {
             self.stats.sent(sent);
             let peer = self.peer;
             let answer = self
-                .call("reconcile", peer.reconcile(&ctx.scope, request))
+                .call(RECONCILE, peer.reconcile(&ctx.scope, request))
                 .await?;
             let received = answer.encoded_len();
             self.stats.received(received);
@@ -243,10 +256,13 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Claims and fetches until nothing this peer offers is wanted.
+    /// Claims and fetches until nothing this peer offers is wanted. Fetching is pipelined
+    /// two deep: batch N is stored while batch N+1 is fetched. A batch's claims are held
+    /// until it is committed, so nobody sees its blobs as missing or done too early.
     async fn fetch_all(&mut self) -> Result<(), Stop> {
         let state = &self.ctx.state;
         let mut changes = state.subscribe();
+        let mut storing: Option<Verified> = None;
         loop {
             if state.is_complete() {
                 return Err(Stop::Complete);
@@ -254,7 +270,17 @@ impl<'a> Session<'a> {
             changes.borrow_and_update();
             let batch = state.claim(self.id, &self.offered, self.ctx.config.fetch_batch);
             if !batch.is_empty() {
-                self.fetch(batch).await?;
+                let (stored, fetched) = tokio::join!(
+                    store(self.ctx, self.id, self.stats, storing.take()),
+                    self.fetch(batch)
+                );
+                stored?;
+                storing = fetched?;
+                continue;
+            }
+            if storing.is_some() {
+                // Storing it may reveal new wants (links) or complete the scope.
+                store(self.ctx, self.id, self.stats, storing.take()).await?;
                 continue;
             }
             match state.idle(&self.offered, self.dag()) {
@@ -266,13 +292,14 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Fetches one claimed batch, verifies it, stores it and records what it revealed.
-    async fn fetch(&mut self, batch: Vec<Cid>) -> Result<(), Stop> {
+    /// Fetches one claimed batch and verifies it. Claims on blobs the peer did not send are
+    /// released for other sessions; `None` when it sent none.
+    async fn fetch(&mut self, batch: Vec<Cid>) -> Result<Option<Verified>, Stop> {
         self.stats.fetches.fetch_add(1, Relaxed);
         self.stats
             .sent(batch.iter().map(|c| c.encoded_len()).sum::<usize>());
         let peer = self.peer;
-        let answer = self.call("fetch", peer.fetch(&batch)).await?;
+        let answer = self.call(FETCH, peer.fetch(&batch)).await?;
         self.stats.received(
             answer
                 .iter()
@@ -295,29 +322,43 @@ impl<'a> Session<'a> {
             }
             self.ctx.state.release(self.id, &unsent);
         }
-        if blobs.is_empty() {
-            return Ok(());
-        }
-        let fetched: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-        let bytes: usize = blobs.iter().map(|b| b.len()).sum();
-        let children = if self.dag() {
-            self.ctx
-                .new_wants(ingest::children(&blobs, &self.ctx.haves))
-                .await
-                .map_err(Stop::Local)?
-        } else {
-            Vec::new()
-        };
-        let ctx = self.ctx;
-        ingest::submit(&ctx.index, &ctx.scope, &ctx.config.source, blobs)
-            .await
-            .map_err(Stop::Local)?;
-        let duplicates = ctx.state.fetched(self.id, &fetched, children);
-        self.stats.blobs.fetch_add(fetched.len() as u64, Relaxed);
-        ctx.counters.record_fetch(fetched.len(), bytes, duplicates);
-        if self.dag() && ctx.state.is_idle() {
-            ctx.confirm_dag_complete().await.map_err(Stop::Local)?;
-        }
-        Ok(())
+        Ok((!blobs.is_empty()).then_some(Verified { blobs }))
     }
+}
+
+/// A fetched batch whose every blob matched its CID, still claimed by its session.
+struct Verified {
+    blobs: Vec<Blob>,
+}
+
+/// Stores a verified batch through the lane, then marks it fetched together with the new
+/// wants its links revealed (DAG scopes) and checks whether the scope is complete.
+async fn store(
+    ctx: &RunCtx,
+    session: u64,
+    stats: &SessionStats,
+    batch: Option<Verified>,
+) -> Result<(), Stop> {
+    let Some(Verified { blobs }) = batch else {
+        return Ok(());
+    };
+    let dag = matches!(ctx.scope, Scope::Dag(_));
+    let fetched: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+    let bytes: usize = blobs.iter().map(|b| b.len()).sum();
+    let children = if dag {
+        let links = ingest::children(&blobs, &ctx.haves);
+        ctx.new_wants(links).await.map_err(Stop::Local)?
+    } else {
+        Vec::new()
+    };
+    ingest::submit(&ctx.index, &ctx.scope, &ctx.config.source, blobs)
+        .await
+        .map_err(Stop::Local)?;
+    let duplicates = ctx.state.fetched(session, &fetched, children);
+    stats.blobs.fetch_add(fetched.len() as u64, Relaxed);
+    ctx.counters.record_fetch(fetched.len(), bytes, duplicates);
+    if dag && ctx.state.is_idle() {
+        ctx.confirm_dag_complete().await.map_err(Stop::Local)?;
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! does, on drop) for another session to take. Every change bumps a version on a watch
 //! channel, which sessions with nothing to claim wait on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use cid::Cid;
 use parking_lot::Mutex;
@@ -27,31 +27,54 @@ struct Want {
     state: WantState,
 }
 
+/// Every want, with the open and claimed ones indexed apart so that handing out claims
+/// and checking for work in flight never scans the (growing) set of done ones.
 #[derive(Default)]
 struct Table {
-    /// Ordered so claims are handed out in a deterministic order.
-    wants: BTreeMap<ItemId, Want>,
-    open: usize,
-    claimed: usize,
+    wants: HashMap<ItemId, Want>,
+    /// Ordered, so claims are handed out in a deterministic order.
+    open: BTreeSet<ItemId>,
+    /// Claimed wants and the session holding each.
+    claimed: HashMap<ItemId, u64>,
     synced_peers: usize,
 }
 
 impl Table {
+    /// Moves a known want to `to`; returns its previous state.
     fn set(&mut self, id: &ItemId, to: WantState) -> Option<WantState> {
         let want = self.wants.get_mut(id)?;
-        let from = want.state;
+        let from = std::mem::replace(&mut want.state, to);
         match from {
-            WantState::Open => self.open -= 1,
-            WantState::Claimed(_) => self.claimed -= 1,
+            WantState::Open => {
+                self.open.remove(id);
+            }
+            WantState::Claimed(_) => {
+                self.claimed.remove(id);
+            }
             WantState::Done => {}
         }
         match to {
-            WantState::Open => self.open += 1,
-            WantState::Claimed(_) => self.claimed += 1,
+            WantState::Open => {
+                self.open.insert(*id);
+            }
+            WantState::Claimed(session) => {
+                self.claimed.insert(*id, session);
+            }
             WantState::Done => {}
         }
-        want.state = to;
         Some(from)
+    }
+
+    /// Adds `cid` as an open want unless it is known; true if it was new.
+    fn add(&mut self, cid: Cid) -> bool {
+        let id = ItemId::of(&cid);
+        if self.wants.contains_key(&id) {
+            return false;
+        }
+        let state = WantState::Open;
+        self.wants.insert(id, Want { cid, state });
+        self.open.insert(id);
+        true
     }
 }
 
@@ -107,18 +130,7 @@ impl RunState {
     /// Adds wants not known yet (in any state); returns how many were new.
     pub fn want(&self, cids: impl IntoIterator<Item = Cid>) -> usize {
         let mut table = self.table.lock();
-        let mut added = 0;
-        for cid in cids {
-            let id = ItemId::of(&cid);
-            if let std::collections::btree_map::Entry::Vacant(e) = table.wants.entry(id) {
-                e.insert(Want {
-                    cid,
-                    state: WantState::Open,
-                });
-                table.open += 1;
-                added += 1;
-            }
-        }
+        let added = cids.into_iter().filter(|cid| table.add(*cid)).count();
         drop(table);
         if added > 0 {
             self.changed();
@@ -135,26 +147,15 @@ impl RunState {
     /// `session`.
     pub fn claim(&self, session: u64, offered: &BTreeSet<ItemId>, max: usize) -> Vec<Cid> {
         let mut table = self.table.lock();
-        let picked: Vec<ItemId> = if table.wants.len() <= offered.len() {
-            table
-                .wants
-                .iter()
-                .filter(|(id, w)| w.state == WantState::Open && offered.contains(id))
-                .map(|(id, _)| *id)
+        let picked: Vec<ItemId> = if table.open.len() <= offered.len() {
+            let open = table.open.iter();
+            open.filter(|id| offered.contains(id))
                 .take(max)
+                .copied()
                 .collect()
         } else {
-            offered
-                .iter()
-                .filter(|id| {
-                    table
-                        .wants
-                        .get(id)
-                        .is_some_and(|w| w.state == WantState::Open)
-                })
-                .copied()
-                .take(max)
-                .collect()
+            let offered = offered.iter().filter(|id| table.open.contains(id));
+            offered.take(max).copied().collect()
         };
         picked
             .iter()
@@ -182,9 +183,9 @@ impl RunState {
     pub fn release_all(&self, session: u64) {
         let mut table = self.table.lock();
         let held: Vec<ItemId> = table
-            .wants
+            .claimed
             .iter()
-            .filter(|(_, w)| w.state == WantState::Claimed(session))
+            .filter(|(_, s)| **s == session)
             .map(|(id, _)| *id)
             .collect();
         for id in &held {
@@ -210,14 +211,7 @@ impl RunState {
             }
         }
         for cid in children {
-            let id = ItemId::of(&cid);
-            if let std::collections::btree_map::Entry::Vacant(e) = table.wants.entry(id) {
-                e.insert(Want {
-                    cid,
-                    state: WantState::Open,
-                });
-                table.open += 1;
-            }
+            table.add(cid);
         }
         drop(table);
         self.changed();
@@ -227,7 +221,7 @@ impl RunState {
     /// True when nothing is open or claimed: every want known so far was fetched.
     pub fn is_idle(&self) -> bool {
         let table = self.table.lock();
-        table.open == 0 && table.claimed == 0
+        table.open.is_empty() && table.claimed.is_empty()
     }
 
     /// True if every id of `offered` that is wanted has been fetched.
@@ -247,14 +241,9 @@ impl RunState {
     pub fn idle(&self, offered: &BTreeSet<ItemId>, dag: bool) -> Idle {
         let table = self.table.lock();
         let waiting = if dag {
-            table.claimed > 0 && !offered.is_empty()
+            !table.claimed.is_empty() && !offered.is_empty()
         } else {
-            offered.iter().any(|id| {
-                matches!(
-                    table.wants.get(id).map(|w| w.state),
-                    Some(WantState::Claimed(_))
-                )
-            })
+            table.claimed.keys().any(|id| offered.contains(id))
         };
         if waiting {
             Idle::Wait

@@ -74,7 +74,7 @@ pub struct SimConfig {
     /// Concurrent `discover` calls for the target (default 8; they share one run).
     pub callers: usize,
     /// Discovery settings (default: the library defaults with a 1 s round timeout and a
-    /// 5 s peer budget, so hanging peers cost seconds, not minutes).
+    /// 5 s reconciliation budget, so hanging peers cost seconds, not minutes).
     pub discovery: DiscoveryConfig,
     /// Where the stores go (default: a temporary directory, removed afterwards).
     pub dir: Option<PathBuf>,
