@@ -115,17 +115,26 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Sends one call to the peer within the round timeout and, for reconciliation, the
-    /// session's remaining budget.
+    /// Sends one call of `bytes` to the peer within the round timeout and, for
+    /// reconciliation, the session's remaining budget. Nothing is sent (or counted) once
+    /// the scope is complete.
     async fn call<T>(
         &mut self,
         op: &'static str,
+        bytes: usize,
         call: impl Future<Output = crate::Result<T>>,
     ) -> Result<T, Stop> {
         let budgeted = op == RECONCILE;
         if self.ctx.state.is_complete() {
             return Err(Stop::Complete);
         }
+        let counter = if budgeted {
+            &self.stats.rounds
+        } else {
+            &self.stats.fetches
+        };
+        counter.fetch_add(1, Relaxed);
+        self.stats.sent(bytes);
         let peer = self.peer.id().to_string();
         let round = self.ctx.config.round_timeout;
         let limit = if budgeted {
@@ -169,11 +178,9 @@ impl<'a> Session<'a> {
         let mut resolved = Vec::new();
         for _ in 0..config.max_rounds {
             let sent = request.encoded_len();
-            self.stats.rounds.fetch_add(1, Relaxed);
-            self.stats.sent(sent);
             let peer = self.peer;
             let answer = self
-                .call(RECONCILE, peer.reconcile(&ctx.scope, request))
+                .call(RECONCILE, sent, peer.reconcile(&ctx.scope, request))
                 .await?;
             let received = answer.encoded_len();
             self.stats.received(received);
@@ -295,11 +302,9 @@ impl<'a> Session<'a> {
     /// Fetches one claimed batch and verifies it. Claims on blobs the peer did not send are
     /// released for other sessions; `None` when it sent none.
     async fn fetch(&mut self, batch: Vec<Cid>) -> Result<Option<Verified>, Stop> {
-        self.stats.fetches.fetch_add(1, Relaxed);
-        self.stats
-            .sent(batch.iter().map(|c| c.encoded_len()).sum::<usize>());
+        let sent = batch.iter().map(|c| c.encoded_len()).sum::<usize>();
         let peer = self.peer;
-        let answer = self.call(FETCH, peer.fetch(&batch)).await?;
+        let answer = self.call(FETCH, sent, peer.fetch(&batch)).await?;
         self.stats.received(
             answer
                 .iter()
