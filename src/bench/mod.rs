@@ -45,12 +45,12 @@ pub use engines::{
 pub use figures::{jain, Latency};
 pub use plot::write_svg;
 pub use readers::TimelinePoint;
-pub use report::EngineReport;
 pub use report::WorkloadReport;
 pub use report::{render, render_footer, render_header, render_workload, BenchReport};
+pub use report::{EngineReport, StatsOverhead};
 pub use run::{run_engine, PeerFigures, RunFigures};
 pub use sysinfo::{peak_rss, Machine};
-pub use targets::Target;
+pub use targets::{Target, Verdict};
 pub use workload::{BlobSet, Burst, SizeDist, Spec, WorkloadKind};
 
 use crate::blobstore::Priority;
@@ -158,8 +158,8 @@ impl Options {
             (_, Some(n)) => SizeDist::Fixed(n),
         };
         let (producers, rounds, per_put) = match kind {
-            WorkloadKind::Small => (self.producers, if quick { 2 } else { 10 }, 10),
-            WorkloadKind::Mixed => (self.producers, if quick { 1 } else { 4 }, 10),
+            WorkloadKind::Small => (self.producers, if quick { 2 } else { 20 }, 10),
+            WorkloadKind::Mixed => (self.producers, if quick { 1 } else { 6 }, 10),
             WorkloadKind::Large => (
                 if quick {
                     self.producers.min(32)
@@ -295,9 +295,7 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
     let engines = options.engines_for(kind);
     let mut runs: Vec<Vec<RunFigures>> = vec![Vec::new(); engines.len()];
     for rep in 0..options.repeats {
-        for i in 0..engines.len() {
-            let at = (i + rep) % engines.len();
-            let engine = engines[at];
+        for engine in run_order(&engines, rep) {
             let label = format!(
                 "{} {} {}/{}",
                 kind.name(),
@@ -314,6 +312,7 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
                     figures.busy_errors
                 );
             }
+            let at = engines.iter().position(|&e| e == engine).expect("listed");
             runs[at].push(figures);
         }
     }
@@ -327,20 +326,37 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
         spec,
         engines,
         stats_overhead: None,
-        stats_overhead_lane_cpu: None,
     };
-    report.stats_overhead = report
-        .ratio(EngineKind::Seedbank, EngineKind::SeedbankNoStats)
-        .map(|r| 1.0 - r);
-    let lane_cpu = |e| {
-        report
-            .engine(e)
-            .and_then(|r: &EngineReport| r.median.lane_us_per_blob())
-    };
-    report.stats_overhead_lane_cpu = lane_cpu(EngineKind::Seedbank)
-        .zip(lane_cpu(EngineKind::SeedbankNoStats))
-        .map(|(on, off)| on / off - 1.0);
+    report.stats_overhead = StatsOverhead::of(&report);
     Ok(report)
+}
+
+/// The order engines run in during repeat `rep`: the list rotated by `rep`, so no engine
+/// always runs first; `seedbank-nostats` runs right next to `seedbank` (after it on even
+/// repeats, before it on odd ones) so each pair of the stats overhead shares the same
+/// conditions on the machine.
+fn run_order(engines: &[EngineKind], rep: usize) -> Vec<EngineKind> {
+    let paired = engines.contains(&EngineKind::SeedbankNoStats);
+    let base: Vec<EngineKind> = engines
+        .iter()
+        .copied()
+        .filter(|&e| e != EngineKind::SeedbankNoStats)
+        .collect();
+    let mut order = Vec::with_capacity(engines.len());
+    for i in 0..base.len() {
+        let engine = base[(i + rep) % base.len()];
+        if engine == EngineKind::Seedbank && paired {
+            let pair = [EngineKind::Seedbank, EngineKind::SeedbankNoStats];
+            if rep % 2 == 0 {
+                order.extend(pair);
+            } else {
+                order.extend(pair.into_iter().rev());
+            }
+        } else {
+            order.push(engine);
+        }
+    }
+    order
 }
 
 /// What `seedbank bench` does: prints the header, runs, prints each workload's table and
@@ -371,4 +387,19 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
         plot::write_svg(&report, path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EngineKind::{Limit, Naive, Seedbank, SeedbankNoStats as NoStats};
+
+    #[test]
+    fn engines_rotate_and_stats_pairs_run_back_to_back() {
+        let all = [Limit, Naive, Seedbank, NoStats];
+        assert_eq!(run_order(&all, 0), [Limit, Naive, Seedbank, NoStats]);
+        assert_eq!(run_order(&all, 1), [Naive, NoStats, Seedbank, Limit]);
+        assert_eq!(run_order(&all, 2), [Seedbank, NoStats, Limit, Naive]);
+        assert_eq!(run_order(&[Limit, Naive], 1), [Naive, Limit]);
+    }
 }

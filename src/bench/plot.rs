@@ -10,8 +10,8 @@ use super::readers::TimelinePoint;
 use super::report::{BenchReport, EngineReport};
 
 const PANEL: (u32, u32) = (640, 340);
-/// Floor of the log-scale y axis, ms.
-const FLOOR_MS: f64 = 0.01;
+/// Floor of the log-scale y axis, ms (1 µs).
+const FLOOR_MS: f64 = 0.001;
 
 /// Writes the plot; workloads without both a naive and a seedbank run are left out.
 ///
@@ -37,7 +37,7 @@ pub fn write_svg(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let title = format!(
-        "info latency during ingest (p50 blue, p99 red, max pink) — {} · {} CPUs · SQLite {}",
+        "info latency, shaded during the storm (p50 blue, p99 red, max pink) — {} · {} CPUs · SQLite {}",
         report.machine.date, report.machine.cpus, report.machine.sqlite
     );
     let root = root
@@ -85,6 +85,14 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_area_size(55)
         .build_cartesian_2d(0f64..x_max, (FLOOR_MS..y_max).log_scale())
         .map_err(plot_error)?;
+    // The storm, shaded: from its first to its last put.
+    let (start, end) = (m.storm_start_ms / 1000.0, m.storm_end_ms / 1000.0);
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(start, FLOOR_MS), (end, y_max)],
+            RGBColor(255, 236, 200).filled(),
+        )))
+        .map_err(plot_error)?;
     chart
         .configure_mesh()
         .x_desc("seconds since start")
@@ -107,16 +115,6 @@ fn draw_panel<DB: DrawingBackend>(
     chart
         .draw_series(LineSeries::new(line(|p| p.p50_us), &BLUE))
         .map_err(plot_error)?;
-    // The storm: from its first to its last put.
-    for t in [m.storm_start_ms, m.storm_end_ms] {
-        let x = t / 1000.0;
-        chart
-            .draw_series(LineSeries::new(
-                [(x, FLOOR_MS), (x, y_max)],
-                &BLACK.mix(0.4),
-            ))
-            .map_err(plot_error)?;
-    }
     Ok(())
 }
 

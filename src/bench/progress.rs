@@ -20,7 +20,7 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template(
-                "{msg:32} [{elapsed_precise}] {wide_bar} {pos}/{len} blobs ({per_sec})",
+                "{msg:32} [{elapsed_precise}] {bar:40} {human_pos}/{human_len} blobs",
             )
             .expect("valid template"),
         );

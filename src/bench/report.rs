@@ -39,11 +39,54 @@ pub struct WorkloadReport {
     pub spec: Spec,
     /// One entry per engine, in table order.
     pub engines: Vec<EngineReport>,
-    /// `1 - seedbank / seedbank-nostats` throughput: the cost of detailed stats.
-    pub stats_overhead: Option<f64>,
-    /// Lane CPU per blob with detailed stats over without, minus 1: the same cost measured
-    /// where it is paid, much less sensitive to other load on the machine.
-    pub stats_overhead_lane_cpu: Option<f64>,
+    /// The cost of detailed stats, when seedbank also ran with them off.
+    pub stats_overhead: Option<StatsOverhead>,
+}
+
+/// The cost of `Config::detailed_stats`, from runs of seedbank with it on and off made back
+/// to back (one pair per repeat).
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsOverhead {
+    /// Median over pairs of `1 - on / off` throughput (0.02 = 2% slower with stats).
+    pub throughput: f64,
+    /// Each pair's `1 - on / off`, in repeat order: their spread is this machine's noise.
+    pub pairs: Vec<f64>,
+    /// Median lane CPU per blob with stats over without, minus 1.
+    pub lane_cpu_per_blob: Option<f64>,
+}
+
+impl StatsOverhead {
+    /// Pairs the runs of `seedbank` and `seedbank-nostats` by repeat.
+    pub fn of(w: &WorkloadReport) -> Option<StatsOverhead> {
+        let on = w.engine(EngineKind::Seedbank)?;
+        let off = w.engine(EngineKind::SeedbankNoStats)?;
+        let pairs: Vec<f64> = on
+            .runs
+            .iter()
+            .zip(&off.runs)
+            .map(|(a, b)| 1.0 - a.blobs_per_sec / b.blobs_per_sec.max(1e-9))
+            .collect();
+        let cpu = |e: &EngineReport| median_opt(e.runs.iter().map(|r| r.lane_us_per_blob()));
+        Some(StatsOverhead {
+            throughput: median(pairs.iter().copied()),
+            pairs,
+            lane_cpu_per_blob: cpu(on).zip(cpu(off)).map(|(a, b)| a / b - 1.0),
+        })
+    }
+
+    /// `1.6% (pairs -5.1%, 1.6%, 9.0%)`.
+    pub fn describe(&self) -> String {
+        let pairs: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|p| format!("{:.1}%", p * 100.0))
+            .collect();
+        format!(
+            "{:.1}% of throughput (median of pairs: {})",
+            self.throughput * 100.0,
+            pairs.join(", ")
+        )
+    }
 }
 
 /// One engine's figures on one workload.
@@ -296,14 +339,10 @@ pub fn render_workload(w: &WorkloadReport) -> String {
         }
         out.push('\n');
     }
-    if let Some(o) = w.stats_overhead {
-        let _ = write!(
-            out,
-            "detailed stats cost (seedbank vs seedbank-nostats): {:.1}% of throughput",
-            o * 100.0
-        );
-        if let Some(c) = w.stats_overhead_lane_cpu {
-            let _ = write!(out, ", {:+.1}% lane CPU per blob", c * 100.0);
+    if let Some(o) = &w.stats_overhead {
+        let _ = write!(out, "detailed stats cost: {}", o.describe());
+        if let Some(c) = o.lane_cpu_per_blob {
+            let _ = write!(out, "; lane CPU per blob {:+.1}%", c * 100.0);
         }
         out.push('\n');
     }

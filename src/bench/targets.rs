@@ -9,6 +9,28 @@ use super::report::{ms, WorkloadReport};
 use super::workload::{bytes, WorkloadKind};
 use crate::blobstore::Config;
 
+/// Whether a run met a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Met.
+    Met,
+    /// Missed.
+    Missed,
+    /// The difference to measure is smaller than the run-to-run noise seen in this run.
+    Inconclusive,
+}
+
+impl From<bool> for Verdict {
+    fn from(met: bool) -> Self {
+        if met {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        }
+    }
+}
+
 /// One target and whether the run met it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Target {
@@ -20,8 +42,8 @@ pub struct Target {
     pub goal: String,
     /// What this run measured (with naive's figure alongside where useful).
     pub measured: String,
-    /// True when the goal was met.
-    pub met: bool,
+    /// Met, missed, or lost in the noise.
+    pub verdict: Verdict,
 }
 
 /// WAL bound: the cap plus one full batch of blob bytes, with a quarter more for page
@@ -42,12 +64,13 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
         let m = &sb.median;
         let name = format!("{} @ {}", w.workload.name(), w.spec.producers);
         let mut push = |figure: &str, goal: &str, measured: String, met: bool| {
+            let verdict = Verdict::from(met);
             out.push(Target {
                 workload: name.clone(),
                 figure: figure.into(),
                 goal: goal.into(),
                 measured,
-                met,
+                verdict,
             });
         };
         let storm = !matches!(w.workload, WorkloadKind::SyncBurst);
@@ -111,24 +134,21 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
             bytes(m.wal_peak_bytes),
             m.wal_peak_bytes <= bound,
         );
-        if let Some(o) = w.stats_overhead {
-            // Throughput A/B on a shared machine is noisy to several %; lane CPU per blob
-            // measures the same cost where it is paid, so it decides when available.
-            let cpu = w.stats_overhead_lane_cpu;
-            let measured = match cpu {
-                Some(c) => format!(
-                    "{:.1}% lane CPU/blob, {:.1}% throughput",
-                    c * 100.0,
-                    o * 100.0
-                ),
-                None => format!("{:.1}% throughput", o * 100.0),
-            };
+        if let Some(o) = &w.stats_overhead {
             push(
                 "detailed stats overhead",
-                "< 2%",
-                measured,
-                cpu.unwrap_or(o) < 0.02,
+                "< 2% of throughput",
+                o.describe(),
+                o.throughput < 0.02,
             );
+            // Pairs that disagree by more than twice the target cannot resolve it.
+            let spread = o.pairs.iter().copied().fold(f64::NAN, f64::max)
+                - o.pairs.iter().copied().fold(f64::NAN, f64::min);
+            if o.pairs.len() < 2 || spread > 0.04 {
+                if let Some(t) = out.last_mut() {
+                    t.verdict = Verdict::Inconclusive;
+                }
+            }
         }
     }
     out
@@ -141,7 +161,11 @@ pub fn render(targets: &[Target]) -> String {
         let _ = writeln!(
             out,
             "{:6} {:14} {:40} {:28} {}",
-            if t.met { "ok" } else { "MISSED" },
+            match t.verdict {
+                Verdict::Met => "ok",
+                Verdict::Missed => "MISSED",
+                Verdict::Inconclusive => "noise",
+            },
             t.workload,
             t.figure,
             t.goal,
