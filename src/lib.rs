@@ -3,6 +3,8 @@
 //! This facade re-exports the workspace crates:
 //! - [`blobstore`]: CIDs, the SQLite schema, the single fair writer lane, read pools.
 //! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
+//! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
+//!   blobs from peers.
 //!
 //! and hosts [`bench`], the ingest benchmark behind `seedbank bench` and `cargo bench`.
 //!
@@ -27,6 +29,7 @@ pub struct ReadmeDoctests;
 
 pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
+pub use seedbank_discovery as discovery;
 pub use seedbank_index as index;
 
 pub mod bench;

@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 const SAMPLE_ROOT: &str = "bafy2bzaced4ueelaegfs5fqu4tzsh6ywbbpfk3cxppupmxfdhbpbhzawfw5oy";
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/car").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/car")
+        .join(name)
 }
 
 fn seedbank(db: &Path, args: &[&str]) -> Output {
@@ -61,7 +63,11 @@ fn missing_blobs_and_bad_cids_exit_non_zero_with_one_line() {
     let has = seedbank(&db, &["has", absent]);
     assert_eq!(has.status.code(), Some(1));
     assert_eq!(stdout(&has), format!("{absent}\tno\n"));
-    for args in [&["get", absent][..], &["info", "not-a-cid"], &["put", "/no/such/file"]] {
+    for args in [
+        &["get", absent][..],
+        &["info", "not-a-cid"],
+        &["put", "/no/such/file"],
+    ] {
         let out = seedbank(&db, args);
         assert!(!out.status.success(), "{args:?}");
         let err = stderr(&out);
@@ -93,7 +99,10 @@ fn import_export_and_link_queries_on_a_real_car() {
     let car = dir.path().join("out.car");
     let export = seedbank(&db, &["export", SAMPLE_ROOT, car.to_str().unwrap()]);
     assert!(export.status.success(), "{}", stderr(&export));
-    assert_eq!(std::fs::read(&car).unwrap(), std::fs::read(fixture("sample-v1.car")).unwrap());
+    assert_eq!(
+        std::fs::read(&car).unwrap(),
+        std::fs::read(fixture("sample-v1.car")).unwrap()
+    );
 }
 
 #[test]
@@ -107,6 +116,21 @@ fn a_corrupt_car_fails_naming_the_byte_offset() {
         let out = seedbank(&db, &["import", fixture(name).to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = stderr(&out);
-        assert!(err.contains("corrupt CAR") && err.contains(offset), "{name}: {err}");
+        assert!(
+            err.contains("corrupt CAR") && err.contains(offset),
+            "{name}: {err}"
+        );
     }
+}
+
+#[test]
+fn sim_runs_a_discovery_simulation_and_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let out = seedbank(&db, &["sim", "--peers", "12", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["runs"], 1);
+    assert_eq!(report["verify_problems"], 0);
 }

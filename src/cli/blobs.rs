@@ -93,7 +93,7 @@ async fn dispatch(index: &Index, command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Bench(_) => unreachable!("dispatched in cli::run"),
+        Command::Bench(_) | Command::Sim(_) => unreachable!("dispatched in cli::run"),
     }
 }
 

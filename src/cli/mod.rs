@@ -3,6 +3,7 @@
 mod bench;
 mod blobs;
 mod dag;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,8 @@ pub enum Command {
         /// Root CID.
         root: String,
     },
+    /// Run a discovery simulation on embedded stores and print its report.
+    Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
     Bench(bench::BenchArgs),
 }
@@ -102,6 +105,7 @@ pub fn parse_cid(s: &str) -> anyhow::Result<seedbank::Cid> {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Bench(b) => bench::run(b).await,
+        Command::Sim(s) => sim::run(s).await,
         command => blobs::run(&args.db, command).await,
     }
 }
