@@ -284,3 +284,21 @@ async fn stats_render_as_text_and_json() {
     assert_eq!(json["blobs_written"], 1);
     assert_eq!(json["sqlite_busy"], 0);
 }
+
+#[tokio::test]
+async fn get_many_answers_each_cid_in_order() {
+    let (store, _dir, _) = temp_store(Config::default());
+    let present = store
+        .put(Blob::new(codec::RAW, &b"here"[..]))
+        .await
+        .unwrap();
+    let absent = *Blob::new(codec::RAW, &b"absent"[..]).cid();
+    let unsupported = cid_with(0x13, &[7u8; 64], codec::RAW);
+    let got = store
+        .get_many(&[absent, present, unsupported])
+        .await
+        .unwrap();
+    assert!(matches!(got[0], Ok(None)));
+    assert_eq!(got[1].as_ref().unwrap().as_deref(), Some(&b"here"[..]));
+    assert!(matches!(got[2], Err(Error::UnsupportedHash { code: 0x13 })));
+}

@@ -94,8 +94,14 @@ impl ReadPool {
             let result = {
                 let _permit = permit;
                 let conn = self.idle.lock().pop();
-                let conn = Checkout { conn, idle: self.idle.clone() };
-                f(conn.conn.as_ref().expect("a permit guarantees an idle connection"))
+                let conn = Checkout {
+                    conn,
+                    idle: self.idle.clone(),
+                };
+                f(conn
+                    .conn
+                    .as_ref()
+                    .expect("a permit guarantees an idle connection"))
             };
             return self.finish(result, waited, asked);
         }

@@ -316,28 +316,52 @@ impl Store {
     /// [`Error::Corrupt`] if the stored bytes do not hash to the CID (they are never
     /// returned), [`Error::UnsupportedHash`], [`Error::Closed`].
     pub async fn get(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        self.get_many(std::slice::from_ref(cid))
+            .await?
+            .pop()
+            .expect("one result per CID")
+    }
+
+    /// Reads several blobs in one hop to the data pool and one read snapshot; each result
+    /// is verified against its CID like [`Store::get`]. The outer error is for the read as
+    /// a whole; the inner ones are per CID ([`Error::Corrupt`], [`Error::UnsupportedHash`]).
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Result<Option<Bytes>>>> {
         self.ensure_open()?;
-        check_supported(cid)?;
-        let cid = *cid;
+        let cids = cids.to_vec();
         self.inner
             .data_pool
             .read(move |conn| {
-                let data: Option<Vec<u8>> = conn
+                let tx = conn.unchecked_transaction().during("begin read")?;
+                let mut stmt = tx
                     .prepare_cached(
                         "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
                          WHERE b.mh = ?1 AND b.codec = ?2",
                     )
-                    .during("prepare get")?
-                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| r.get(0))
-                    .optional()
-                    .during("get")?;
-                match data {
-                    None => Ok(None),
-                    Some(data) => match verify(&cid, &data) {
-                        Ok(()) => Ok(Some(Bytes::from(data))),
-                        Err(_) => Err(Error::Corrupt { cid }),
-                    },
+                    .during("prepare get")?;
+                let mut out = Vec::with_capacity(cids.len());
+                for cid in &cids {
+                    if let Err(e) = check_supported(cid) {
+                        out.push(Err(e));
+                        continue;
+                    }
+                    let data: Option<Vec<u8>> = stmt
+                        .query_row((multihash_key(cid), cid.codec() as i64), |r| r.get(0))
+                        .optional()
+                        .during("get")?;
+                    out.push(match data {
+                        None => Ok(None),
+                        Some(data) => match verify(cid, &data) {
+                            Ok(()) => Ok(Some(Bytes::from(data))),
+                            Err(_) => Err(Error::Corrupt { cid: *cid }),
+                        },
+                    });
                 }
+                drop(stmt);
+                tx.finish().during("end read")?;
+                Ok(out)
             })
             .await
     }

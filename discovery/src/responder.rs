@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
-use futures_util::StreamExt;
 use seedbank_index::Index;
 use tokio::sync::Semaphore;
 
@@ -17,8 +16,8 @@ use crate::peer::Peer;
 use crate::reconcile::answer;
 use crate::scope::Scope;
 
-/// Blob reads one `fetch` keeps in flight on the data pool.
-const FETCH_READS_IN_FLIGHT: usize = 4;
+/// Blobs read per data-pool hop while answering a `fetch`.
+const FETCH_READ_CHUNK: usize = 64;
 
 /// Responder configuration.
 #[derive(Clone, Debug)]
@@ -158,31 +157,27 @@ impl Responder {
         let _admitted = self.admit()?;
         let config = &self.inner.config;
         let store = self.inner.index.store();
-        // A few reads in flight keep the data pool busy without taking all of it.
         let wanted: Vec<Cid> = cids.iter().take(config.max_fetch_blobs).copied().collect();
-        let mut reads = futures_util::stream::iter(wanted)
-            .map(|cid| {
-                let store = store.clone();
-                async move { (cid, store.get(&cid).await) }
-            })
-            .buffered(FETCH_READS_IN_FLIGHT);
         let mut out = Vec::new();
         let mut bytes = 0;
-        while let Some((cid, read)) = reads.next().await {
-            let data = match read {
-                Ok(Some(data)) => data,
-                Ok(None) | Err(seedbank_blobstore::Error::UnsupportedHash { .. }) => continue,
-                Err(seedbank_blobstore::Error::Corrupt { cid }) => {
-                    tracing::warn!(%cid, "not serving a corrupt stored blob");
-                    continue;
+        // One pool hop per chunk; the byte budget is checked between chunks and blobs.
+        'chunks: for chunk in wanted.chunks(FETCH_READ_CHUNK) {
+            for (cid, read) in chunk.iter().zip(store.get_many(chunk).await?) {
+                let data = match read {
+                    Ok(Some(data)) => data,
+                    Ok(None) | Err(seedbank_blobstore::Error::UnsupportedHash { .. }) => continue,
+                    Err(seedbank_blobstore::Error::Corrupt { cid }) => {
+                        tracing::warn!(%cid, "not serving a corrupt stored blob");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if !out.is_empty() && bytes + data.len() > config.max_fetch_bytes {
+                    break 'chunks;
                 }
-                Err(e) => return Err(e.into()),
-            };
-            if !out.is_empty() && bytes + data.len() > config.max_fetch_bytes {
-                break;
+                bytes += data.len();
+                out.push((*cid, data));
             }
-            bytes += data.len();
-            out.push((cid, data));
         }
         let c = &self.inner.counters;
         c.fetches.fetch_add(1, Relaxed);
