@@ -74,7 +74,11 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
             });
         };
         let storm = !matches!(w.workload, WorkloadKind::SyncBurst);
-        if let Some(r) = w.ratio(EngineKind::Seedbank, EngineKind::Limit) {
+        // Issue 6 sets the throughput ratios for `small` and `mixed`; the other tables show
+        // theirs without a goal.
+        let ratio_goal = matches!(w.workload, WorkloadKind::Small | WorkloadKind::Mixed);
+        let ratio = |to| w.ratio(EngineKind::Seedbank, to).filter(|_| ratio_goal);
+        if let Some(r) = ratio(EngineKind::Limit) {
             push(
                 "throughput vs limit",
                 "≥ 0.90×",
@@ -82,7 +86,7 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
                 r >= 0.90,
             );
         }
-        if let Some(r) = w.ratio(EngineKind::Seedbank, EngineKind::Naive) {
+        if let Some(r) = ratio(EngineKind::Naive) {
             push("throughput vs naive", "≥ 3×", format!("{r:.2}×"), r >= 3.0);
         }
         if m.info_storm_us.count > 0 {
