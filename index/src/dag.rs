@@ -16,15 +16,13 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::PoolKind;
 
 use crate::error::{Error, Result, SqlContext};
-use crate::extract::extract_links;
-use crate::query::links_of;
 use crate::row::CidRow;
+use crate::snapshot::{generation_of, DagSnapshot, Presence};
 use crate::Index;
 
 /// Multihash code of the identity "hash".
@@ -47,29 +45,10 @@ pub(crate) fn is_identity(cid: &Cid) -> bool {
     cid.hash().code() == IDENTITY
 }
 
-fn is_stored(conn: &Connection, b: &CidRow) -> Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
-        .during("prepare has")?
-        .exists((&b.mh, b.codec))
-        .during("has")
-}
-
-/// The links of a present block: from the index, or decoded from the digest of an identity
-/// CID nobody stored.
-fn children(conn: &Connection, cid: &Cid, b: &CidRow) -> Result<Vec<Cid>> {
-    if let Some(links) = links_of(conn, b)? {
-        return Ok(links);
-    }
-    if is_identity(cid) {
-        let digest = Bytes::copy_from_slice(cid.hash().digest());
-        return Ok(extract_links(cid.codec(), &digest).links);
-    }
-    Ok(Vec::new())
-}
-
 /// Walks the DAG under `root`, visiting at most `limit` blocks.
 pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
     let tx = conn.unchecked_transaction().during("begin walk")?;
+    let snapshot = DagSnapshot::new(&tx);
     let mut dag = Dag {
         complete: true,
         ..Dag::default()
@@ -77,10 +56,9 @@ pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
     let mut seen: HashSet<CidRow> = HashSet::new();
     let mut stack = vec![root];
     while let Some(cid) = stack.pop() {
-        let b = CidRow::of(&cid);
         let key = CidRow {
             version: 0,
-            ..b.clone()
+            ..CidRow::of(&cid)
         };
         if seen.contains(&key) {
             continue;
@@ -90,13 +68,14 @@ pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
             break;
         }
         seen.insert(key);
-        if !is_stored(&tx, &b)? && !is_identity(&cid) {
+        let block = snapshot.block(&cid)?;
+        if block.presence == Presence::Missing {
             dag.missing.push(cid);
             continue;
         }
         dag.present.push(cid);
         // Reversed so the first link is popped, and so walked, first.
-        stack.extend(children(&tx, &cid, &b)?.into_iter().rev());
+        stack.extend(block.links.into_iter().rev());
     }
     tx.finish().during("end walk")?;
     Ok(dag)
@@ -153,13 +132,6 @@ impl Index {
     /// # Errors
     /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
     pub async fn dag_generation(&self) -> Result<u64> {
-        self.read(PoolKind::Info, |conn| {
-            conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM blob_index")
-                .during("prepare dag generation")?
-                .query_row([], |r| r.get::<_, i64>(0))
-                .during("dag generation")
-                .map(|g| g as u64)
-        })
-        .await
+        self.read(PoolKind::Info, generation_of).await
     }
 }

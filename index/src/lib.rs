@@ -7,8 +7,11 @@
 //! - `stage`: a blob's index rows, written by the lane in the blob's own savepoint, so the
 //!   lane only executes prepared SQL.
 //! - `schema`: the index's own tables, versioned in `index_meta`.
-//! - `query`, `dag`, `scope`: queries on the store's read pools ([`Index::info`] on the
-//!   metadata-only `info` pool).
+//! - `query`, `dag`, `depths`, `scope`: queries on the store's read pools ([`Index::info`]
+//!   on the metadata-only `info` pool). `dag` walks depth-first in export order; `depths`
+//!   walks breadth-first and reports each block's depth and presence.
+//! - `snapshot`: [`Index::read_dag`], one read snapshot of the DAG tables lent to a closure,
+//!   for callers that walk a DAG their own way.
 //! - [`car`]: streaming CARv1/CARv2 import and CARv1 export.
 //!
 //! ```
@@ -53,6 +56,7 @@
 
 pub mod car;
 mod dag;
+mod depths;
 mod error;
 mod extract;
 mod handle;
@@ -61,13 +65,16 @@ mod query;
 mod row;
 mod schema;
 mod scope;
+mod snapshot;
 mod stage;
 
 pub use dag::Dag;
+pub use depths::{DagWalk, WalkedBlock};
 pub use error::{Error, Result};
 pub use extract::{extract_links, Extracted};
 pub use handle::{Index, IndexConfig, IndexPutOptions};
 pub use indexer::{Annotations, Indexer};
 pub use query::IndexedInfo;
 pub use schema::INDEX_SCHEMA_VERSION;
-pub use scope::{ScopeInfo, ScopeSnapshot};
+pub use scope::{ScopeDelta, ScopeInfo, ScopeSnapshot};
+pub use snapshot::{BlockLinks, DagSnapshot, Presence};

@@ -11,8 +11,10 @@
 //!   first 8 bytes of the target's digest, rather than the 34+ byte multihash: a third of
 //!   the size, so fewer pages are dirtied (and rewritten to the WAL) per commit. Queries
 //!   compare `mh` and `codec` too, so `tkey` collisions only cost a row read.
-//! - `scopes`: named scopes with a generation bumped on every membership change and the last
-//!   member sequence handed out.
+//! - `scopes`: named scopes with a generation bumped on every membership change, the last
+//!   member sequence handed out, and `removals`, the number of members ever removed (since
+//!   v2). Adding a member bumps `generation` and `last_seq`; removing one bumps `generation`
+//!   and `removals`. All three only grow.
 //! - `scope_members`: `(scope, seq) → blob_index.seq`, `seq` increasing per scope, so
 //!   members can be listed in insertion order and fetched incrementally; unique per
 //!   `(scope, blob)`. Keyed by integers, so a new blob joining a scope appends to both
@@ -65,6 +67,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (src, key)
      ) WITHOUT ROWID;
      CREATE INDEX attributes_by_value ON attributes (key, value);",
+    // v2: a removal counter per scope, so an incremental reader can prove nothing was
+    // removed. Under v1 every add bumped `generation` and `last_seq` by one and every removal
+    // bumped `generation` only, so `generation - last_seq` is exactly the removals so far.
+    "ALTER TABLE scopes ADD COLUMN removals INTEGER NOT NULL DEFAULT 0;
+     UPDATE scopes SET removals = max(generation - last_seq, 0);",
 ];
 
 /// The index schema version this build writes.

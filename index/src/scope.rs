@@ -3,8 +3,10 @@
 //! A scope's `generation` is bumped in the transaction that changes its membership, so a
 //! `(scope, generation)` pair names one exact member set: discovery caches its haves under
 //! that key. Members get a per-scope sequence number that only grows, so they can be listed
-//! in insertion order and fetched incrementally (`seq > N`). Removal bumps the generation
-//! but, naturally, does not show up in an incremental fetch: rebuild on a new generation.
+//! in insertion order and fetched incrementally (`seq > N`). A removal does not show up in an
+//! incremental fetch, so it bumps a per-scope `removals` counter in the same transaction:
+//! [`Index::scope_delta`] reads the counters and the new members in one snapshot, and an
+//! unchanged `removals` proves the fetch is complete (see [`ScopeDelta`]).
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
@@ -24,6 +26,8 @@ pub struct ScopeInfo {
     pub generation: u64,
     /// Sequence number of the newest member (members are numbered from 1).
     pub last_seq: u64,
+    /// Members ever removed from the scope.
+    pub removals: u64,
 }
 
 /// A scope's members and generation, read in one snapshot.
@@ -33,6 +37,39 @@ pub struct ScopeSnapshot {
     pub generation: u64,
     /// `(seq, cid)` in insertion order.
     pub members: Vec<(u64, Cid)>,
+}
+
+/// What changed in a named scope since a member sequence number, read in one snapshot by
+/// [`Index::scope_delta`].
+///
+/// # Guarantee
+///
+/// Within a scope, `generation`, `last_seq` and `removals` only grow, and each is bumped in
+/// the write transaction that changes the membership: adding a member hands it sequence
+/// number `last_seq + 1` and bumps `generation`; removing one bumps `generation` and
+/// `removals`. Sequence numbers are never reused (a blob added again after its removal gets a
+/// new one). Hence, for a member set `M` read together with `(last_seq: s, removals: r)` in
+/// one snapshot, and `delta = scope_delta(scope, s)` called after that read returned:
+///
+/// - if `delta.removals == r`, nothing was removed in between, and the members now are
+///   exactly `M` plus `delta.added`;
+/// - if moreover `delta.added` is empty, the members are exactly `M` (and `delta.generation`
+///   is the generation `M` was read at).
+///
+/// Any other outcome (`removals` grew) means the member set must be read again in full,
+/// e.g. with `scope_delta(scope, 0)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopeDelta {
+    /// The scope's generation (0 for a scope that never had a member).
+    pub generation: u64,
+    /// The last member sequence number handed out (0 before the first member): pass it as
+    /// `after_seq` to read the next delta. The member that got it may have been removed.
+    pub last_seq: u64,
+    /// Members ever removed from the scope.
+    pub removals: u64,
+    /// Members numbered after the `after_seq` asked for, as `(seq, cid)` in insertion order.
+    pub added: Vec<(u64, Cid)>,
 }
 
 /// Adds the indexed blob `blob` (its `blob_index.seq`) to `scope`, created on first use.
@@ -78,7 +115,8 @@ fn scope_row(conn: &Connection, scope: &str) -> Result<(i64, i64)> {
     Ok((conn.last_insert_rowid(), 0))
 }
 
-/// Removes a blob from `scope`; bumps the generation if it was a member.
+/// Removes a blob from `scope`; bumps the generation and the removal count if it was a
+/// member.
 fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     let removed = conn
         .prepare_cached(
@@ -88,15 +126,17 @@ fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
         )
         .during("prepare remove scope member")?
         .execute((scope, &b.mh, b.codec))
-        .during("remove scope member")?
-        > 0;
-    if removed {
-        conn.prepare_cached("UPDATE scopes SET generation = generation + 1 WHERE name = ?1")
-            .during("prepare bump scope")?
-            .execute([scope])
-            .during("bump scope generation")?;
+        .during("remove scope member")?;
+    if removed > 0 {
+        conn.prepare_cached(
+            "UPDATE scopes SET generation = generation + 1, removals = removals + ?2
+             WHERE name = ?1",
+        )
+        .during("prepare bump scope")?
+        .execute((scope, removed as i64))
+        .during("bump scope generation")?;
     }
-    Ok(removed)
+    Ok(removed > 0)
 }
 
 fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
@@ -119,6 +159,18 @@ fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64,
         out.push((seq as u64, cid_from_row(&mh, codec, version)?));
     }
     Ok(out)
+}
+
+/// The scope's `(generation, last_seq, removals)`, zeros for a scope that does not exist.
+fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
+    let found: Option<(i64, i64, i64)> = conn
+        .prepare_cached("SELECT generation, last_seq, removals FROM scopes WHERE name = ?1")
+        .during("prepare scope counters")?
+        .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .during("scope counters")?;
+    let (generation, last_seq, removals) = found.unwrap_or_default();
+    Ok((generation as u64, last_seq as u64, removals as u64))
 }
 
 fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
@@ -174,6 +226,29 @@ impl Index {
         .await
     }
 
+    /// The counters of `scope` and its members numbered after `after_seq`, read in one
+    /// snapshot on the data pool. `after_seq = 0` lists every member. See [`ScopeDelta`] for
+    /// what an unchanged removal count proves.
+    ///
+    /// # Errors
+    /// As [`Index::scope_members`].
+    pub async fn scope_delta(&self, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
+        let scope = scope.to_string();
+        self.read(PoolKind::Data, move |conn| {
+            let tx = conn.unchecked_transaction().during("begin read")?;
+            let (generation, last_seq, removals) = counters_of(&tx, &scope)?;
+            let added = members_after(&tx, &scope, after_seq)?;
+            tx.finish().during("end read")?;
+            Ok(ScopeDelta {
+                generation,
+                last_seq,
+                removals,
+                added,
+            })
+        })
+        .await
+    }
+
     /// The generation of `scope`: bumped in the same transaction as every membership change,
     /// 0 for a scope that does not exist. Served by the `info` pool.
     ///
@@ -192,7 +267,9 @@ impl Index {
     pub async fn scopes(&self) -> Result<Vec<ScopeInfo>> {
         self.read(PoolKind::Data, |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT name, generation, last_seq FROM scopes ORDER BY name")
+                .prepare_cached(
+                    "SELECT name, generation, last_seq, removals FROM scopes ORDER BY name",
+                )
                 .during("prepare scopes")?;
             let rows = stmt
                 .query_map([], |r| {
@@ -200,6 +277,7 @@ impl Index {
                         name: r.get(0)?,
                         generation: r.get::<_, i64>(1)? as u64,
                         last_seq: r.get::<_, i64>(2)? as u64,
+                        removals: r.get::<_, i64>(3)? as u64,
                     })
                 })
                 .during("scopes")?;

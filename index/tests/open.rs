@@ -57,6 +57,59 @@ async fn index_written_by_a_newer_version_is_refused() {
 }
 
 #[tokio::test]
+async fn an_index_at_schema_v1_upgrades_with_its_removal_counts_backfilled() {
+    let db = common::open().await;
+    let blobs: Vec<Blob> = (0..3u8)
+        .map(|i| Blob::new(codec::RAW, vec![b'v', i]))
+        .collect();
+    let cids = db
+        .put_many(blobs, IndexPutOptions::default().scope("old"))
+        .await
+        .unwrap();
+    db.remove_from_scope("old", &cids[..1], PutOptions::default())
+        .await
+        .unwrap();
+    // Back to the v1 layout: no `removals` column, version 1.
+    db.store()
+        .write(PutOptions::default(), |conn| {
+            conn.execute_batch(
+                "ALTER TABLE scopes DROP COLUMN removals;
+                 UPDATE index_meta SET value = 1 WHERE key = 'schema_version';",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let index = Index::open(db.store().clone(), IndexConfig::default())
+        .await
+        .unwrap();
+    let version = db
+        .store()
+        .read(seedbank_blobstore::PoolKind::Info, |conn| {
+            Ok(conn.query_row(
+                "SELECT value FROM index_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(version, INDEX_SCHEMA_VERSION);
+    let delta = index.scope_delta("old", 0).await.unwrap();
+    assert_eq!(
+        (delta.generation, delta.last_seq, delta.removals),
+        (4, 3, 1),
+        "v1 counted one removal as generation - last_seq"
+    );
+    index
+        .remove_from_scope("old", &cids[1..2], PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(index.scope_delta("old", 3).await.unwrap().removals, 2);
+}
+
+#[tokio::test]
 async fn info_is_served_by_the_info_pool_with_link_count() {
     let db = common::open().await;
     let leaf = Blob::new(codec::RAW, &b"x"[..]);

@@ -1,7 +1,10 @@
-//! Named scopes, generations, the `Indexer` hook and attributes.
+//! Named scopes, generations, deltas, the `Indexer` hook and attributes.
 
 mod common;
 
+use std::collections::HashSet;
+
+use cid::Cid;
 use common::{open, open_with};
 use seedbank_blobstore::{codec, Blob, PutOptions};
 use seedbank_index::{Annotations, Extracted, IndexConfig, IndexPutOptions, Indexer, ScopeInfo};
@@ -101,7 +104,8 @@ async fn stored_blobs_can_join_and_leave_scopes_later() {
         vec![ScopeInfo {
             name: "later".into(),
             generation: 4,
-            last_seq: 3
+            last_seq: 3,
+            removals: 1,
         }]
     );
 }
@@ -169,4 +173,86 @@ async fn a_blob_stored_without_the_index_is_indexed_when_it_joins_a_scope() {
     assert_eq!(db.scope_members("late").await.unwrap(), vec![cid]);
     assert_eq!(db.links(&cid).await.unwrap(), Some(vec![*leaf.cid()]));
     assert_eq!(db.generation("late").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_scope_delta_lists_the_members_after_a_sequence_number_with_the_scope_counters() {
+    let db = open().await;
+    let unknown = db.scope_delta("nobody", 0).await.unwrap();
+    assert_eq!(
+        (unknown.generation, unknown.last_seq, unknown.removals),
+        (0, 0, 0)
+    );
+    assert!(unknown.added.is_empty());
+
+    let cids = db
+        .put_many(blobs(3, "d"), IndexPutOptions::default().scope("doc:4"))
+        .await
+        .unwrap();
+    let all = db.scope_delta("doc:4", 0).await.unwrap();
+    assert_eq!((all.generation, all.last_seq, all.removals), (3, 3, 0));
+    assert_eq!(all.added, vec![(1, cids[0]), (2, cids[1]), (3, cids[2])]);
+    let tail = db.scope_delta("doc:4", 2).await.unwrap();
+    assert_eq!((tail.generation, tail.last_seq), (3, 3));
+    assert_eq!(tail.added, vec![(3, cids[2])]);
+    assert!(db.scope_delta("doc:4", 3).await.unwrap().added.is_empty());
+}
+
+#[tokio::test]
+async fn an_unchanged_removal_count_proves_a_scope_delta_complete() {
+    let db = open().await;
+    let put = |tag| db.put_many(blobs(2, tag), IndexPutOptions::default().scope("doc:5"));
+    put("p").await.unwrap();
+    let first = db.scope_delta("doc:5", 0).await.unwrap();
+    let mut members: HashSet<Cid> = first.added.iter().map(|(_, c)| *c).collect();
+
+    put("q").await.unwrap();
+    let next = db.scope_delta("doc:5", first.last_seq).await.unwrap();
+    assert_eq!(next.removals, first.removals, "only additions");
+    members.extend(next.added.iter().map(|(_, c)| *c));
+    let now: HashSet<Cid> = db
+        .scope_members("doc:5")
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        members, now,
+        "the first read plus the delta is the member set"
+    );
+
+    let gone = next.added[0].1;
+    db.remove_from_scope("doc:5", &[gone], PutOptions::default())
+        .await
+        .unwrap();
+    let after_removal = db.scope_delta("doc:5", next.last_seq).await.unwrap();
+    assert_eq!(after_removal.removals, next.removals + 1);
+    assert_eq!(after_removal.generation, next.generation + 1);
+    assert_eq!(
+        after_removal.last_seq, next.last_seq,
+        "no sequence number handed out"
+    );
+    assert!(
+        after_removal.added.is_empty(),
+        "a removal is invisible in the members, only in the counter"
+    );
+
+    db.add_to_scope("doc:5", &[gone], PutOptions::default())
+        .await
+        .unwrap();
+    let readded = db
+        .scope_delta("doc:5", after_removal.last_seq)
+        .await
+        .unwrap();
+    assert_eq!(
+        readded.added,
+        vec![(after_removal.last_seq + 1, gone)],
+        "a member added again gets a new sequence number"
+    );
+    assert_eq!(readded.removals, after_removal.removals);
+    let info = db.scopes().await.unwrap();
+    assert_eq!(
+        (info[0].generation, info[0].last_seq, info[0].removals),
+        (readded.generation, readded.last_seq, readded.removals)
+    );
 }

@@ -8,7 +8,7 @@ use moka::future::Cache;
 use seedbank_index::Index;
 use tokio::sync::Semaphore;
 
-use super::{dag, named, read_data, BuildKind, Haves};
+use super::{dag, named, BuildKind, Haves};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
@@ -184,14 +184,10 @@ impl HavesCache {
             .config
             .dag_limit
             .unwrap_or(self.inner.index.config().reachable_limit);
+        let index = &self.inner.index;
         let haves = match scope {
-            Scope::Named(name) => named::build(&self.inner.index, &name, prev.as_deref()).await?,
-            Scope::Dag(root) => {
-                read_data(self.inner.index.store(), move |conn| {
-                    dag::build(conn, root, prev.as_deref(), limit)
-                })
-                .await?
-            }
+            Scope::Named(name) => named::build(index, &name, prev.as_deref()).await?,
+            Scope::Dag(root) => dag::build(index, root, prev, limit).await?,
         };
         let counter = match haves.build_kind() {
             BuildKind::Full => &self.inner.counters.full,

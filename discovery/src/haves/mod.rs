@@ -10,14 +10,14 @@
 //! - named scopes use 0 (pure id order). Insertion sequence numbers are local to each store,
 //!   so two peers holding the same members would disagree on every timestamp.
 //!
-//! Named scopes are read through the index's scope queries. DAG walks read the index's
-//! `blob_index` and `links` tables directly (`sql`), because the index has no walk that
-//! reports depths and unindexed leaves.
+//! Both are read through the index's public queries, each build in one index snapshot: named
+//! scopes through [`Index::scope_delta`](seedbank_index::Index::scope_delta), DAG scopes
+//! through [`Index::read_dag`](seedbank_index::Index::read_dag) (a breadth-first walk with
+//! depths, or a walk resumed from the blocks that changed). Discovery reads no table itself.
 
 mod cache;
 mod dag;
 mod named;
-mod sql;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +26,6 @@ use cid::Cid;
 use negentropy::{NegentropyStorageBase, NegentropyStorageVector};
 
 pub use cache::{HavesCache, HavesConfig, HavesStats};
-pub(crate) use sql::read_data;
 
 use crate::item::ItemId;
 use crate::scope::Scope;
@@ -106,11 +105,23 @@ impl Sealed {
     }
 }
 
-/// Where a named scope's snapshot stands, to extend it incrementally.
+/// Where a named scope's snapshot stands, to extend it incrementally: the scope's counters
+/// read in the same index snapshot as its members.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NamedCursor {
-    /// Sequence number of the newest member in the snapshot (0 when empty).
+    /// The last member sequence number the scope had handed out (0 before any member).
     pub last_seq: u64,
+    /// Members ever removed from the scope.
+    pub removals: u64,
+}
+
+impl NamedCursor {
+    pub(crate) fn of(delta: &seedbank_index::ScopeDelta) -> Self {
+        NamedCursor {
+            last_seq: delta.last_seq,
+            removals: delta.removals,
+        }
+    }
 }
 
 /// The local blobs of one scope at one generation, sealed for reconciliation.
