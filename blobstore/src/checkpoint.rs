@@ -8,6 +8,12 @@
 //! data readers' gate: in-flight data reads finish (waiting at most `checkpoint_max_wait`,
 //! the reader transaction limit), new ones wait the few ms the TRUNCATE takes.
 //!
+//! Under continuous ingest a PASSIVE checkpoint never catches up with the lane, and SQLite
+//! only rewinds the WAL to its start when a write begins with every frame backfilled. So
+//! past a quarter of the cap the checkpointer takes the lane's gate between two batches and
+//! finishes the backfill there (a short pause: most frames were copied by earlier PASSIVE
+//! runs); the next batch then rewinds the WAL instead of growing it.
+//!
 //! The lane checks the WAL size before each batch; past the cap it waits for the
 //! checkpointer's TRUNCATE (at most `checkpoint_max_wait` plus one checkpoint), so the WAL
 //! never exceeds the cap by more than one batch even when ingest outruns checkpoints.
@@ -33,7 +39,11 @@ use crate::stats::StatsCollector;
 /// Which checkpoint to run.
 #[derive(Clone, Copy, Debug)]
 enum Mode {
+    /// Alongside the lane: copies what it can, never waits.
     Passive,
+    /// PASSIVE with the lane paused, so it completes and the next write rewinds the WAL.
+    Rewind,
+    /// The WAL is over the cap: lane paused, readers drained, file truncated.
     Truncate,
 }
 
@@ -169,6 +179,8 @@ impl Checkpointer {
             let wal = self.sample_wal();
             let mode = if escalate || wal > self.cap {
                 Some(Mode::Truncate)
+            } else if wal > self.cap / 4 && last_passive.elapsed() >= self.interval {
+                Some(Mode::Rewind)
             } else if last_passive.elapsed() >= self.interval {
                 Some(Mode::Passive)
             } else {
@@ -201,6 +213,13 @@ impl Checkpointer {
         let result = match mode {
             Mode::Passive => {
                 w.passive.fetch_add(1, Relaxed);
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+            }
+            Mode::Rewind => {
+                w.rewind.fetch_add(1, Relaxed);
+                // Backfill most frames alongside the lane, then the rest with it paused.
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
+                let _lane = self.gate.lock();
                 run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")
             }
             Mode::Truncate => {

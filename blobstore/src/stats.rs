@@ -98,8 +98,10 @@ pub struct WalStats {
     pub peak_bytes: u64,
     /// Size that triggers a TRUNCATE checkpoint.
     pub cap_bytes: u64,
-    /// PASSIVE checkpoints run.
+    /// PASSIVE checkpoints run alongside the lane.
     pub passive: u64,
+    /// PASSIVE checkpoints finished with the lane paused, so the WAL rewinds.
+    pub rewind: u64,
     /// TRUNCATE checkpoints run.
     pub truncate: u64,
     /// TRUNCATE checkpoints that could not finish within their wait (a reader stayed).
@@ -200,6 +202,7 @@ pub(crate) struct WalRecorder {
     pub peak: AtomicU64,
     pub cap: AtomicU64,
     pub passive: AtomicU64,
+    pub rewind: AtomicU64,
     pub truncate: AtomicU64,
     pub truncate_incomplete: AtomicU64,
     pub failures: AtomicU64,
@@ -414,6 +417,7 @@ impl StatsCollector {
                 peak_bytes: w.peak.load(Relaxed),
                 cap_bytes: w.cap.load(Relaxed),
                 passive: w.passive.load(Relaxed),
+                rewind: w.rewind.load(Relaxed),
                 truncate: w.truncate.load(Relaxed),
                 truncate_incomplete: w.truncate_incomplete.load(Relaxed),
                 failures: w.failures.load(Relaxed),
@@ -455,9 +459,9 @@ impl fmt::Display for Stats {
         writeln!(f, "batch hold µs   {}", self.batch_hold_us)?;
         writeln!(f, "SQLITE_BUSY     {}", self.sqlite_busy)?;
         writeln!(f, "storage errors  {}", self.storage_errors)?;
-        writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} truncate, {} incomplete, {} failed",
+        writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed",
             self.wal.bytes, self.wal.peak_bytes, self.wal.cap_bytes, self.wal.passive,
-            self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures)?;
+            self.wal.rewind, self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures)?;
         for p in &self.pools {
             writeln!(
                 f,

@@ -100,6 +100,7 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
         "PRAGMA synchronous = {sync};
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA journal_size_limit = {};
+         PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -32768;",
         config.wal_cap_bytes
     ))

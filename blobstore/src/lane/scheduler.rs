@@ -132,12 +132,19 @@ impl Scheduler {
                 self.since_lead[p.index()] = self.since_lead[p.index()].saturating_add(1);
             }
         }
-        let mut rest = Priority::ALL.into_iter().filter(|&p| p != leader);
-        self.order = [
-            leader,
-            rest.next().expect("three classes"),
-            rest.next().expect("three"),
-        ];
+        // An owed class fills its batch first; otherwise strict priority, so work of a
+        // higher class arriving mid-batch is taken at the next pick.
+        self.order = match owed {
+            Some(owed) => {
+                let mut rest = Priority::ALL.into_iter().filter(|&p| p != owed);
+                [
+                    owed,
+                    rest.next().expect("three classes"),
+                    rest.next().expect("three"),
+                ]
+            }
+            None => Priority::ALL,
+        };
     }
 
     /// The next request for the batch being filled, in the order chosen by `start_batch`.

@@ -1,12 +1,19 @@
 //! The writer thread: owns the only read-write connection and runs batches.
 //!
 //! A batch is one `BEGIN IMMEDIATE … COMMIT`. Requests are pulled from the scheduler one at a
-//! time *inside* the transaction until the budget (blobs, bytes, hold time) is spent, so the
-//! next batch is always chosen afresh. Each request runs under its own savepoint: a failing
-//! request rolls back only itself. Acks go out only after `COMMIT` returned.
+//! time *inside* the transaction until the budget (blobs, bytes, hold time including the
+//! expected `COMMIT`) is spent, so the next batch is always chosen afresh. Acks go out only
+//! after `COMMIT` returned.
+//!
+//! App writes run under their own savepoint: a failing closure rolls back only itself. Blob
+//! requests do not: a savepoint per request journals every page it touches a second time
+//! (measured: half the lane's CPU per blob), and a blob insert or staged op can only fail on
+//! a storage fault that would fail the commit anyway. So a failing blob request aborts the
+//! whole batch: it gets its own error, every other request of the batch a batch error, and
+//! nothing of the batch is committed.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
@@ -14,7 +21,7 @@ use super::request::{AppValue, Request, Work};
 use super::Shared;
 use crate::checkpoint::Checkpointer;
 use crate::cid::multihash_key;
-use crate::config::BatchBudget;
+use crate::config::{BatchBudget, Priority};
 use crate::error::{Error, Result, SqlContext};
 use crate::stats::RequestOutcome;
 
@@ -23,6 +30,25 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     budget: BatchBudget,
     checkpointer: Arc<Checkpointer>,
+    commit_estimate: CommitEstimate,
+}
+
+/// Moving average of how long `COMMIT` takes (WAL write + fsync), to keep it in the budget.
+#[derive(Default)]
+struct CommitEstimate {
+    micros: f64,
+}
+
+impl CommitEstimate {
+    fn record(&mut self, took: Duration) {
+        // An exponentially weighted average: recent commits count most; one slow fsync
+        // moves the estimate by a quarter of its excess.
+        self.micros += (took.as_micros() as f64 - self.micros) / 4.0;
+    }
+
+    fn get(&self) -> Duration {
+        Duration::from_micros(self.micros as u64)
+    }
 }
 
 /// A request executed in the open transaction, waiting for `COMMIT` to be acked.
@@ -44,6 +70,7 @@ impl Writer {
             shared,
             budget,
             checkpointer,
+            commit_estimate: CommitEstimate::default(),
         }
     }
 
@@ -95,24 +122,46 @@ impl Writer {
             return;
         }
         let now_ms = unix_millis();
+        let fill_until = started + self.fill_budget();
         let (mut done, mut blobs, mut bytes) = (Vec::new(), 0usize, 0usize);
         let mut next = Some(first);
+        let (mut aborted, mut holds_interactive) = (None, false);
         while let Some(req) = next.take() {
-            if let Some(d) = self.run_request(req, now_ms) {
-                blobs += d.req.blobs;
-                bytes += d.req.bytes;
-                done.push(d);
+            holds_interactive |= req.class == Priority::Interactive;
+            match self.run_request(req, now_ms) {
+                Ran::Done(d) => {
+                    blobs += d.req.blobs;
+                    bytes += d.req.bytes;
+                    done.push(d);
+                }
+                Ran::Skipped => {}
+                Ran::Abort(e) => {
+                    aborted = Some(e);
+                    break;
+                }
             }
             let budget_spent = blobs >= self.budget.max_blobs
                 || bytes >= self.budget.max_bytes
-                || started.elapsed() >= self.budget.max_hold;
+                || Instant::now() >= fill_until;
             if !budget_spent {
-                next = self.shared.queue.lock().scheduler.pop();
+                let mut q = self.shared.queue.lock();
+                // A batch holding interactive work closes as soon as no more interactive
+                // work is queued, so the user waits for a short commit, not a full batch.
+                if !holds_interactive || q.scheduler.queued(Priority::Interactive).0 > 0 {
+                    next = q.scheduler.pop();
+                }
             }
         }
-        let committed = self.conn.execute_batch("COMMIT").during("commit batch");
+        let commit_started = Instant::now();
+        let committed = match aborted {
+            None => self.conn.execute_batch("COMMIT").during("commit batch"),
+            Some(e) => Err(e),
+        };
         let hold = started.elapsed();
         drop(_held);
+        if committed.is_ok() {
+            self.commit_estimate.record(commit_started.elapsed());
+        }
         span.record("requests", done.len());
         span.record("blobs", blobs);
         span.record("hold_us", hold.as_micros() as u64);
@@ -120,36 +169,78 @@ impl Writer {
         self.finish(done, committed, blobs, bytes, hold);
     }
 
-    /// Executes one request inside the open transaction. Returns it for acking after
-    /// `COMMIT`, or `None` when it was cancelled or failed (already answered).
-    fn run_request(&mut self, mut req: Request, now_ms: i64) -> Option<Done> {
+    /// How long a batch may fill: the hold budget less the expected `COMMIT`, which may take
+    /// at most half of it (so slow fsyncs shrink batches, but never to one request).
+    fn fill_budget(&self) -> Duration {
+        let max = self.budget.max_hold;
+        max - self.commit_estimate.get().min(max / 2)
+    }
+
+    /// Executes one request inside the open transaction.
+    fn run_request(&mut self, mut req: Request, now_ms: i64) -> Ran {
         let stats = &self.shared.stats;
         if req.ack.is_closed() {
             // The caller dropped its future before the lane reached it: write nothing.
             self.shared.release(&req);
             stats.record_cancelled(req.class, &req.source);
-            return None;
+            return Ran::Skipped;
         }
         let exec_started = Instant::now();
         let queue_wait = exec_started.saturating_duration_since(req.enqueued);
-        match self.execute(&mut req.work, now_ms) {
+        let result = match std::mem::replace(&mut req.work, Work::Blobs(Vec::new())) {
+            Work::Blobs(blobs) => match insert_blobs(&self.conn, blobs, now_ms) {
+                Ok(dedup) => Ok((None, dedup)),
+                Err(e) => {
+                    // Its rows may be half written: only a rollback of the batch undoes them.
+                    let batch_error = batch_aborted(&e);
+                    stats.record_error(&e);
+                    stats.record_failed(req.class, &req.source);
+                    self.fail(req, e);
+                    return Ran::Abort(batch_error);
+                }
+            },
+            Work::App(write) => self.run_app_write(write),
+        };
+        match result {
             Ok((value, dedup)) => {
+                let hold = exec_started.elapsed();
                 let outcome = RequestOutcome {
                     queue_wait,
-                    hold: exec_started.elapsed(),
+                    hold,
                     dedup,
                 };
-                Some(Done {
+                Ran::Done(Done {
                     req,
                     value,
                     outcome,
                 })
             }
             Err(e) => {
-                self.shared.stats.record_error(&e);
-                self.shared.stats.record_failed(req.class, &req.source);
+                stats.record_error(&e);
+                stats.record_failed(req.class, &req.source);
                 self.fail(req, e);
-                None
+                Ran::Skipped
+            }
+        }
+    }
+
+    /// Runs an app closure under its own savepoint, so its failure undoes only its writes.
+    fn run_app_write(&self, write: super::request::AppWrite) -> Result<(Option<AppValue>, usize)> {
+        self.conn
+            .execute_batch("SAVEPOINT app_write")
+            .during("savepoint")?;
+        match write(&self.conn) {
+            Ok(value) => {
+                self.conn
+                    .execute_batch("RELEASE app_write")
+                    .during("release savepoint")?;
+                Ok((Some(value), 0))
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO app_write; RELEASE app_write")
+                    .during("rollback savepoint")?;
+                Err(Error::App(e))
             }
         }
     }
@@ -189,25 +280,25 @@ impl Writer {
         self.shared.release(&req);
         let _ = req.ack.send(Err(err));
     }
+}
 
-    /// Runs one request under its own savepoint; returns its app value and dedup hits.
-    fn execute(&mut self, work: &mut Work, now_ms: i64) -> Result<(Option<AppValue>, usize)> {
-        self.conn
-            .execute_batch("SAVEPOINT request")
-            .during("savepoint")?;
-        let result = match std::mem::replace(work, Work::Blobs(Vec::new())) {
-            Work::Blobs(blobs) => insert_blobs(&self.conn, blobs, now_ms).map(|d| (None, d)),
-            Work::App(write) => write(&self.conn).map(|v| (Some(v), 0)).map_err(Error::App),
-        };
-        if result.is_err() {
-            self.conn
-                .execute_batch("ROLLBACK TO request")
-                .during("rollback savepoint")?;
-        }
-        self.conn
-            .execute_batch("RELEASE request")
-            .during("release savepoint")?;
-        result
+/// What happened to one request of the batch being filled.
+enum Ran {
+    /// Executed; acked after `COMMIT`.
+    Done(Done),
+    /// Cancelled or failed alone (already answered).
+    Skipped,
+    /// Failed in a way only a rollback of the whole batch undoes (already answered); the
+    /// error for the batch's other requests.
+    Abort(Error),
+}
+
+/// The error the other requests of an aborted batch get.
+fn batch_aborted(cause: &Error) -> Error {
+    Error::Storage {
+        op: "batch",
+        message: format!("batch rolled back: another request in it failed: {cause}"),
+        busy: false,
     }
 }
 
