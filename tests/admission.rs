@@ -113,7 +113,7 @@ async fn a_flooding_source_cannot_starve_a_trickling_one() {
     let flood_done = Arc::new(AtomicBool::new(false));
     let flood = {
         let (store, flood_done) = (store.clone(), flood_done.clone());
-        let blobs = random_blobs(7, 60_000, 256);
+        let blobs = random_blobs(7, 100_000, 128);
         tokio::spawn(async move {
             store
                 .put_many(blobs, opts(Priority::Normal, "flood"))
@@ -125,7 +125,7 @@ async fn a_flooding_source_cannot_starve_a_trickling_one() {
     while store.stats().blobs_written < 2_000 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    for blob in random_blobs(8, 20, 256) {
+    for blob in random_blobs(8, 8, 256) {
         let before = batches(&store);
         store
             .put_with(blob, opts(Priority::Normal, "trickle"))
@@ -365,9 +365,11 @@ async fn a_dropped_put_that_has_not_started_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wal_stays_under_its_cap_through_a_gigabyte_of_ingest_with_a_long_reader() {
-    let mut config = Config::default();
-    config.wal_cap_bytes = 32 * 1024 * 1024;
-    config.synchronous = seedbank::blobstore::Synchronous::Normal;
+    let config = Config {
+        wal_cap_bytes: 32 * 1024 * 1024,
+        synchronous: seedbank::blobstore::Synchronous::Normal,
+        ..Config::default()
+    };
     let budget = config.batch.max_bytes as u64;
     let cap = config.wal_cap_bytes;
     let (store, _dir, _) = temp_store(config);

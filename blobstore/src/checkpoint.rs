@@ -179,7 +179,7 @@ impl Checkpointer {
             let wal = self.sample_wal();
             let mode = if escalate || wal > self.cap {
                 Some(Mode::Truncate)
-            } else if wal > self.cap / 4 && last_passive.elapsed() >= self.interval {
+            } else if wal > self.cap / 2 && last_passive.elapsed() >= self.interval {
                 Some(Mode::Rewind)
             } else if last_passive.elapsed() >= self.interval {
                 Some(Mode::Passive)

@@ -21,9 +21,14 @@ pub struct BatchBudget {
     pub max_blobs: usize,
     /// At most this many blob bytes per transaction.
     pub max_bytes: usize,
-    /// Close the batch once the write lock has been held this long. Bounds how long any
-    /// request waits behind a batch it is not part of.
+    /// Close the batch once the write lock has been held this long (its `COMMIT`
+    /// included) while `Interactive` work waits or is in the batch. Bounds how long a user
+    /// waits behind a batch they are not part of.
     pub max_hold: Duration,
+    /// The same limit while only `Normal`/`Background` work is queued: longer batches mean
+    /// fewer fsyncs for bulk ingest. An `Interactive` request arriving mid-batch shortens
+    /// the batch back to `max_hold`.
+    pub max_hold_bulk: Duration,
 }
 
 /// Bounds of one priority class's admission queue. A producer waits for room, so memory
@@ -81,8 +86,9 @@ impl Default for Config {
             data_pool_size: 4,
             batch: BatchBudget {
                 max_blobs: 4096,
-                max_bytes: 16 * 1024 * 1024,
+                max_bytes: 8 * 1024 * 1024,
                 max_hold: Duration::from_millis(10),
+                max_hold_bulk: Duration::from_millis(50),
             },
             queue: QueueBounds {
                 max_requests: 4096,
@@ -92,7 +98,7 @@ impl Default for Config {
             request_max_bytes: 1024 * 1024,
             synchronous: Synchronous::Full,
             wal_cap_bytes: 64 * 1024 * 1024,
-            checkpoint_interval: Duration::from_millis(50),
+            checkpoint_interval: Duration::from_millis(200),
             checkpoint_max_wait: Duration::from_millis(500),
             min_class_share: 0.1,
             fairness_quantum: 64 * 1024,

@@ -141,6 +141,8 @@ pub struct Stats {
     pub batch_blobs: Percentiles,
     /// Write lock hold time per batch, µs.
     pub batch_hold_us: Percentiles,
+    /// Time `COMMIT` took per batch (WAL write and fsync), µs.
+    pub commit_us: Percentiles,
     /// Per priority class (empty when detailed stats are off).
     pub classes: Vec<GroupStats>,
     /// Per source, most bytes first (empty when detailed stats are off).
@@ -175,6 +177,7 @@ pub(crate) struct StatsCollector {
 struct LaneHistograms {
     batch_blobs: Histogram<u64>,
     batch_hold_us: Histogram<u64>,
+    commit_us: Histogram<u64>,
 }
 
 struct Groups {
@@ -296,6 +299,7 @@ impl StatsCollector {
             lane: Mutex::new(LaneHistograms {
                 batch_blobs: histogram(),
                 batch_hold_us: histogram(),
+                commit_us: histogram(),
             }),
             groups: Mutex::new(Groups {
                 classes: Priority::ALL.map(|p| GroupRecorder::new(p.name())),
@@ -317,7 +321,14 @@ impl StatsCollector {
     }
 
     /// Records a committed batch.
-    pub fn record_batch(&self, requests: usize, blobs: usize, bytes: usize, hold: Duration) {
+    pub fn record_batch(
+        &self,
+        requests: usize,
+        blobs: usize,
+        bytes: usize,
+        hold: Duration,
+        commit: Duration,
+    ) {
         self.batches.fetch_add(1, Relaxed);
         self.acked.fetch_add(requests as u64, Relaxed);
         self.blobs.fetch_add(blobs as u64, Relaxed);
@@ -326,6 +337,7 @@ impl StatsCollector {
         let mut lane = self.lane.lock();
         lane.batch_blobs.saturating_record(blobs as u64);
         lane.batch_hold_us.saturating_record(micros(hold));
+        lane.commit_us.saturating_record(micros(commit));
     }
 
     /// Records one acknowledged request of a committed batch.
@@ -409,6 +421,7 @@ impl StatsCollector {
             lane_utilisation: self.hold_ns.load(Relaxed) as f64 / uptime.as_nanos().max(1) as f64,
             batch_blobs: Percentiles::of(&lane.batch_blobs),
             batch_hold_us: Percentiles::of(&lane.batch_hold_us),
+            commit_us: Percentiles::of(&lane.commit_us),
             classes,
             sources,
             pools: self.pools.iter().map(PoolRecorder::snapshot).collect(),
@@ -457,6 +470,7 @@ impl fmt::Display for Stats {
         )?;
         writeln!(f, "batch blobs     {}", self.batch_blobs)?;
         writeln!(f, "batch hold µs   {}", self.batch_hold_us)?;
+        writeln!(f, "commit µs       {}", self.commit_us)?;
         writeln!(f, "SQLITE_BUSY     {}", self.sqlite_busy)?;
         writeln!(f, "storage errors  {}", self.storage_errors)?;
         writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed",

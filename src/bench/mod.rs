@@ -10,9 +10,9 @@
 //!   stats, the same store with `Config::detailed_stats = false`).
 //!
 //! Workloads ([`WorkloadKind`]): `small`, `mixed` and `large` are storms of producers
-//! spread over equal sources, with `info` readers throughout and one interactive putter;
-//! `sync-burst` is a background bulk import with interactive puts and best-effort peer-row
-//! writes at once. Each engine runs each workload `repeats` times on a fresh database, the
+//! spread over equal sources, with `info` readers throughout (so their throughput compares
+//! with `limit` on the same blobs and nothing else written); `sync-burst` is a background
+//! bulk import with an interactive putter and best-effort peer-row writes at once. Each engine runs each workload `repeats` times on a fresh database, the
 //! engines' order rotating between repeats; tables show medians.
 //!
 //! Layout: [`workload`](self) makes the blobs, `engines` implements the one [`Engine`]
@@ -241,7 +241,7 @@ impl Options {
                 c.data_pool_size
             ),
             format!(
-                "{} info readers, one call every {} µs each; {} ms idle before each storm; one interactive put every {} ms",
+                "{} info readers, one call every {} µs each; {} ms idle before each storm; in sync-burst one interactive put every {} ms",
                 self.info_readers,
                 self.info_interval.as_micros(),
                 self.idle.as_millis(),

@@ -216,7 +216,9 @@ impl Run<'_> {
         let cpu_start = CpuMarks::now();
         let storm_start = origin.elapsed();
         let stop = Arc::new(AtomicBool::new(false));
-        let interactive = concurrent.then(|| self.spawn_interactive(&engine, &stop));
+        // A user's puts belong to the sync-burst scenario; small/mixed/large measure ingest.
+        let with_user = concurrent && self.spec.burst.is_some();
+        let interactive = with_user.then(|| self.spawn_interactive(&engine, &stop));
         let peers = match (&self.spec.burst, concurrent) {
             (Some(burst), true) => Some(spawn_peer_writers(&engine, burst, &stop)),
             _ => None,

@@ -154,7 +154,7 @@ impl Scheduler {
     }
 
     /// Deficit round robin within one class.
-    fn pop_class(&mut self, class: Priority) -> Option<Request> {
+    pub fn pop_class(&mut self, class: Priority) -> Option<Request> {
         let quantum = self.quantum;
         let c = &mut self.classes[class.index()];
         loop {

@@ -122,7 +122,6 @@ impl Writer {
             return;
         }
         let now_ms = unix_millis();
-        let fill_until = started + self.fill_budget();
         let (mut done, mut blobs, mut bytes) = (Vec::new(), 0usize, 0usize);
         let mut next = Some(first);
         let (mut aborted, mut holds_interactive) = (None, false);
@@ -140,40 +139,50 @@ impl Writer {
                     break;
                 }
             }
-            let budget_spent = blobs >= self.budget.max_blobs
+            let mut q = self.shared.queue.lock();
+            let interactive_waiting = q.scheduler.queued(Priority::Interactive).0 > 0;
+            // Bulk-only batches may fill longer (fewer fsyncs); once a user waits, the
+            // batch closes within the short budget.
+            let hold = if holds_interactive || interactive_waiting {
+                self.budget.max_hold
+            } else {
+                self.budget.max_hold_bulk
+            };
+            let spent = blobs >= self.budget.max_blobs
                 || bytes >= self.budget.max_bytes
-                || Instant::now() >= fill_until;
-            if !budget_spent {
-                let mut q = self.shared.queue.lock();
-                // A batch holding interactive work closes as soon as no more interactive
-                // work is queued, so the user waits for a short commit, not a full batch.
-                if !holds_interactive || q.scheduler.queued(Priority::Interactive).0 > 0 {
-                    next = q.scheduler.pop();
-                }
-            }
+                || started.elapsed() >= self.fill_budget(hold);
+            next = if !spent && !holds_interactive {
+                q.scheduler.pop()
+            } else if interactive_waiting && blobs < 2 * self.budget.max_blobs {
+                // Users waiting ride along with the batch about to commit (their requests
+                // are small) instead of paying a commit of their own; then it closes.
+                q.scheduler.pop_class(Priority::Interactive)
+            } else {
+                None
+            };
         }
         let commit_started = Instant::now();
         let committed = match aborted {
             None => self.conn.execute_batch("COMMIT").during("commit batch"),
             Some(e) => Err(e),
         };
+        let commit = commit_started.elapsed();
         let hold = started.elapsed();
         drop(_held);
         if committed.is_ok() {
-            self.commit_estimate.record(commit_started.elapsed());
+            self.commit_estimate.record(commit);
         }
         span.record("requests", done.len());
         span.record("blobs", blobs);
         span.record("hold_us", hold.as_micros() as u64);
         self.checkpointer.notify_commit();
-        self.finish(done, committed, blobs, bytes, hold);
+        self.finish(done, committed, (blobs, bytes), hold, commit);
     }
 
     /// How long a batch may fill: the hold budget less the expected `COMMIT`, which may take
     /// at most half of it (so slow fsyncs shrink batches, but never to one request).
-    fn fill_budget(&self) -> Duration {
-        let max = self.budget.max_hold;
-        max - self.commit_estimate.get().min(max / 2)
+    fn fill_budget(&self, hold: Duration) -> Duration {
+        hold - self.commit_estimate.get().min(hold / 2)
     }
 
     /// Executes one request inside the open transaction.
@@ -250,14 +259,14 @@ impl Writer {
         &mut self,
         done: Vec<Done>,
         committed: Result<()>,
-        blobs: usize,
-        bytes: usize,
-        hold: std::time::Duration,
+        (blobs, bytes): (usize, usize),
+        hold: Duration,
+        commit: Duration,
     ) {
         let stats = &self.shared.stats;
         match committed {
             Ok(()) => {
-                stats.record_batch(done.len(), blobs, bytes, hold);
+                stats.record_batch(done.len(), blobs, bytes, hold, commit);
                 for d in done {
                     stats.record_request(&d.req, &d.outcome);
                     self.shared.release(&d.req);
