@@ -181,6 +181,16 @@ async fn background_makes_progress_under_sustained_interactive_load() {
     assert_eq!(stats.classes[2].blobs, 5_000);
 }
 
+/// A store whose app table `peers` exists (created through the lane, as an app would).
+async fn store_with_peers_table() -> (Store, tempfile::TempDir) {
+    let (store, dir, _) = temp_store(Config::default());
+    store
+        .write(PutOptions::default(), create_peers_table)
+        .await
+        .unwrap();
+    (store, dir)
+}
+
 fn create_peers_table(conn: &rusqlite::Connection) -> Result<(), AppError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS peers (id TEXT PRIMARY KEY, seen INTEGER)")?;
     Ok(())
@@ -188,11 +198,7 @@ fn create_peers_table(conn: &rusqlite::Connection) -> Result<(), AppError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_write_closure_does_not_fail_the_others_in_its_batch() {
-    let (store, _dir, _) = temp_store(Config::default());
-    store
-        .write(PutOptions::default(), create_peers_table)
-        .await
-        .unwrap();
+    let (store, _dir) = store_with_peers_table().await;
     let (blocker, release) = block_lane(&store).await;
     let writes: Vec<_> = (0..20)
         .map(|i| {
@@ -239,11 +245,7 @@ async fn a_failing_write_closure_does_not_fail_the_others_in_its_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_writes_keep_only_the_newest_value() {
-    let (store, _dir, _) = temp_store(Config::default());
-    store
-        .write(PutOptions::default(), create_peers_table)
-        .await
-        .unwrap();
+    let (store, _dir) = store_with_peers_table().await;
     let (blocker, release) = block_lane(&store).await;
     let runs = Arc::new(AtomicUsize::new(0));
     let mut writes = Vec::new();

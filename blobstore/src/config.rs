@@ -86,7 +86,7 @@ impl Default for Config {
             data_pool_size: 4,
             batch: BatchBudget {
                 max_blobs: 4096,
-                max_bytes: 8 * 1024 * 1024,
+                max_bytes: 4 * 1024 * 1024,
                 max_hold: Duration::from_millis(10),
                 max_hold_bulk: Duration::from_millis(50),
             },
