@@ -179,7 +179,7 @@ impl Checkpointer {
             let wal = self.sample_wal();
             let mode = if escalate || wal > self.cap {
                 Some(Mode::Truncate)
-            } else if wal > self.cap / 2 && last_passive.elapsed() >= self.interval {
+            } else if wal > self.cap / 4 && last_passive.elapsed() >= self.interval {
                 Some(Mode::Rewind)
             } else if last_passive.elapsed() >= self.interval {
                 Some(Mode::Passive)
@@ -217,7 +217,9 @@ impl Checkpointer {
             }
             Mode::Rewind => {
                 w.rewind.fetch_add(1, Relaxed);
-                // Backfill most frames alongside the lane, then the rest with it paused.
+                // Backfill alongside the lane twice (the second pass copies only what the
+                // lane wrote during the first), then the small rest with the lane paused.
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
                 run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
                 let _lane = self.gate.lock();
                 run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")

@@ -98,7 +98,7 @@ impl Default for Config {
             request_max_bytes: 1024 * 1024,
             synchronous: Synchronous::Full,
             wal_cap_bytes: 64 * 1024 * 1024,
-            checkpoint_interval: Duration::from_millis(200),
+            checkpoint_interval: Duration::from_millis(50),
             checkpoint_max_wait: Duration::from_millis(500),
             min_class_share: 0.1,
             fairness_quantum: 64 * 1024,
