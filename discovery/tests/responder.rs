@@ -134,3 +134,49 @@ fn first_request() -> Message {
         ..Message::default()
     }
 }
+
+#[tokio::test]
+async fn garbage_from_a_peer_is_an_error_never_a_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut net = Net::new();
+    let server = net.node().await;
+    server
+        .put(raw_blobs("doc", 0, 50), Some("doc"))
+        .await
+        .unwrap();
+    let responder = server.responder("server", ResponderConfig::default());
+    let scope = Scope::named("doc");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for round in 0..200 {
+        let len = rng.gen_range(0..512);
+        let noise: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        // Undecodable framing is refused by `Message::decode`...
+        let _ = Message::decode(&noise);
+        // ...and well-framed messages with nonsense negentropy bytes by the responder.
+        let mut negentropy = noise.clone();
+        if round % 2 == 0 && !negentropy.is_empty() {
+            negentropy[0] = 0x61; // negentropy protocol version byte
+        }
+        let request = Message {
+            negentropy: negentropy.into(),
+            want: Vec::new(),
+            cids: Vec::new(),
+        };
+        let _ = responder.reconcile(&scope, request).await;
+    }
+    // The responder still serves a real discovery afterwards.
+    let peer: Arc<dyn Peer> = Arc::new(SimPeer::new(
+        "server",
+        Behavior::Honest,
+        ms(5),
+        Some(responder.clone()),
+    ));
+    let client = net.node().await;
+    let report = client
+        .discovery(config())
+        .discover(&scope, &[peer])
+        .await
+        .unwrap();
+    assert!(report.complete);
+    assert_eq!(report.blobs_fetched, 50);
+}
