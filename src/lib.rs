@@ -6,7 +6,7 @@
 //! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
 //!   blobs from peers.
 //!
-//! and hosts [`bench`], the ingest benchmark behind `seedbank bench` and `cargo bench`.
+//! and hosts [`bench`](mod@bench), the ingest benchmark behind `seedbank bench` and `cargo bench`.
 //!
 //! ```
 //! use seedbank::blobstore::{codec, Blob, Config, Store};
