@@ -99,8 +99,9 @@ impl Writer {
 
     fn run_batch(&mut self, first: Request) {
         self.checkpointer.hold_writes_if_over_cap();
-        // The checkpointer takes this gate for RESTART/TRUNCATE, so the two never contend
-        // for SQLite's write lock (which would surface as SQLITE_BUSY).
+        // The checkpointer takes this gate between batches (to finish a backfill or to
+        // TRUNCATE), so the two never contend for SQLite's locks, which would surface as
+        // SQLITE_BUSY.
         let gate = self.checkpointer.write_gate();
         let _held = gate.lock();
         let started = Instant::now();
