@@ -4,7 +4,7 @@
 //!
 //! - `extract`: link extraction ([`extract_links`]) for DAG-CBOR, DAG-PB and raw, run at
 //!   staging time on the caller's task, never on the writer lane.
-//! - `stage`: a blob's index rows, written by the lane in the blob's own savepoint, so the
+//! - `stage`: a blob's index rows, written by the lane in the blob's own transaction, so the
 //!   lane only executes prepared SQL.
 //! - `schema`: the index's own tables, versioned in `index_meta`.
 //! - `query`, `dag`, `depths`, `scope`: queries on the store's read pools ([`Index::info`]

@@ -1,5 +1,5 @@
 //! The staged op: the index rows of one blob, prepared on the caller's task and written by
-//! the lane in the blob's own savepoint.
+//! the lane in the same transaction as the blob (a failure rolls back the whole batch).
 
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
 use seedbank_blobstore::{AppError, Blob, StagedOp};

@@ -10,14 +10,15 @@ use crate::cid::Blob;
 use crate::config::Priority;
 use crate::error::{AppError, Result};
 
-/// Extra SQL staged with a blob (e.g. the index's link rows), run on the lane inside the same
-/// savepoint as the blob's insert. All CPU work (parsing, hashing) must be done before staging:
-/// `apply` should only execute SQL.
+/// Extra SQL staged with a blob (e.g. the index's link rows), run on the lane in the same
+/// transaction, right after the blob's insert. All CPU work (parsing, hashing) must be done
+/// before staging: `apply` should only execute SQL.
 pub trait StagedOp: Send + 'static {
     /// Writes this op's rows. `inserted` is false when the blob was already stored.
     ///
     /// # Errors
-    /// Any error rolls back the whole request the blob belongs to.
+    /// Any error aborts the batch the blob's request is in: nothing of that batch is
+    /// committed and every request in it fails (ops must fail only on storage faults).
     fn apply(
         self: Box<Self>,
         conn: &Connection,
@@ -30,7 +31,7 @@ pub trait StagedOp: Send + 'static {
 pub struct StagedBlob {
     /// The blob (its CID was computed or verified before staging).
     pub blob: Blob,
-    /// SQL to run after the blob's row is written, in the same savepoint.
+    /// SQL to run right after the blob's row is written, in the same transaction.
     pub op: Option<Box<dyn StagedOp>>,
 }
 
