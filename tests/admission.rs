@@ -430,3 +430,60 @@ async fn wal_stays_under_its_cap_through_a_gigabyte_of_ingest_with_a_long_reader
         stats.wal
     );
 }
+
+/// A staged op that always fails, standing in for a storage fault in an index write.
+struct FailingOp;
+
+impl seedbank::blobstore::StagedOp for FailingOp {
+    fn apply(
+        self: Box<Self>,
+        _conn: &rusqlite::Connection,
+        _blob: &Blob,
+        _inserted: bool,
+    ) -> Result<(), AppError> {
+        Err("disk on fire".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_blob_request_aborts_its_batch_and_nothing_of_it_commits() {
+    use seedbank::blobstore::StagedBlob;
+    let (store, _dir, _) = temp_store(Config::default());
+    let (blocker, release) = block_lane(&store).await;
+    let good = random_blobs(40, 3, 100);
+    let bad = Blob::new(codec::RAW, &b"staged with a failing op"[..]);
+    let good_put = {
+        let (store, good) = (store.clone(), good.clone());
+        tokio::spawn(async move { store.put_many(good, PutOptions::default()).await })
+    };
+    while store.stats().classes[1].queued_requests < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let bad_put = {
+        let (store, bad) = (store.clone(), bad.clone());
+        let staged = vec![StagedBlob {
+            blob: bad,
+            op: Some(Box::new(FailingOp)),
+        }];
+        tokio::spawn(async move { store.put_staged(staged, PutOptions::default()).await })
+    };
+    while store.stats().classes[1].queued_requests < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    // Both were queued behind the blocker, so they share the next batch.
+    let bad_err = bad_put.await.unwrap().unwrap_err();
+    assert!(matches!(bad_err, Error::App(_)), "{bad_err}");
+    let good_err = good_put.await.unwrap().unwrap_err();
+    assert!(
+        matches!(good_err, Error::Storage { op: "batch", .. }),
+        "{good_err}"
+    );
+    let cids: Vec<_> = good.iter().chain([&bad]).map(|b| *b.cid()).collect();
+    assert_eq!(store.has_many(&cids).await.unwrap(), vec![false; 4]);
+    // The lane carries on: a retry of the good request commits.
+    store.put_many(good, PutOptions::default()).await.unwrap();
+    assert_eq!(store.has_many(&cids[..3]).await.unwrap(), vec![true; 3]);
+    assert_eq!(store.stats().sqlite_busy, 0);
+}
