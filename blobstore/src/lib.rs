@@ -56,6 +56,7 @@ mod read;
 mod schema;
 mod stats;
 mod store;
+mod verify;
 
 pub use crate::cid::{codec, Blob};
 pub use config::{BatchBudget, Config, Priority, PutOptions, QueueBounds, Synchronous};
@@ -65,4 +66,5 @@ pub use read::PoolKind;
 pub use rusqlite;
 pub use schema::SCHEMA_VERSION;
 pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
-pub use store::{BlobInfo, Contents, Store, VerifyReport};
+pub use store::{BlobInfo, Contents, Store};
+pub use verify::VerifyReport;
