@@ -302,3 +302,25 @@ async fn get_many_answers_each_cid_in_order() {
     assert_eq!(got[1].as_ref().unwrap().as_deref(), Some(&b"here"[..]));
     assert!(matches!(got[2], Err(Error::UnsupportedHash { code: 0x13 })));
 }
+
+#[tokio::test]
+async fn an_empty_put_many_is_a_no_op() {
+    let (store, _dir, _) = temp_store(Config::default());
+    assert!(store
+        .put_many(Vec::new(), PutOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.has_many(&[]).await.unwrap().is_empty());
+    assert_eq!(store.stats().batches, 0);
+}
+
+#[test]
+fn opening_a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-db");
+    std::fs::write(&path, vec![0xA5u8; 8192]).unwrap();
+    let err = Store::open(&path, Config::default()).unwrap_err();
+    assert!(matches!(err, Error::Storage { .. }), "{err}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+}
