@@ -159,13 +159,16 @@ pub fn check_supported(cid: &Cid) -> Result<()> {
     }
 }
 
-/// The multihash bytes (code, length, digest) that key a blob's row.
-pub(crate) fn multihash_key(cid: &Cid) -> Vec<u8> {
+/// The multihash bytes (code, length, digest) that key a blob's row. Crates that keep rows
+/// beside the store's (the index) key them the same way.
+pub fn multihash_key(cid: &Cid) -> Vec<u8> {
     cid.hash().to_bytes()
 }
 
-/// Rebuilds a CID from stored parts; `version` 0 is CIDv0 (dag-pb + sha2-256 only).
-pub(crate) fn cid_from_parts(version: i64, codec: u64, mh_bytes: &[u8]) -> Option<Cid> {
+/// Rebuilds a CID from stored parts (the inverse of [`multihash_key`] plus codec and
+/// version); `version` 0 is CIDv0 (dag-pb + sha2-256 only). `None` if the parts are not a
+/// valid CID.
+pub fn cid_from_parts(version: i64, codec: u64, mh_bytes: &[u8]) -> Option<Cid> {
     let mh = Multihash::from_bytes(mh_bytes).ok()?;
     if version == 0 {
         Cid::new_v0(mh).ok()

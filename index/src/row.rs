@@ -5,10 +5,9 @@
 //! as it was written (UnixFS links are usually CIDv0).
 
 use cid::{Cid, Version};
+use seedbank_blobstore::cid::{cid_from_parts, multihash_key};
 
 use crate::error::{Error, Result};
-
-type Multihash = cid::multihash::Multihash<64>;
 
 /// A CID split into the columns that store it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -24,7 +23,7 @@ pub(crate) struct CidRow {
 impl CidRow {
     pub fn of(cid: &Cid) -> Self {
         CidRow {
-            mh: cid.hash().to_bytes(),
+            mh: multihash_key(cid),
             codec: cid.codec() as i64,
             version: match cid.version() {
                 Version::V0 => 0,
@@ -50,16 +49,10 @@ pub(crate) fn target_key(cid: &Cid) -> i64 {
 /// # Errors
 /// [`Error::Storage`] if the row does not hold a valid CID (the table was tampered with).
 pub(crate) fn cid_from_row(mh: &[u8], codec: i64, version: i64) -> Result<Cid> {
-    let bad = |what: &str| Error::Storage {
+    cid_from_parts(version, codec as u64, mh).ok_or_else(|| Error::Storage {
         op: "decode stored CID",
-        message: what.to_string(),
-    };
-    let mh = Multihash::from_bytes(mh).map_err(|e| bad(&format!("bad multihash: {e}")))?;
-    if version == 0 {
-        Cid::new_v0(mh).map_err(|e| bad(&format!("bad CIDv0: {e}")))
-    } else {
-        Ok(Cid::new_v1(codec as u64, mh))
-    }
+        message: format!("not a valid CID: version {version}, codec {codec:#x}"),
+    })
 }
 
 /// Reads `(mh, codec, version)` from columns `at`, `at + 1`, `at + 2` of a row.
