@@ -25,6 +25,23 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;",
 ];
 
+/// The statements the lane and the read pools run on the tables above. Public so that
+/// baselines (the benchmark's `limit` and `naive` engines) run exactly the same SQL.
+pub mod sql {
+    /// Stores bytes once per multihash (`?1` multihash key, `?2` bytes).
+    pub const INSERT_DATA: &str =
+        "INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING";
+    /// The row id of stored bytes (`?1` multihash key).
+    pub const FIND_DATA: &str = "SELECT id FROM blob_data WHERE mh = ?1";
+    /// One metadata row per CID (`?1` key, `?2` codec, `?3` data id, `?4` size,
+    /// `?5` unix ms).
+    pub const INSERT_META: &str =
+        "INSERT OR IGNORE INTO blobs (mh, codec, data_id, size, inserted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)";
+    /// Metadata of a CID (`?1` key, `?2` codec), as `info` reads it.
+    pub const INFO: &str = "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2";
+}
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -368,22 +368,20 @@ impl Store {
         self.inner
             .info_pool
             .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2",
-                )
-                .during("prepare info")?
-                .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
-                    let size: i64 = r.get(0)?;
-                    let at: i64 = r.get(1)?;
-                    Ok(BlobInfo {
-                        cid,
-                        size: size as u64,
-                        codec: cid.codec(),
-                        inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
+                conn.prepare_cached(crate::schema::sql::INFO)
+                    .during("prepare info")?
+                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
+                        let size: i64 = r.get(0)?;
+                        let at: i64 = r.get(1)?;
+                        Ok(BlobInfo {
+                            cid,
+                            size: size as u64,
+                            codec: cid.codec(),
+                            inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
+                        })
                     })
-                })
-                .optional()
-                .during("info")
+                    .optional()
+                    .during("info")
             })
             .await
     }

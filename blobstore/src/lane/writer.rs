@@ -23,6 +23,7 @@ use crate::checkpoint::Checkpointer;
 use crate::cid::multihash_key;
 use crate::config::{BatchBudget, Priority};
 use crate::error::{Error, Result, SqlContext};
+use crate::schema::sql;
 use crate::stats::RequestOutcome;
 
 pub(super) struct Writer {
@@ -316,18 +317,13 @@ fn batch_aborted(cause: &Error) -> Error {
 /// ops. Returns how many CIDs were already stored.
 fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -> Result<usize> {
     let mut insert_data = conn
-        .prepare_cached(
-            "INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING",
-        )
+        .prepare_cached(sql::INSERT_DATA)
         .during("prepare insert data")?;
     let mut find_data = conn
-        .prepare_cached("SELECT id FROM blob_data WHERE mh = ?1")
+        .prepare_cached(sql::FIND_DATA)
         .during("prepare find data")?;
     let mut insert_meta = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO blobs (mh, codec, data_id, size, inserted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
+        .prepare_cached(sql::INSERT_META)
         .during("prepare insert blob")?;
     let mut dedup = 0;
     for staged in blobs {

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cid::Cid;
 use serde::Serialize;
 
+use crate::blobstore::cid::multihash_key;
 use crate::blobstore::rusqlite::{self, Connection, ErrorCode, OptionalExtension};
-use crate::blobstore::{Blob, Config, PutOptions, Store, Synchronous};
+use crate::blobstore::{sql, Blob, Config, PutOptions, Store, Synchronous};
 
 pub use limit::Limit;
 pub use naive::Naive;
@@ -176,23 +177,15 @@ pub(crate) const PEER_UPSERT: &str = "INSERT INTO bench_peers (peer, last_seen, 
     VALUES (?1, ?2, 1)
     ON CONFLICT (peer) DO UPDATE SET last_seen = excluded.last_seen, connects = connects + 1";
 
-// The next four statements are the blobstore's own (`blobstore/src/lane/writer.rs` and
-// `Store::info`), so limit and naive do exactly the SQL work seedbank's lane does.
-const INSERT_DATA: &str =
-    "INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING";
-const FIND_DATA: &str = "SELECT id FROM blob_data WHERE mh = ?1";
-const INSERT_META: &str = "INSERT OR IGNORE INTO blobs (mh, codec, data_id, size, inserted_at)
-     VALUES (?1, ?2, ?3, ?4, ?5)";
-const INFO: &str = "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2";
-
 /// Inserts blobs as the lane does: bytes once per multihash, one metadata row per CID.
 pub(crate) fn insert_blobs(conn: &Connection, blobs: &[Blob]) -> rusqlite::Result<()> {
     let now_ms = unix_millis();
-    let mut insert_data = conn.prepare_cached(INSERT_DATA)?;
-    let mut find_data = conn.prepare_cached(FIND_DATA)?;
-    let mut insert_meta = conn.prepare_cached(INSERT_META)?;
+    // The blobstore's own statements, so limit and naive do exactly the lane's SQL work.
+    let mut insert_data = conn.prepare_cached(sql::INSERT_DATA)?;
+    let mut find_data = conn.prepare_cached(sql::FIND_DATA)?;
+    let mut insert_meta = conn.prepare_cached(sql::INSERT_META)?;
     for blob in blobs {
-        let mh = blob.cid().hash().to_bytes();
+        let mh = multihash_key(blob.cid());
         let data_id: i64 = if insert_data.execute((&mh, blob.data().as_ref()))? == 1 {
             conn.last_insert_rowid()
         } else {
@@ -207,8 +200,8 @@ pub(crate) fn insert_blobs(conn: &Connection, blobs: &[Blob]) -> rusqlite::Resul
 /// The `info` query of `Store::info`.
 pub(crate) fn query_info(conn: &Connection, cid: &Cid) -> rusqlite::Result<bool> {
     let found = conn
-        .prepare_cached(INFO)?
-        .query_row((cid.hash().to_bytes(), cid.codec() as i64), |r| {
+        .prepare_cached(sql::INFO)?
+        .query_row((multihash_key(cid), cid.codec() as i64), |r| {
             let size: i64 = r.get(0)?;
             let at: i64 = r.get(1)?;
             Ok(size >= 0 && at >= 0)
