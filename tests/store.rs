@@ -324,3 +324,17 @@ fn opening_a_file_that_is_not_a_database_is_a_clear_error() {
     assert!(matches!(err, Error::Storage { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
 }
+
+#[tokio::test]
+async fn a_coalesce_key_never_drops_blobs_of_a_put_many() {
+    let config = Config {
+        request_max_blobs: 2,
+        ..Config::default()
+    };
+    let (store, _dir, _) = temp_store(config);
+    let blobs = random_blobs(50, 10, 64);
+    let opts = PutOptions::default().coalesce("same-key");
+    let cids = store.put_many(blobs, opts).await.unwrap();
+    assert_eq!(store.has_many(&cids).await.unwrap(), vec![true; 10]);
+    assert_eq!(store.stats().coalesced, 0);
+}

@@ -219,11 +219,6 @@ impl Store {
             });
         }
         let cids: Vec<Cid> = blobs.iter().map(|s| *s.blob.cid()).collect();
-        // Blob writes are never coalesced: every blob asked for is stored.
-        let opts = PutOptions {
-            coalesce_key: None,
-            ..opts
-        };
         let mut acks = Vec::new();
         for chunk in self.chunk(blobs) {
             acks.push(self.inner.lane.submit(chunk, &opts).await?);

@@ -96,13 +96,18 @@ impl Lane {
         let admission = &self.shared.admission[opts.priority.index()];
         let permits = admission.acquire(sub.bytes, opts.deadline).await?;
         let (ack, rx) = oneshot::channel();
+        // Only app writes coalesce: every blob asked for is stored.
+        let coalesce_key = match sub.work {
+            Work::App(_) => opts.coalesce_key.clone(),
+            Work::Blobs(_) => None,
+        };
         let req = Request {
             class: opts.priority,
             source: opts.source.clone(),
             work: sub.work,
             bytes: sub.bytes,
             blobs: sub.blobs,
-            coalesce_key: opts.coalesce_key.clone(),
+            coalesce_key,
             enqueued: std::time::Instant::now(),
             ack,
             byte_permits: permits.bytes(),
