@@ -138,6 +138,22 @@ impl ReadPool {
     }
 }
 
+/// Runs `statements` queries in `f` as one read snapshot. A single statement is a snapshot
+/// by itself, so the common one-CID read skips the `BEGIN`/`COMMIT` round trips.
+pub(crate) fn in_snapshot<T>(
+    conn: &Connection,
+    statements: usize,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    if statements <= 1 {
+        return f(conn);
+    }
+    let tx = conn.unchecked_transaction().during("begin read")?;
+    let out = f(&tx)?;
+    tx.finish().during("end read")?;
+    Ok(out)
+}
+
 /// Puts a connection back in the pool when the read ends, even if `f` panicked.
 struct Checkout {
     conn: Option<Connection>,

@@ -14,7 +14,7 @@ use crate::cid::{check_supported, multihash_key, verify, Blob};
 use crate::config::{Config, PutOptions, Synchronous};
 use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
-use crate::read::{PoolKind, ReadPool};
+use crate::read::{in_snapshot, PoolKind, ReadPool};
 use crate::stats::{Stats, StatsCollector};
 
 /// Metadata of a stored blob, served without reading its bytes.
@@ -321,34 +321,33 @@ impl Store {
         self.inner
             .data_pool
             .read(move |conn| {
-                let tx = conn.unchecked_transaction().during("begin read")?;
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
+                in_snapshot(conn, cids.len(), |conn| {
+                    let mut stmt = conn
+                        .prepare_cached(
+                            "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
                          WHERE b.mh = ?1 AND b.codec = ?2",
-                    )
-                    .during("prepare get")?;
-                let mut out = Vec::with_capacity(cids.len());
-                for cid in &cids {
-                    if let Err(e) = check_supported(cid) {
-                        out.push(Err(e));
-                        continue;
+                        )
+                        .during("prepare get")?;
+                    let mut out = Vec::with_capacity(cids.len());
+                    for cid in &cids {
+                        if let Err(e) = check_supported(cid) {
+                            out.push(Err(e));
+                            continue;
+                        }
+                        let data: Option<Vec<u8>> = stmt
+                            .query_row((multihash_key(cid), cid.codec() as i64), |r| r.get(0))
+                            .optional()
+                            .during("get")?;
+                        out.push(match data {
+                            None => Ok(None),
+                            Some(data) => match verify(cid, &data) {
+                                Ok(()) => Ok(Some(Bytes::from(data))),
+                                Err(_) => Err(Error::Corrupt { cid: *cid }),
+                            },
+                        });
                     }
-                    let data: Option<Vec<u8>> = stmt
-                        .query_row((multihash_key(cid), cid.codec() as i64), |r| r.get(0))
-                        .optional()
-                        .during("get")?;
-                    out.push(match data {
-                        None => Ok(None),
-                        Some(data) => match verify(cid, &data) {
-                            Ok(()) => Ok(Some(Bytes::from(data))),
-                            Err(_) => Err(Error::Corrupt { cid: *cid }),
-                        },
-                    });
-                }
-                drop(stmt);
-                tx.finish().during("end read")?;
-                Ok(out)
+                    Ok(out)
+                })
             })
             .await
     }
@@ -394,17 +393,14 @@ impl Store {
         self.inner
             .data_pool
             .read(move |conn| {
-                let tx = conn.unchecked_transaction().during("begin read")?;
-                let mut stmt = tx
-                    .prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
-                    .during("prepare has")?;
-                let present = keys
-                    .iter()
-                    .map(|k| stmt.exists((&k.0, k.1)).during("has"))
-                    .collect::<Result<Vec<_>>>()?;
-                drop(stmt);
-                tx.finish().during("end read")?;
-                Ok(present)
+                in_snapshot(conn, keys.len(), |conn| {
+                    let mut stmt = conn
+                        .prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
+                        .during("prepare has")?;
+                    keys.iter()
+                        .map(|k| stmt.exists((&k.0, k.1)).during("has"))
+                        .collect::<Result<Vec<_>>>()
+                })
             })
             .await
     }
