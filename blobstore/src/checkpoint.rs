@@ -120,6 +120,9 @@ impl Checkpointer {
 
     /// Called by the lane after every commit.
     pub fn notify_commit(&self) {
+        // The one WAL size sample per batch: the lane's next check and this thread's
+        // decision both read it, so neither stats the file again.
+        self.sample_wal();
         self.state.lock().dirty = true;
         self.wake.notify_one();
     }
@@ -127,7 +130,7 @@ impl Checkpointer {
     /// Called by the lane before each batch: past the cap, asks for a TRUNCATE and waits
     /// (bounded) until it has run, so the WAL exceeds the cap by at most one batch.
     pub fn hold_writes_if_over_cap(&self) {
-        if self.sample_wal() <= self.cap {
+        if self.wal_size() <= self.cap {
             return;
         }
         let mut s = self.state.lock();
@@ -176,7 +179,7 @@ impl Checkpointer {
                 s.dirty = false;
                 std::mem::take(&mut s.escalate)
             };
-            let wal = self.sample_wal();
+            let wal = self.wal_size();
             let mode = if escalate || wal > self.cap {
                 Some(Mode::Truncate)
             } else if wal > self.cap / 4 && last_passive.elapsed() >= self.interval {
@@ -254,6 +257,11 @@ impl Checkpointer {
     }
 
     /// Reads the WAL file size into stats and returns it.
+    /// The WAL size last sampled (after the last commit or checkpoint).
+    fn wal_size(&self) -> u64 {
+        self.stats.wal.bytes.load(Relaxed)
+    }
+
     fn sample_wal(&self) -> u64 {
         let size = std::fs::metadata(&self.wal_path)
             .map(|m| m.len())
