@@ -115,13 +115,18 @@ fn lane_us_per_blob(store: &Store) -> f64 {
 /// About 1 KiB nodes in a fanout-8 tree, parents first (as a CAR or a sync delivers a DAG):
 /// every link's target arrives later as a blob; one link per blob on average.
 fn kib_tree(n: usize) -> Vec<Blob> {
+    fanout8_tree(n, 1024)
+}
+
+/// `n` DAG-CBOR nodes of about `size` bytes in a fanout-8 tree, root first.
+fn fanout8_tree(n: usize, size: usize) -> Vec<Blob> {
     let mut cids: Vec<Option<Cid>> = vec![None; n];
     let mut blobs: Vec<Option<Blob>> = vec![None; n];
     for i in (0..n).rev() {
         let children: Vec<Cid> = (8 * i + 1..(8 * i + 9).min(n))
             .map(|c| cids[c].unwrap())
             .collect();
-        let blob = node(i as u64, &children, 1024);
+        let blob = node(i as u64, &children, size);
         cids[i] = Some(*blob.cid());
         blobs[i] = Some(blob);
     }
@@ -207,26 +212,18 @@ async fn repeated_sample(path: &Path, blocks: usize) -> usize {
 
 /// A tree of `n` distinct DAG-CBOR nodes of about 400 bytes, fanout 8, as a CARv1.
 async fn synthetic_car(path: &Path, n: usize) -> Vec<Cid> {
-    let mut cids: Vec<Option<Cid>> = vec![None; n];
-    let mut blobs: Vec<Option<Blob>> = vec![None; n];
-    for i in (0..n).rev() {
-        let children: Vec<Cid> = (8 * i + 1..(8 * i + 9).min(n))
-            .map(|c| cids[c].unwrap())
-            .collect();
-        let blob = node(i as u64, &children, 400);
-        cids[i] = Some(*blob.cid());
-        blobs[i] = Some(blob);
-    }
+    let blobs = fanout8_tree(n, 400);
     let file = tokio::fs::File::create(path).await.expect("create");
-    let root = cids[0].unwrap();
-    let mut car = CarWriter::new(file, &[root]).await.expect("header");
-    for blob in blobs.into_iter().flatten() {
+    let mut car = CarWriter::new(file, &[*blobs[0].cid()])
+        .await
+        .expect("header");
+    for blob in &blobs {
         car.write_block(blob.cid(), blob.data())
             .await
             .expect("write");
     }
     car.finish().await.expect("flush");
-    cids.into_iter().flatten().collect()
+    blobs.iter().map(|b| *b.cid()).collect()
 }
 
 async fn timed_import(index: &Index, path: &Path) -> (ImportReport, Duration) {
@@ -262,7 +259,9 @@ async fn probe_info(
     while !*stop.borrow() {
         let started = Instant::now();
         index.info(&cids[i % cids.len()]).await.expect("info");
-        hist.saturating_record(started.elapsed().as_micros() as u64);
+        // `record` grows the histogram; `saturating_record` would clamp values past ~2 ms.
+        hist.record(started.elapsed().as_micros() as u64)
+            .expect("an auto-resizing histogram takes any value");
         i += 7919;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
