@@ -50,12 +50,7 @@ async fn discovery_contacts_at_most_fanout_peers_and_never_fetches_a_blob_twice(
     );
     assert_eq!(report.blobs_fetched, dag.len() as u64);
     assert_eq!(messages(&peers), report.messages());
-    assert!(client
-        .index
-        .missing(&dag.root_cid())
-        .await
-        .unwrap()
-        .is_empty());
+    assert_dag_complete(&client, &dag).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -57,12 +57,7 @@ async fn a_hundred_concurrent_discoveries_with_30_peers_share_one_run_and_one_ha
         report.messages(),
         "every message is accounted for"
     );
-    assert!(client
-        .index
-        .missing(&dag.root_cid())
-        .await
-        .unwrap()
-        .is_empty());
+    assert_dag_complete(&client, &dag).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::engines::EngineKind;
 use super::report::{ms, WorkloadReport};
+use super::run::RunFigures;
 use super::workload::{bytes, WorkloadKind};
 use crate::blobstore::Config;
 
@@ -76,6 +77,10 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
                 verdict,
             });
         };
+        // "(naive X)" beside a seedbank latency, when naive ran.
+        let naive_beside = |f: fn(&RunFigures) -> u64| {
+            naive.map_or(String::new(), |n| format!(" (naive {})", ms(f(n))))
+        };
         let storm = !matches!(w.workload, WorkloadKind::SyncBurst);
         // Issue 6 sets the throughput ratios for `small` and `mixed`; the other tables show
         // theirs without a goal.
@@ -93,9 +98,7 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
             push("throughput vs naive", "≥ 3×", format!("{r:.2}×"), r >= 3.0);
         }
         if m.info_storm_us.count > 0 {
-            let naive_p99 = naive.map_or(String::new(), |n| {
-                format!(" (naive {})", ms(n.info_storm_us.p99))
-            });
+            let naive_p99 = naive_beside(|n| n.info_storm_us.p99);
             push(
                 "info p99 during the storm",
                 "≤ 1 ms",
@@ -104,9 +107,7 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
             );
         }
         if !storm && m.interactive_put_us.count > 0 {
-            let naive_p99 = naive.map_or(String::new(), |n| {
-                format!(" (naive {})", ms(n.interactive_put_us.p99))
-            });
+            let naive_p99 = naive_beside(|n| n.interactive_put_us.p99);
             push(
                 "interactive put p99 during bulk import",
                 "≤ 20 ms",

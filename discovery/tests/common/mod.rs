@@ -97,3 +97,9 @@ pub fn config() -> DiscoveryConfig {
         ..DiscoveryConfig::default()
     }
 }
+
+/// Asserts the client now holds the whole DAG: nothing under its root is missing.
+pub async fn assert_dag_complete(client: &SimNode, dag: &SimDag) {
+    let missing = client.index.missing(&dag.root_cid()).await.unwrap();
+    assert!(missing.is_empty(), "{} blocks still missing", missing.len());
+}
