@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use seedbank::discovery::sim::{self, SimConfig};
+use seedbank_sim::{self as sim, SimConfig};
 
 /// Options of `seedbank sim`.
 #[derive(clap::Args, Debug)]

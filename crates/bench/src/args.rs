@@ -1,0 +1,150 @@
+//! Command-line options of the benchmark, shared by `seedbank bench` and `cargo bench`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::engines::EngineKind;
+use super::workload::WorkloadKind;
+use super::Options;
+use seedbank_blobstore::Synchronous;
+
+/// A workload to run, or all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadArg {
+    /// 1 KiB blobs.
+    Small,
+    /// 100 B – 64 KiB, mostly small.
+    Mixed,
+    /// 256 KiB – 2 MiB.
+    Large,
+    /// Background import + interactive puts + peer-row writes.
+    SyncBurst,
+    /// Every workload.
+    All,
+}
+
+/// `synchronous` for every engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncArg {
+    /// An acknowledged write survives power loss (seedbank's default).
+    Full,
+    /// Consistent, but the last commits may roll back on power loss.
+    Normal,
+}
+
+/// Options of `seedbank bench` (and of `cargo bench --bench ingest -- …`).
+///
+/// Issue 2's first benchmark is `--workload small --rounds 1 --blobs-per-put 10`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Workloads to run, comma-separated.
+    #[arg(
+        long = "workload",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub workloads: Vec<WorkloadArg>,
+    /// Engines to compare, comma-separated (default: limit, naive, seedbank).
+    #[arg(long = "engine", value_enum, value_delimiter = ',')]
+    pub engines: Vec<EngineKind>,
+    /// Concurrent producers (1 to 1024).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub producers: u16,
+    /// `put_many` calls per producer (default: per workload).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Blobs per `put_many` (default: 10; large: 1).
+    #[arg(long)]
+    pub blobs_per_put: Option<usize>,
+    /// Fixed blob size in bytes instead of the workload's distribution.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Equal sources the producers are spread over (fairness figure).
+    #[arg(long, default_value_t = 16)]
+    pub sources: usize,
+    /// Concurrent `info` readers.
+    #[arg(long, default_value_t = 16)]
+    pub info_readers: usize,
+    /// Pause between one reader's `info` calls, µs.
+    #[arg(long, default_value_t = 1000)]
+    pub info_interval_us: u64,
+    /// Blobs of the sync-burst background import.
+    #[arg(long)]
+    pub import_blobs: Option<usize>,
+    /// Runs per engine and workload; figures are medians (default 3, quick 1).
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// Small sizes and one run each: finishes in under a minute (CI smoke run).
+    #[arg(long)]
+    pub quick: bool,
+    /// `synchronous` for every engine.
+    #[arg(long, value_enum, default_value = "full")]
+    pub synchronous: SyncArg,
+    /// Connections in the naive engine's shared pool.
+    #[arg(long, default_value_t = 16)]
+    pub naive_pool: usize,
+    /// Skip the seedbank run with detailed stats off (the stats overhead figure).
+    #[arg(long)]
+    pub no_stats_overhead: bool,
+    /// Directory for the temporary databases (default: the system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw info latency over time (naive vs seedbank) as SVG to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl BenchArgs {
+    /// The benchmark options these arguments ask for.
+    pub fn options(&self) -> Options {
+        let mut o = if self.quick {
+            Options::quick()
+        } else {
+            Options::default()
+        };
+        if !self.workloads.contains(&WorkloadArg::All) {
+            o.workloads = self
+                .workloads
+                .iter()
+                .map(|w| match w {
+                    WorkloadArg::Small => WorkloadKind::Small,
+                    WorkloadArg::Mixed => WorkloadKind::Mixed,
+                    WorkloadArg::Large => WorkloadKind::Large,
+                    WorkloadArg::SyncBurst | WorkloadArg::All => WorkloadKind::SyncBurst,
+                })
+                .collect();
+        }
+        if !self.engines.is_empty() {
+            o.compare = self.engines.clone();
+        }
+        o.producers = self.producers.into();
+        o.rounds = self.rounds;
+        o.blobs_per_put = self.blobs_per_put;
+        o.size = self.size;
+        o.sources = self.sources.max(1);
+        o.info_readers = self.info_readers;
+        o.info_interval = Duration::from_micros(self.info_interval_us);
+        if let Some(n) = self.import_blobs {
+            o.import_blobs = n;
+        }
+        if let Some(n) = self.repeat {
+            o.repeats = n.max(1);
+        }
+        o.engines.synchronous = match self.synchronous {
+            SyncArg::Full => Synchronous::Full,
+            SyncArg::Normal => Synchronous::Normal,
+        };
+        o.engines.naive_pool = self.naive_pool.max(1);
+        o.stats_overhead = !self.no_stats_overhead;
+        o.dir = self.dir.clone();
+        o.progress = !self.no_progress;
+        o
+    }
+}

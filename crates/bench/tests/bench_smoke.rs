@@ -1,0 +1,147 @@
+//! The ingest benchmark on tiny workloads: every engine stores every blob it is given, and
+//! seedbank never sees SQLITE_BUSY. Counts only, never timings.
+
+use std::time::Duration;
+
+use clap::Parser;
+use seedbank_bench::{self as bench, BenchArgs, Burst, EngineKind, Options, SizeDist, WorkloadKind};
+
+fn tiny(workload: WorkloadKind) -> Options {
+    Options {
+        workloads: vec![workload],
+        producers: 8,
+        rounds: Some(2),
+        blobs_per_put: Some(4),
+        sources: 4,
+        info_readers: 2,
+        idle: Duration::from_millis(20),
+        interactive_interval: Duration::from_millis(5),
+        import_blobs: 200,
+        import_tasks: 2,
+        import_chunk: 50,
+        burst: Burst {
+            peer_tasks: 4,
+            peers: 3,
+            peer_interval_us: 500,
+        },
+        repeats: 1,
+        progress: false,
+        ..Options::default()
+    }
+}
+
+async fn every_engine_stores_every_blob(workload: WorkloadKind) {
+    let report = bench::run(&tiny(workload)).await.expect("benchmark runs");
+    let w = &report.workloads[0];
+    let engines: Vec<EngineKind> = w.engines.iter().map(|e| e.engine).collect();
+    let mut expected = vec![EngineKind::Limit, EngineKind::Naive, EngineKind::Seedbank];
+    if matches!(workload, WorkloadKind::Small | WorkloadKind::Mixed) {
+        expected.push(EngineKind::SeedbankNoStats);
+    }
+    assert_eq!(engines, expected);
+    for e in &w.engines {
+        for run in &e.runs {
+            let name = e.engine.name();
+            assert_eq!(run.blobs, w.spec.total_blobs() as u64, "{name}");
+            assert_eq!(
+                run.blobs_stored, run.blobs_submitted,
+                "{name}: stored vs submitted"
+            );
+            assert_eq!(run.info_errors, 0, "{name}: info errors");
+            let p = &run.peer_writes;
+            assert_eq!(
+                p.issued,
+                p.applied + p.coalesced + p.dropped,
+                "{name}: peer rows"
+            );
+            if e.engine != EngineKind::Naive {
+                assert_eq!(run.busy_errors, 0, "{name}: SQLITE_BUSY");
+                assert_eq!(p.dropped, 0, "{name}: dropped peer rows");
+            }
+            if e.engine.drive() == bench::Drive::Concurrent {
+                assert!(
+                    run.info_storm_us.count + run.info_idle_us.count > 0,
+                    "{name}"
+                );
+                // The interactive user belongs to the sync-burst scenario only.
+                let burst = workload == WorkloadKind::SyncBurst;
+                assert_eq!(
+                    run.interactive_put_us.count > 0,
+                    burst,
+                    "{name}: interactive puts"
+                );
+            }
+        }
+    }
+    let burst = workload == WorkloadKind::SyncBurst;
+    let seedbank = &w.engine(EngineKind::Seedbank).unwrap().median;
+    assert_eq!(seedbank.peer_writes.issued > 0, burst);
+    assert_eq!(seedbank.jain.is_some(), !burst);
+    assert!(!seedbank.timeline.is_empty());
+    // Every figure serialises, and the plot draws.
+    serde_json::to_string(&report).expect("report serialises");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("plot.svg");
+    bench::write_svg(&report, &svg).expect("plot draws");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_workload_stores_every_blob_in_every_engine() {
+    every_engine_stores_every_blob(WorkloadKind::Small).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_workload_stores_every_blob_in_every_engine() {
+    every_engine_stores_every_blob(WorkloadKind::Mixed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_workload_stores_every_blob_in_every_engine() {
+    every_engine_stores_every_blob(WorkloadKind::Large).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_burst_stores_every_blob_and_accounts_for_every_peer_row() {
+    every_engine_stores_every_blob(WorkloadKind::SyncBurst).await;
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+#[test]
+fn issue_two_first_bench_is_still_expressible() {
+    let cli = Cli::parse_from([
+        "bench",
+        "--workload",
+        "small",
+        "--producers",
+        "256",
+        "--rounds",
+        "10",
+        "--blobs-per-put",
+        "1",
+        "--size",
+        "1024",
+        "--info-readers",
+        "16",
+    ]);
+    let options = cli.args.options();
+    assert_eq!(options.workloads, vec![WorkloadKind::Small]);
+    assert_eq!(options.info_readers, 16);
+    let spec = options.spec(WorkloadKind::Small);
+    assert_eq!(spec.total_blobs(), 256 * 10);
+    assert_eq!(spec.sizes, SizeDist::Fixed(1024));
+}
+
+#[test]
+fn quick_and_default_runs_cover_every_workload() {
+    for args in [&["bench", "--quick"][..], &["bench"][..]] {
+        let options = Cli::parse_from(args).args.options();
+        assert_eq!(options.workloads, WorkloadKind::ALL.to_vec());
+        assert_eq!(options.repeats, if args.len() == 2 { 1 } else { 3 });
+    }
+}

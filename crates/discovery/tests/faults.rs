@@ -1,0 +1,144 @@
+//! Failing, hanging and lying peers: discovery still completes, and a liar's bytes are never
+//! stored.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cid::Cid;
+use common::*;
+use seedbank_blobstore::{codec, Blob};
+use seedbank_sim::{Behavior, SimPeer};
+use seedbank_discovery::{Message, Peer, Result, Scope, SessionOutcome};
+
+#[tokio::test(start_paused = true)]
+async fn twenty_percent_failing_or_hanging_peers_and_a_liar_do_not_stop_discovery() {
+    let mut net = Net::new();
+    let dag = dag(8, 8, 16);
+    let other = common::dag(9, 2, 4);
+    let liar = net
+        .peer(
+            "liar",
+            Behavior::Liar,
+            ms(5),
+            [dag.blocks(), other.blocks()].concat(),
+            None,
+        )
+        .await;
+    let mut peers = vec![liar.clone()];
+    peers.push(storeless("fail1", Behavior::Failing, ms(10)));
+    peers.push(storeless("hang1", Behavior::Hanging, ms(10)));
+    peers.push(storeless("fail2", Behavior::Failing, ms(30)));
+    peers.push(storeless("hang2", Behavior::Hanging, ms(30)));
+    for i in 0..15 {
+        let blobs = [
+            dag.subset(|b, leaf| (b * 16 + leaf + i) % 4 != 0),
+            other.blocks(),
+        ]
+        .concat();
+        peers.push(
+            net.peer(&format!("p{i:02}"), Behavior::Honest, ms(20), blobs, None)
+                .await,
+        );
+    }
+    let client = net.node().await;
+    let discovery = client.discovery(config());
+    let report = discovery
+        .discover(&Scope::dag(dag.root_cid()), &dyn_peers(&peers))
+        .await
+        .unwrap();
+
+    assert!(report.complete, "{report}");
+    assert_dag_complete(&client, &dag).await;
+    assert!(report.peers_contacted <= 8);
+    assert_eq!(report.liars, 1);
+    assert!(matches!(
+        report.sessions[0].outcome,
+        SessionOutcome::Liar(_)
+    ));
+    assert_eq!(report.duplicates, 0);
+    assert!(!liar.lies().is_empty(), "the liar did send bad bytes");
+    for (cid, lie) in liar.lies() {
+        let stored = client
+            .store()
+            .get(&cid)
+            .await
+            .unwrap()
+            .expect("fetched from an honest peer");
+        assert_ne!(stored, lie);
+    }
+    assert!(client.store().verify().await.unwrap().problems.is_empty());
+    assert!(discovery.peer_score("liar").unwrap().liar);
+    assert!(discovery.peer_score("fail1").unwrap().failures == 1);
+
+    let before = liar.messages();
+    let again = discovery
+        .discover(&Scope::dag(other.root_cid()), &dyn_peers(&peers))
+        .await
+        .unwrap();
+    assert!(again.complete);
+    assert_eq!(liar.messages(), before, "a liar is never contacted again");
+    assert!(again.sessions.iter().all(|s| s.peer != "liar"));
+}
+
+/// Answers honestly, and pushes one extra blob nobody asked for with every fetch.
+struct Pushy(SimPeer, Blob);
+
+#[async_trait::async_trait]
+impl Peer for Pushy {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
+        self.0.reconcile(scope, message).await
+    }
+    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+        let mut blobs = self.0.fetch(cids).await?;
+        blobs.push((*self.1.cid(), self.1.data().clone()));
+        Ok(blobs)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_sending_blobs_nobody_asked_for_is_dropped_and_none_of_its_blobs_are_stored() {
+    let mut net = Net::new();
+    let blobs = raw_blobs("doc", 0, 30);
+    let pushy_node = net.node().await;
+    pushy_node.put(blobs.clone(), Some("doc")).await.unwrap();
+    let junk = Blob::new(codec::RAW, &b"junk"[..]);
+    let inner = SimPeer::new(
+        "pushy",
+        Behavior::Honest,
+        ms(5),
+        Some(pushy_node.responder("pushy", Default::default())),
+    );
+    let pushy: Arc<dyn Peer> = Arc::new(Pushy(inner, junk.clone()));
+    let honest = net
+        .peer("honest", Behavior::Honest, ms(50), blobs, Some("doc"))
+        .await;
+    let client = net.node().await;
+    let discovery = client.discovery(seedbank_discovery::DiscoveryConfig {
+        concurrency: 1,
+        ..config()
+    });
+    let report = discovery
+        .discover(
+            &Scope::named("doc"),
+            &[pushy, honest.clone() as Arc<dyn Peer>],
+        )
+        .await
+        .unwrap();
+
+    assert!(report.complete);
+    assert!(
+        matches!(&report.sessions[0].outcome, SessionOutcome::Liar(why) if why.contains("not asked for"))
+    );
+    assert_eq!(
+        report.sessions[0].blobs, 0,
+        "nothing from its answer was stored"
+    );
+    assert_eq!(report.sessions[1].blobs, 30);
+    assert!(!client.store().has(junk.cid()).await.unwrap());
+    assert!(discovery.peer_score("pushy").unwrap().liar);
+}

@@ -1,0 +1,97 @@
+//! Fetched blobs go through the lane, so ingest during discovery never blocks `info` reads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use seedbank_blobstore::{Priority, PutOptions};
+use seedbank_sim::Behavior;
+use seedbank_discovery::Scope;
+
+// Real time: the lane is held by a real thread; the test waits on counts, never on a clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_during_discovery_never_blocks_info_reads() {
+    let mut net = Net::new();
+    let wanted = raw_blobs("doc", 0, 500);
+    let peer = net
+        .peer("p", Behavior::Honest, ms(1), wanted, Some("doc"))
+        .await;
+    let client = net.node().await;
+    let local = raw_blobs("local", 0, 50);
+    client.put(local.clone(), None).await.unwrap();
+    let store = client.store().clone();
+
+    // Hold the lane inside a write transaction until released.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (entered, lane_held) = tokio::sync::oneshot::channel::<()>();
+    let blocker = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let opts = PutOptions::new(Priority::Interactive, "blocker");
+            store
+                .write(opts, move |_conn| {
+                    let _ = entered.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        }
+    });
+    lane_held.await.unwrap();
+
+    let discovery = client.discovery(config());
+    let run = tokio::spawn({
+        let peers = dyn_peers(std::slice::from_ref(&peer));
+        async move { discovery.discover(&Scope::named("doc"), &peers).await }
+    });
+    // Wait until discovery's first fetched batch is queued behind the held lane.
+    let normal_queued = || {
+        let stats = store.stats();
+        stats
+            .classes
+            .iter()
+            .find(|c| c.name == "normal")
+            .map_or(0, |c| c.queued_requests)
+    };
+    while normal_queued() == 0 {
+        assert!(!run.is_finished());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    for blob in &local {
+        let info = store.info(blob.cid()).await.unwrap().expect("stored");
+        assert_eq!(info.size, blob.len() as u64);
+        let indexed = client
+            .index
+            .info(blob.cid())
+            .await
+            .unwrap()
+            .expect("indexed");
+        assert!(indexed.indexed);
+    }
+    assert!(
+        normal_queued() > 0 && !run.is_finished(),
+        "the reads ran while ingest waited"
+    );
+
+    release.send(()).unwrap();
+    blocker.await.unwrap().unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert!(report.complete);
+    assert_eq!(report.blobs_fetched, 500);
+    let stats = store.stats();
+    let source = stats
+        .sources
+        .iter()
+        .find(|s| s.name == "discovery")
+        .expect("lane source");
+    assert_eq!(
+        source.blobs, 500,
+        "every fetched blob went through the lane"
+    );
+    let normal = stats.classes.iter().find(|c| c.name == "normal").unwrap();
+    let batches = 500_u64.div_ceil(config().fetch_batch as u64);
+    assert!(normal.acks >= batches, "in batches, at Normal priority");
+    assert_eq!(stats.sqlite_busy, 0);
+}

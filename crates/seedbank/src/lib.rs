@@ -1,0 +1,32 @@
+//! seedbank: content-addressed blobs in SQLite for sync engines, without write storms.
+//!
+//! This facade re-exports the workspace crates:
+//! - [`blobstore`]: CIDs, the SQLite schema, the single fair writer lane, read pools.
+//! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
+//! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
+//!   blobs from peers.
+//!
+//! ```
+//! use seedbank::blobstore::{codec, Blob, Config, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), seedbank::blobstore::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("seedbank.db"), Config::default())?;
+//! let cid: seedbank::Cid = store.put(Blob::new(codec::RAW, &b"hello"[..])).await?;
+//! let info = store.info(&cid).await?.expect("just stored");
+//! assert_eq!(info.size, 5);
+//! store.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+pub use cid::Cid;
+pub use seedbank_blobstore as blobstore;
+pub use seedbank_discovery as discovery;
+pub use seedbank_index as index;
+
