@@ -22,11 +22,13 @@
 mod args;
 mod engines;
 mod figures;
+mod format;
 mod plot;
 mod progress;
 mod readers;
 mod report;
 mod run;
+mod summary;
 mod sysinfo;
 mod targets;
 mod workload;
@@ -45,10 +47,9 @@ pub use engines::{
 pub use figures::{jain, Latency};
 pub use plot::write_svg;
 pub use readers::TimelinePoint;
-pub use report::WorkloadReport;
 pub use report::{render, render_footer, render_header, render_workload, BenchReport};
-pub use report::{EngineReport, StatsOverhead};
 pub use run::{run_engine, PeerFigures, RunFigures};
+pub use summary::{EngineReport, StatsOverhead, WorkloadReport};
 pub use sysinfo::{peak_rss, Machine};
 pub use targets::{Target, Verdict};
 pub use workload::{BlobSet, Burst, SizeDist, Spec, WorkloadKind};
@@ -224,7 +225,7 @@ impl Options {
             format!(
                 "limit: 1 connection, transactions of ≤ {} blobs / {}, no checkpoints during the run",
                 e.limit_txn_blobs,
-                workload::bytes(e.limit_txn_bytes as u64)
+                format::bytes(e.limit_txn_bytes as u64)
             ),
             format!(
                 "naive: {} pooled connections for reads and writes, BEGIN IMMEDIATE, busy timeout {} s, wal_autocheckpoint=1000",
@@ -234,9 +235,9 @@ impl Options {
             format!(
                 "seedbank: Config::default() (batch ≤ {} blobs / {} / {} ms, WAL cap {}, info pool {}, data pool {})",
                 c.batch.max_blobs,
-                workload::bytes(c.batch.max_bytes as u64),
+                format::bytes(c.batch.max_bytes as u64),
                 c.batch.max_hold.as_millis(),
-                workload::bytes(c.wal_cap_bytes),
+                format::bytes(c.wal_cap_bytes),
                 c.info_pool_size,
                 c.data_pool_size
             ),
@@ -308,7 +309,7 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
                 eprintln!(
                     "{label:32} {:>10.0} blobs/s  info p99 {}  busy {}",
                     figures.blobs_per_sec,
-                    report::ms(figures.info_storm_us.p99),
+                    format::ms(figures.info_storm_us.p99),
                     figures.busy_errors
                 );
             }

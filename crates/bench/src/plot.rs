@@ -7,7 +7,8 @@ use plotters::prelude::*;
 
 use super::engines::EngineKind;
 use super::readers::TimelinePoint;
-use super::report::{BenchReport, EngineReport};
+use super::report::BenchReport;
+use super::summary::EngineReport;
 
 const PANEL: (u32, u32) = (640, 340);
 /// Floor of the log-scale y axis, ms (1 µs).

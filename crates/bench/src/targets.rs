@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::engines::EngineKind;
-use super::report::{ms, WorkloadReport};
+use super::format::bytes;
+use super::format::ms;
 use super::run::RunFigures;
-use super::workload::{bytes, WorkloadKind};
+use super::summary::WorkloadReport;
+use super::workload::WorkloadKind;
 use seedbank_blobstore::Config;
 
 /// Whether a run met a target.

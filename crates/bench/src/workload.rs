@@ -10,6 +10,8 @@ use serde::Serialize;
 
 use seedbank_blobstore::{codec, Blob, Priority};
 
+use super::format::bytes;
+
 /// The workloads of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -96,22 +98,6 @@ impl SizeDist {
                 format!("{}–{} log-uniform", bytes(min as u64), bytes(max as u64))
             }
         }
-    }
-}
-
-/// Formats a byte count with a binary unit.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

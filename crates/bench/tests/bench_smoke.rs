@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use seedbank_bench::{self as bench, BenchArgs, Burst, EngineKind, Options, SizeDist, WorkloadKind};
+use seedbank_bench::{
+    self as bench, BenchArgs, Burst, EngineKind, Options, SizeDist, WorkloadKind,
+};
 
 fn tiny(workload: WorkloadKind) -> Options {
     Options {

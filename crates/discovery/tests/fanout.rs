@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use seedbank_sim::Behavior;
 use seedbank_discovery::{DiscoveryConfig, Scope, SessionOutcome};
+use seedbank_sim::Behavior;
 
 #[tokio::test(start_paused = true)]
 async fn discovery_contacts_at_most_fanout_peers_and_never_fetches_a_blob_twice() {

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use cid::Cid;
 use common::*;
 use seedbank_blobstore::{codec, Blob};
-use seedbank_sim::{Behavior, SimPeer};
 use seedbank_discovery::{Message, Peer, Result, Scope, SessionOutcome};
+use seedbank_sim::{Behavior, SimPeer};
 
 #[tokio::test(start_paused = true)]
 async fn twenty_percent_failing_or_hanging_peers_and_a_liar_do_not_stop_discovery() {

@@ -8,8 +8,8 @@ use cid::Cid;
 use common::*;
 use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob, PutOptions};
-use seedbank_sim::SimNode;
 use seedbank_discovery::{BuildKind, Haves, HavesCache, HavesConfig, Scope};
+use seedbank_sim::SimNode;
 
 /// The snapshot a fresh cache builds from scratch.
 async fn full(node: &SimNode, scope: &Scope) -> std::sync::Arc<Haves> {

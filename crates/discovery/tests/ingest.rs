@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use seedbank_blobstore::{Priority, PutOptions};
-use seedbank_sim::Behavior;
 use seedbank_discovery::Scope;
+use seedbank_sim::Behavior;
 
 // Real time: the lane is held by a real thread; the test waits on counts, never on a clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::*;
 use seedbank_blobstore::{codec, Blob};
-use seedbank_sim::Behavior;
 use seedbank_discovery::{DiscoveryConfig, Error, Scope};
+use seedbank_sim::Behavior;
 
 #[tokio::test(start_paused = true)]
 async fn content_nobody_has_is_not_found_and_a_repeat_within_the_ttl_sends_no_message() {

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use seedbank_sim::{Behavior, SimNode, SimPeer};
 use seedbank_discovery::{ResponderConfig, Scope};
+use seedbank_sim::{Behavior, SimNode, SimPeer};
 
 const LOCAL: usize = 100_000;
 const MISSING: usize = 10;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use common::*;
 use negentropy::{Negentropy, NegentropyStorageVector};
-use seedbank_sim::{Behavior, SimPeer};
 use seedbank_discovery::{
     Discovery, DiscoveryConfig, Error, Message, Peer, Responder, ResponderConfig, Scope,
     SessionOutcome,
 };
+use seedbank_sim::{Behavior, SimPeer};
 
 #[tokio::test(start_paused = true)]
 async fn a_responder_serving_30_peers_reconciling_one_scope_builds_its_haves_once() {

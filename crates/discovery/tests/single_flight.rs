@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use seedbank_sim::Behavior;
 use seedbank_discovery::Scope;
+use seedbank_sim::Behavior;
 
 #[tokio::test(start_paused = true)]
 async fn a_hundred_concurrent_discoveries_with_30_peers_share_one_run_and_one_haves_build() {

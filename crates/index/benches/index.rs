@@ -183,8 +183,7 @@ async fn lane_hold(dir: &Path, scale: &Scale) {
 
 /// `sample-v1.car`'s sections repeated until there are at least `blocks` of them.
 async fn repeated_sample(path: &Path, blocks: usize) -> usize {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/car/sample-v1.car");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/car/sample-v1.car");
     let original = std::fs::read(fixture).expect("fixture");
     let mut reader = CarReader::new(&original[..], 4 << 20)
         .await

@@ -25,9 +25,6 @@ use crate::row::CidRow;
 use crate::snapshot::{generation_of, DagSnapshot, Presence};
 use crate::Index;
 
-/// Multihash code of the identity "hash".
-const IDENTITY: u64 = 0x00;
-
 /// The outcome of one DAG walk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dag {
@@ -38,11 +35,6 @@ pub struct Dag {
     pub missing: Vec<Cid>,
     /// False when the walk stopped at its limit: both lists are then partial.
     pub complete: bool,
-}
-
-/// True for identity CIDs, whose bytes are their digest.
-pub(crate) fn is_identity(cid: &Cid) -> bool {
-    cid.hash().code() == IDENTITY
 }
 
 /// Walks the DAG under `root`, visiting at most `limit` blocks.

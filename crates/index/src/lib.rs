@@ -67,6 +67,7 @@ mod schema;
 mod scope;
 mod snapshot;
 mod stage;
+mod tables;
 
 pub use dag::Dag;
 pub use depths::{DagWalk, WalkedBlock};

@@ -45,7 +45,7 @@ pub(crate) fn query_cids<P: Params>(
 
 /// The links of an indexed blob in order, or `None` if it was never indexed.
 pub(crate) fn links_of(conn: &Connection, b: &CidRow) -> Result<Option<Vec<Cid>>> {
-    let Some(src) = crate::stage::seq_of(conn, b)? else {
+    let Some(src) = crate::tables::seq_of(conn, b)? else {
         return Ok(None);
     };
     let sql = "SELECT mh, codec, version FROM links WHERE src = ?1 ORDER BY pos";

@@ -33,6 +33,14 @@ impl CidRow {
     }
 }
 
+/// Multihash code of the identity "hash".
+const IDENTITY: u64 = 0x00;
+
+/// True for identity CIDs, whose bytes are their digest.
+pub(crate) fn is_identity(cid: &Cid) -> bool {
+    cid.hash().code() == IDENTITY
+}
+
 /// The backlink key of a CID: the first 8 bytes of its digest (zero-padded), big-endian.
 /// Digests of real hashes are uniform, so collisions are rare; identity digests may collide
 /// more, which costs a row comparison, never a wrong answer.

@@ -14,9 +14,9 @@ use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::PoolKind;
 
-use crate::dag::is_identity;
 use crate::error::{Result, SqlContext};
 use crate::extract::extract_links;
+use crate::row::is_identity;
 use crate::row::{cid_at, cid_from_row, CidRow};
 use crate::Index;
 

@@ -1,14 +1,14 @@
 //! The staged op: the index rows of one blob, prepared on the caller's task and written by
 //! the lane in the same transaction as the blob (a failure rolls back the whole batch).
 
-use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{AppError, Blob, StagedOp};
 
 use crate::error::{Error, Result, SqlContext};
 use crate::extract::Extracted;
 use crate::indexer::Annotations;
 use crate::row::{target_key, CidRow};
-use crate::scope::add_member;
+use crate::tables::{add_member, seq_of};
 
 /// Rows for one blob. Everything here was computed before admission: `apply` binds and
 /// executes prepared statements, nothing else.
@@ -108,15 +108,6 @@ impl IndexOp {
         }
         Ok(())
     }
-}
-
-/// The `blob_index.seq` of a blob, if it was indexed.
-pub(crate) fn seq_of(conn: &Connection, b: &CidRow) -> Result<Option<i64>> {
-    conn.prepare_cached("SELECT seq FROM blob_index WHERE mh = ?1 AND codec = ?2")
-        .during("prepare find indexed blob")?
-        .query_row((&b.mh, b.codec), |r| r.get(0))
-        .optional()
-        .during("find indexed blob")
 }
 
 impl StagedOp for IndexOp {

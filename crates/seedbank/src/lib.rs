@@ -29,4 +29,3 @@ pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
 pub use seedbank_discovery as discovery;
 pub use seedbank_index as index;
-

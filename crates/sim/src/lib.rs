@@ -37,9 +37,7 @@ pub use dag::SimDag;
 pub use node::SimNode;
 pub use peer::{Behavior, SimPeer};
 
-use seedbank_discovery::{
-    DiscoveryConfig, Error, Peer, Report, ResponderConfig, Result, Scope,
-};
+use seedbank_discovery::{DiscoveryConfig, Error, Peer, Report, ResponderConfig, Result, Scope};
 
 /// Parameters of a simulation. `SimConfig::default()` is what `seedbank sim` runs.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seedbank_blobstore::{codec, Blob};
-use seedbank_sim::{Behavior, SimDag, SimNode, SimPeer};
 use seedbank_discovery::{DiscoveryConfig, Peer, ResponderConfig};
+use seedbank_sim::{Behavior, SimDag, SimNode, SimPeer};
 
 /// Nodes created by one test, all under one temporary directory removed on drop.
 pub struct Net {

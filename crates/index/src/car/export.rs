@@ -7,8 +7,8 @@ use seedbank_blobstore::PoolKind;
 use tokio::io::AsyncWrite;
 
 use super::writer::CarWriter;
-use crate::dag::is_identity;
 use crate::error::{Error, Result, SqlContext};
+use crate::row::is_identity;
 use crate::row::CidRow;
 use crate::Index;
 
