@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
+        // A closed stdout (`seedbank has ... | head -1`) is how a reader says "enough".
+        Err(e) if cli::out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seedbank: {e:#}");
             ExitCode::FAILURE

@@ -1,6 +1,10 @@
 //! Commands that read or write the blobs of one database.
+//!
+//! Write commands (`put`, `import`) open the store read-write: they create the database if
+//! needed and close it with a checkpoint. Every other command opens it read-only: it never
+//! creates a file, never writes or checkpoints, and works beside a running owner and on a
+//! full disk.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,31 +12,35 @@ use anyhow::Context;
 use seedbank::blobstore::{codec, Blob, Config, Priority, Store};
 use seedbank::index::{Index, IndexConfig, IndexPutOptions};
 
-use super::{dag, parse_cid, Command};
+use super::out::{self, outln};
+use super::{dag, parse_cid, parse_cids, Command};
 
-/// Opens the store and its index, runs one command, and closes the store (so every write is
-/// durable and the WAL checkpointed before the process exits).
+/// Opens the store (read-only unless the command writes), runs one command (opening the
+/// index only for commands that use links), and closes the store.
 pub async fn run(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
-    let store = Store::open(db, Config::default())
-        .with_context(|| format!("cannot open {}", db.display()))?;
-    let result = match Index::open(store.clone(), IndexConfig::default()).await {
-        Ok(index) => dispatch(&index, command).await,
-        Err(e) => Err(e.into()),
-    };
-    store.close().await?;
-    result
+    let store = if command.writes() {
+        Store::open(db, Config::default())
+    } else {
+        Store::open_read_only(db, Config::default())
+    }
+    .context("cannot open the database")?;
+    let result = dispatch(&store, command).await;
+    let closed = store.close().await;
+    let code = result?;
+    closed?;
+    Ok(code)
 }
 
-async fn dispatch(index: &Index, command: Command) -> anyhow::Result<ExitCode> {
-    let store = index.store();
+async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
+    let index = || Index::open(store.clone(), IndexConfig::default());
     match command {
-        Command::Import { file } => dag::import(index, &file).await,
-        Command::Export { root, file } => dag::export(index, &root, &file).await,
-        Command::Links { cid } => dag::links(index, &cid).await,
-        Command::Backlinks { cid } => dag::backlinks(index, &cid).await,
-        Command::Missing { root } => dag::missing(index, &root).await,
-        Command::Info { cid } => dag::info(index, &cid).await,
-        Command::Put { files } => put(index, &files).await,
+        Command::Import { file } => dag::import(&index().await?, &file).await,
+        Command::Export { root, file } => dag::export(&index().await?, &root, &file).await,
+        Command::Links { cid, json } => dag::links(&index().await?, &cid, json).await,
+        Command::Backlinks { cid, json } => dag::backlinks(&index().await?, &cid, json).await,
+        Command::Missing { root, json } => dag::missing(&index().await?, &root, json).await,
+        Command::Info { cid, json } => dag::info(&index().await?, &cid, json).await,
+        Command::Put { files } => put(&index().await?, &files).await,
         Command::Get { cid, output } => {
             let cid = parse_cid(&cid)?;
             let data = store
@@ -42,58 +50,66 @@ async fn dispatch(index: &Index, command: Command) -> anyhow::Result<ExitCode> {
             match output {
                 Some(path) => std::fs::write(&path, &data)
                     .with_context(|| format!("cannot write {}", path.display()))?,
-                None => std::io::stdout().write_all(&data)?,
+                None => out::raw(&data)?,
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Has { cids } => {
-            let parsed = cids
-                .iter()
-                .map(|c| parse_cid(c))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+        Command::Has { cids, json } => {
+            let parsed = parse_cids(&cids)?;
             let present = store.has_many(&parsed).await?;
-            for (cid, p) in parsed.iter().zip(&present) {
-                println!("{cid}\t{}", if *p { "yes" } else { "no" });
-            }
-            Ok(if present.iter().all(|p| *p) {
-                ExitCode::SUCCESS
+            if json {
+                let rows: Vec<_> = parsed
+                    .iter()
+                    .zip(&present)
+                    .map(|(cid, p)| serde_json::json!({ "cid": cid.to_string(), "present": p }))
+                    .collect();
+                out::json(&rows)?;
             } else {
-                ExitCode::from(1)
-            })
+                for (cid, p) in parsed.iter().zip(&present) {
+                    outln!("{cid}\t{}", if *p { "yes" } else { "no" })?;
+                }
+            }
+            Ok(verdict(present.iter().all(|p| *p)))
         }
         Command::Stats { json } => {
             let contents = store.contents().await?;
             let stats = store.stats();
             if json {
-                let v = serde_json::json!({ "contents": contents, "stats": stats });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                out::json(&serde_json::json!({ "contents": contents, "stats": stats }))?;
             } else {
-                println!(
+                outln!(
                     "blobs stored    {} CIDs, {} distinct, {} bytes",
-                    contents.cids, contents.distinct_blobs, contents.bytes
-                );
-                println!("schema version  {}", contents.schema_version);
-                print!("{stats}");
+                    contents.cids,
+                    contents.distinct_blobs,
+                    contents.bytes
+                )?;
+                outln!("schema version  {}", contents.schema_version)?;
+                outln!("{}", stats.to_string().trim_end())?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
             let report = store.verify().await?;
             for p in &report.problems {
-                println!("problem: {p}");
+                outln!("problem: {p}")?;
             }
-            println!(
+            outln!(
                 "{} blobs checked, {} problems",
                 report.blobs_checked,
                 report.problems.len()
-            );
-            Ok(if report.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            )?;
+            Ok(verdict(report.problems.is_empty()))
         }
-        Command::Bench(_) | Command::Sim(_) => unreachable!("dispatched in cli::run"),
+        Command::Sim(_) | Command::Bench(_) => unreachable!("dispatched in cli::run"),
+    }
+}
+
+/// Exit 0 when a check passed, 1 when it did not.
+pub fn verdict(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -108,7 +124,7 @@ async fn put(index: &Index, files: &[std::path::PathBuf]) -> anyhow::Result<Exit
     let opts = IndexPutOptions::new(Priority::Interactive, "cli");
     let cids = index.put_many(blobs, opts).await?;
     for (cid, f) in cids.iter().zip(files) {
-        println!("{cid}\t{}", f.display());
+        outln!("{cid}\t{}", f.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

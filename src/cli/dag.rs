@@ -7,6 +7,8 @@ use anyhow::Context;
 use seedbank::index::{car, Index};
 use seedbank::Cid;
 
+use super::blobs::verdict;
+use super::out::{self, outln};
 use super::parse_cid;
 
 /// `import FILE.car`: streams the file into the store; a corrupt file stops with an error
@@ -18,18 +20,18 @@ pub async fn import(index: &Index, file: &Path) -> anyhow::Result<ExitCode> {
     let report = car::import(index, tokio::io::BufReader::new(reader), Default::default())
         .await
         .with_context(|| format!("import of {} failed", file.display()))?;
-    println!("version   CARv{}", report.version);
-    println!("blocks    {}", report.blocks);
-    println!("bytes     {}", report.bytes);
+    outln!("version   CARv{}", report.version)?;
+    outln!("blocks    {}", report.blocks)?;
+    outln!("bytes     {}", report.bytes)?;
     for root in &report.roots {
-        println!("root      {root}");
+        outln!("root      {root}")?;
     }
     let bound = if report.missing_complete {
         ""
     } else {
         " (at least)"
     };
-    println!("missing   {}{bound}", report.missing);
+    outln!("missing   {}{bound}", report.missing)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -42,82 +44,89 @@ pub async fn export(index: &Index, root: &str, file: &Path) -> anyhow::Result<Ex
     let mut out = tokio::io::BufWriter::new(out);
     let report = car::export_dag(index, &root, &mut out).await?;
     tokio::io::AsyncWriteExt::flush(&mut out).await?;
-    println!("blocks    {}", report.blocks);
-    println!(
+    outln!("blocks    {}", report.blocks)?;
+    outln!(
         "bytes     {} ({} in the CAR)",
-        report.bytes, report.car_bytes
-    );
-    println!("missing   {}", report.missing);
+        report.bytes,
+        report.car_bytes
+    )?;
+    outln!("missing   {}", report.missing)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `links CID`: the CIDs a blob links to, in order.
-pub async fn links(index: &Index, cid: &str) -> anyhow::Result<ExitCode> {
+pub async fn links(index: &Index, cid: &str, json: bool) -> anyhow::Result<ExitCode> {
     let cid = parse_cid(cid)?;
     let links = index
         .links(&cid)
         .await?
         .with_context(|| format!("{cid} is not indexed"))?;
-    print_cids(&links);
+    print_cids(&links, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `backlinks CID`: the stored blobs that link to CID.
-pub async fn backlinks(index: &Index, cid: &str) -> anyhow::Result<ExitCode> {
-    print_cids(&index.backlinks(&parse_cid(cid)?).await?);
+pub async fn backlinks(index: &Index, cid: &str, json: bool) -> anyhow::Result<ExitCode> {
+    print_cids(&index.backlinks(&parse_cid(cid)?).await?, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `missing ROOT`: blobs referenced under ROOT that are not stored; exits 1 if any.
-pub async fn missing(index: &Index, root: &str) -> anyhow::Result<ExitCode> {
+pub async fn missing(index: &Index, root: &str, json: bool) -> anyhow::Result<ExitCode> {
     let missing = index.missing(&parse_cid(root)?).await?;
-    print_cids(&missing);
-    Ok(if missing.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    print_cids(&missing, json)?;
+    Ok(verdict(missing.is_empty()))
 }
 
-/// `info CID`: metadata and link count, from the metadata-only pool.
-pub async fn info(index: &Index, cid: &str) -> anyhow::Result<ExitCode> {
+/// `info CID`: metadata and links, from the metadata-only pool.
+pub async fn info(index: &Index, cid: &str, json: bool) -> anyhow::Result<ExitCode> {
     let cid = parse_cid(cid)?;
     let info = index
         .info(&cid)
         .await?
         .with_context(|| format!("{cid} not found"))?;
-    let at = info
-        .blob
-        .inserted_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    println!("cid          {}", info.blob.cid);
-    println!("size         {}", info.blob.size);
-    println!("codec        0x{:x}", info.blob.codec);
-    println!("inserted_at  {} (unix ms)", at.as_millis());
-    if info.indexed {
-        println!("links        {}", info.links);
-        println!(
-            "indexable    {}",
-            if info.indexable {
-                "yes"
-            } else {
-                "no (kept as bytes)"
-            }
-        );
-    } else {
-        println!("links        unknown (stored without the index)");
+    let links = index.links(&cid).await?;
+    let inserted_at = out::time(info.blob.inserted_at);
+    if json {
+        out::json(&serde_json::json!({
+            "cid": info.blob.cid.to_string(),
+            "size": info.blob.size,
+            "codec": info.blob.codec,
+            "inserted_at": inserted_at,
+            "indexed": info.indexed,
+            "indexable": info.indexable,
+            "links": links.map(|l| l.iter().map(Cid::to_string).collect::<Vec<_>>()),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Some(links) = index.links(&cid).await? {
-        for link in links {
-            println!("  -> {link}");
-        }
+    outln!("cid          {}", info.blob.cid)?;
+    outln!("size         {}", info.blob.size)?;
+    outln!("codec        0x{:x}", info.blob.codec)?;
+    outln!("inserted_at  {inserted_at}")?;
+    if info.indexed {
+        outln!("links        {}", info.links)?;
+        let indexable = if info.indexable {
+            "yes"
+        } else {
+            "no (kept as bytes)"
+        };
+        outln!("indexable    {indexable}")?;
+    } else {
+        outln!("links        unknown (stored without the index)")?;
+    }
+    for link in links.iter().flatten() {
+        outln!("  -> {link}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_cids(cids: &[Cid]) {
-    for cid in cids {
-        println!("{cid}");
+/// One CID a line, or a JSON array of strings.
+fn print_cids(cids: &[Cid], json: bool) -> anyhow::Result<()> {
+    if json {
+        return out::json(&cids.iter().map(Cid::to_string).collect::<Vec<_>>());
     }
+    for cid in cids {
+        outln!("{cid}")?;
+    }
+    Ok(())
 }

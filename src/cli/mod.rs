@@ -3,6 +3,7 @@
 mod bench;
 mod blobs;
 mod dag;
+pub mod out;
 mod sim;
 
 use std::path::PathBuf;
@@ -47,12 +48,18 @@ pub enum Command {
     Info {
         /// The blob's CID.
         cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print `CID<TAB>yes|no` for each CID; exits 1 if any is missing.
     Has {
         /// CIDs to look up.
         #[arg(required = true)]
         cids: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show store contents and counters.
     Stats {
@@ -78,21 +85,42 @@ pub enum Command {
     Links {
         /// The blob's CID.
         cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List the stored blobs linking to a CID.
     Backlinks {
         /// The target CID.
         cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List blobs referenced under ROOT but not stored; exits 1 if any.
     Missing {
         /// Root CID.
         root: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
     Bench(bench::BenchArgs),
+}
+
+impl Command {
+    /// True for commands that write to the database (they open it read-write).
+    pub fn writes(&self) -> bool {
+        matches!(self, Command::Put { .. } | Command::Import { .. })
+    }
+}
+
+/// Parses CID arguments, failing on the first invalid one.
+pub fn parse_cids(cids: &[String]) -> anyhow::Result<Vec<seedbank::Cid>> {
+    cids.iter().map(|c| parse_cid(c)).collect()
 }
 
 /// Parses a CID argument with a message naming it.

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use super::out::{self, outln};
+
 use seedbank_sim::{self as sim, SimConfig};
 
 /// Options of `seedbank sim`.
@@ -42,9 +44,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     };
     let report = sim::run(config).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json(&report)?;
     } else {
-        print!("{report}");
+        outln!("{}", report.to_string().trim_end())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -59,6 +59,33 @@ pub enum Error {
     /// rolled back and nothing it wrote is visible.
     #[error("app write failed: {0}")]
     App(#[source] AppError),
+    /// Another store (in this process or another) owns the database for writing. Open it
+    /// with [`Store::open_read_only`](crate::Store::open_read_only) to read beside it.
+    #[error("{} is open for writing by another store", path.display())]
+    Locked {
+        /// The database path.
+        path: std::path::PathBuf,
+    },
+    /// A write was attempted on a store opened with
+    /// [`Store::open_read_only`](crate::Store::open_read_only).
+    #[error("store is open read-only")]
+    ReadOnly,
+    /// [`Store::open_read_only`](crate::Store::open_read_only) found no database at the path
+    /// (nothing was created).
+    #[error("no such database file: {}", path.display())]
+    NoDatabase {
+        /// The path that was asked for.
+        path: std::path::PathBuf,
+    },
+    /// The database schema is older than this build reads without migrating it (open it
+    /// read-write once to migrate).
+    #[error("database schema version {found} is older than version {supported}; open it for writing once to migrate it")]
+    SchemaTooOld {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
     /// The database schema is newer than this build understands.
     #[error("database schema version {found} is newer than supported version {supported}")]
     SchemaTooNew {

@@ -52,6 +52,7 @@ pub mod cid;
 mod config;
 mod error;
 mod lane;
+mod owner;
 mod read;
 mod schema;
 mod stats;

@@ -32,19 +32,62 @@ pub(crate) struct ReadPool {
     /// Held shared for each read so a TRUNCATE checkpoint can wait for in-flight reads
     /// (see `checkpoint`); `None` for the info pool, whose reads never wait for it.
     checkpoint_gate: Option<Arc<RwLock<()>>>,
+    /// Where connections are reopened from when one cannot be cleaned for reuse.
+    path: Arc<Path>,
+    mode: ReaderMode,
 }
 
-/// Opens one read-only connection to an existing WAL database.
-pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).during("open reader")?;
+/// How a reader opens the database file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReaderMode {
+    /// Beside the store's own writer: read-write at the SQLite level (so it shares the WAL
+    /// index) but `query_only`.
+    Owner,
+    /// [`Store::open_read_only`](crate::Store::open_read_only): SQLite read-only, sharing the
+    /// WAL index with whoever owns the file.
+    ReadOnly,
+    /// Read-only and `immutable`: no WAL index at all. Only while no owner can run (the
+    /// store holds the owner lock shared) and the WAL is empty, e.g. on a full disk where
+    /// SQLite cannot create its shared-memory file.
+    Immutable,
+}
+
+/// Opens one reader on an existing WAL database (never creating it).
+pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = match mode {
+        ReaderMode::Owner => {
+            Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
+        }
+        ReaderMode::ReadOnly => {
+            Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY)
+        }
+        ReaderMode::Immutable => Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(path)),
+            flags | OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ),
+    }
+    .during("open reader")?;
     // query_only: this connection can never start a write, so it never waits on the lane.
     conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")
         .during("configure reader")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A path as the path part of a SQLite `file:` URI: `%`, `?` and `#` escaped (by hand:
+/// three characters do not justify a URL crate).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl ReadPool {
@@ -54,10 +97,11 @@ impl ReadPool {
         kind: PoolKind,
         stats: Arc<crate::stats::StatsCollector>,
         checkpoint_gate: Option<Arc<RwLock<()>>>,
+        mode: ReaderMode,
     ) -> Result<Self> {
         let size = size.max(1);
         let conns = (0..size)
-            .map(|_| open_reader(path))
+            .map(|_| open_reader(path, mode))
             .collect::<Result<Vec<_>>>()?;
         stats.pools[kind as usize].set_size(size);
         Ok(ReadPool {
@@ -66,6 +110,8 @@ impl ReadPool {
             stats,
             kind,
             checkpoint_gate,
+            path: path.into(),
+            mode,
         })
     }
 
@@ -94,10 +140,7 @@ impl ReadPool {
             let result = {
                 let _permit = permit;
                 let conn = self.idle.lock().pop();
-                let conn = Checkout {
-                    conn,
-                    idle: self.idle.clone(),
-                };
+                let conn = self.checkout(conn);
                 f(conn
                     .conn
                     .as_ref()
@@ -106,13 +149,19 @@ impl ReadPool {
             return self.finish(result, waited, asked);
         }
         let idle = self.idle.clone();
+        let (path, mode) = (self.path.clone(), self.mode);
         let gate = self.checkpoint_gate.clone();
         let result = tokio::task::spawn_blocking(move || {
             // Declared first so it drops last: the connection is back before the room is.
             let _permit = permit;
             let _gate = gate.as_ref().map(|g| g.read());
             let conn = idle.lock().pop();
-            let conn = Checkout { conn, idle };
+            let conn = Checkout {
+                conn,
+                idle,
+                path,
+                mode,
+            };
             f(conn
                 .conn
                 .as_ref()
@@ -130,6 +179,23 @@ impl ReadPool {
             self.stats.record_error(e);
         }
         result
+    }
+
+    fn checkout(&self, conn: Option<Connection>) -> Checkout {
+        Checkout {
+            conn,
+            idle: self.idle.clone(),
+            path: self.path.clone(),
+            mode: self.mode,
+        }
+    }
+
+    /// Runs `f` on an idle connection on the current thread, without waiting: for the checks
+    /// `open` makes before the pool is shared.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().pop().ok_or(Error::Closed)?;
+        let conn = self.checkout(Some(conn));
+        f(conn.conn.as_ref().expect("just checked out"))
     }
 
     /// Fails every waiting and future read with [`Error::Closed`].
@@ -158,11 +224,27 @@ pub(crate) fn in_snapshot<T>(
 struct Checkout {
     conn: Option<Connection>,
     idle: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<Path>,
+    mode: ReaderMode,
 }
 
 impl Drop for Checkout {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
+            // A closure may have left a transaction open (or panicked inside one): its
+            // snapshot would pin the WAL and serve stale reads to the next user.
+            let conn = if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
+                conn
+            } else {
+                // Replace it: every permit needs an idle connection behind it.
+                match open_reader(&self.path, self.mode) {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot replace a read connection");
+                        conn
+                    }
+                }
+            };
             self.idle.lock().push(conn);
         }
     }

@@ -14,7 +14,9 @@ use crate::cid::{check_supported, multihash_key, verify, Blob};
 use crate::config::{Config, PutOptions, Synchronous};
 use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
-use crate::read::{in_snapshot, PoolKind, ReadPool};
+use crate::owner::OwnerLock;
+use crate::read::{in_snapshot, PoolKind, ReadPool, ReaderMode};
+use crate::schema::SCHEMA_VERSION;
 use crate::stats::{Stats, StatsCollector};
 
 /// Metadata of a stored blob, served without reading its bytes.
@@ -52,22 +54,40 @@ pub struct Store {
 
 struct Inner {
     config: Config,
-    lane: Lane,
+    /// `None` for a store opened with [`Store::open_read_only`].
+    writer: Option<WriteSide>,
     info_pool: ReadPool,
     data_pool: ReadPool,
-    checkpointer: Arc<Checkpointer>,
+    /// The owner lock (exclusive for a read-write store, shared for an immutable read-only
+    /// one), released by `close` once the writer connection is gone.
+    lock: parking_lot::Mutex<Option<OwnerLock>>,
     stats: Arc<StatsCollector>,
     closed: AtomicBool,
     /// Serialises `close` so concurrent callers all return after the final checkpoint.
     closing: tokio::sync::Mutex<()>,
 }
 
+/// The parts only a read-write store has: the lane that owns the one writer connection and
+/// the checkpointer that keeps its WAL bounded.
+struct WriteSide {
+    lane: Lane,
+    checkpointer: Arc<Checkpointer>,
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("closed", &self.is_closed())
+            .field("read_only", &self.is_read_only())
             .finish_non_exhaustive()
     }
+}
+
+/// True if the database's WAL file exists and holds frames (more than its 32-byte header).
+fn wal_has_frames(db: &Path) -> bool {
+    let mut wal = db.as_os_str().to_os_string();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 32)
 }
 
 /// Opens the writer connection and applies the settings the design relies on.
@@ -109,14 +129,19 @@ impl Store {
     /// Opens (creating if needed) the store at `path` and starts its writer lane,
     /// checkpointer and read pools.
     ///
+    /// The store owns the file until [`Store::close`] (or the last clone is dropped): another
+    /// read-write open of it, in this process or another, fails with [`Error::Locked`].
+    ///
     /// # Errors
-    /// [`Error::Storage`] if SQLite cannot open or configure the file,
-    /// [`Error::SchemaTooNew`] for a file written by a newer seedbank.
+    /// [`Error::Locked`] if another store owns the file, [`Error::Storage`] if SQLite cannot
+    /// open or configure it, [`Error::SchemaTooNew`] for a file written by a newer seedbank.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
+        // Before SQLite touches the file: a second owner must not get as far as migrating it.
+        let lock = OwnerLock::exclusive(&path)?;
         let stats = Arc::new(StatsCollector::new(config.detailed_stats));
         let writer = open_writer(&path, &config)?;
         let checkpoint_conn = Connection::open(&path).during("open checkpointer")?;
@@ -128,6 +153,7 @@ impl Store {
             PoolKind::Info,
             stats.clone(),
             None,
+            ReaderMode::Owner,
         )?;
         let data_gate = Some(checkpointer.reader_gate());
         let data_pool = ReadPool::open(
@@ -136,20 +162,109 @@ impl Store {
             PoolKind::Data,
             stats.clone(),
             data_gate,
+            ReaderMode::Owner,
         )?;
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
-        Ok(Store {
+        let pools = (info_pool, data_pool);
+        let writer = Some(WriteSide { lane, checkpointer });
+        Ok(Store::assemble(config, writer, pools, Some(lock), stats))
+    }
+
+    /// Opens an existing store for reading only: no lane, no checkpointer, and SQLite
+    /// connections opened read-only. It never creates, migrates or checkpoints the file, so
+    /// it works beside another process that owns the store for writing, on a read-only file
+    /// and on a full disk. Writes return [`Error::ReadOnly`].
+    ///
+    /// # Errors
+    /// [`Error::NoDatabase`] if `path` does not exist (nothing is created),
+    /// [`Error::SchemaTooNew`] for a file written by a newer seedbank,
+    /// [`Error::Storage`] if SQLite cannot open or read the file.
+    pub fn open_read_only(path: impl AsRef<Path>, config: Config) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(Error::NoDatabase { path });
+        }
+        let stats = Arc::new(StatsCollector::new(config.detailed_stats));
+        let (pools, lock) = match Self::read_pools(&path, &config, &stats, ReaderMode::ReadOnly) {
+            Ok(pools) => (pools, None),
+            // SQLite could not set up its WAL index (a full disk, a read-only directory). With
+            // no owner running and nothing in the WAL, the file alone is the database.
+            Err(e) if !wal_has_frames(&path) => match OwnerLock::shared(&path) {
+                Ok(lock) => {
+                    let mode = ReaderMode::Immutable;
+                    (Self::read_pools(&path, &config, &stats, mode)?, lock)
+                }
+                Err(_) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        let store = Store::assemble(config, None, pools, lock, stats);
+        store.check_schema_readable()?;
+        Ok(store)
+    }
+
+    fn read_pools(
+        path: &Path,
+        config: &Config,
+        stats: &Arc<StatsCollector>,
+        mode: ReaderMode,
+    ) -> Result<(ReadPool, ReadPool)> {
+        let open = |size, kind| ReadPool::open(path, size, kind, stats.clone(), None, mode);
+        Ok((
+            open(config.info_pool_size, PoolKind::Info)?,
+            open(config.data_pool_size, PoolKind::Data)?,
+        ))
+    }
+
+    fn assemble(
+        config: Config,
+        writer: Option<WriteSide>,
+        (info_pool, data_pool): (ReadPool, ReadPool),
+        lock: Option<OwnerLock>,
+        stats: Arc<StatsCollector>,
+    ) -> Store {
+        Store {
             inner: Arc::new(Inner {
                 config,
-                lane,
+                writer,
                 info_pool,
                 data_pool,
-                checkpointer,
+                lock: parking_lot::Mutex::new(lock),
                 stats,
                 closed: AtomicBool::new(false),
                 closing: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
+    }
+
+    /// A read-only open must find a schema it can read: the version this build writes.
+    fn check_schema_readable(&self) -> Result<()> {
+        let found: i64 = self.inner.info_pool.read_now(|conn| {
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .during("read schema version")
+        })?;
+        match found {
+            SCHEMA_VERSION => Ok(()),
+            found if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            found => Err(Error::SchemaTooOld {
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    /// True for a store opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.writer.is_none()
+    }
+
+    /// The write side, or [`Error::ReadOnly`] / [`Error::Closed`].
+    fn writer(&self) -> Result<&WriteSide> {
+        self.ensure_open()?;
+        self.inner.writer.as_ref().ok_or(Error::ReadOnly)
     }
 
     /// The configuration the store was opened with.
@@ -210,7 +325,7 @@ impl Store {
     /// # Errors
     /// As [`Store::put_many`]; an op's error fails its request.
     pub async fn put_staged(&self, blobs: Vec<StagedBlob>, opts: PutOptions) -> Result<Vec<Cid>> {
-        self.ensure_open()?;
+        let lane = &self.writer()?.lane;
         let max = self.inner.config.max_blob_size;
         if let Some(big) = blobs.iter().find(|s| s.blob.len() > max) {
             return Err(Error::TooLarge {
@@ -221,7 +336,7 @@ impl Store {
         let cids: Vec<Cid> = blobs.iter().map(|s| *s.blob.cid()).collect();
         let mut acks = Vec::new();
         for chunk in self.chunk(blobs) {
-            acks.push(self.inner.lane.submit(chunk, &opts).await?);
+            acks.push(lane.submit(chunk, &opts).await?);
         }
         for ack in acks {
             ack.await.map_err(|_| Error::Closed)??;
@@ -276,11 +391,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     {
-        self.ensure_open()?;
+        let lane = &self.writer()?.lane;
         let work = Work::App(Box::new(move |conn| f(conn).map(|v| Box::new(v) as _)));
-        let ack = self
-            .inner
-            .lane
+        let ack = lane
             .submit(
                 Submission {
                     work,
@@ -475,7 +588,8 @@ impl Store {
 
     /// A snapshot of the store's counters and latencies.
     pub fn stats(&self) -> Stats {
-        self.inner.stats.snapshot(self.inner.lane.queued())
+        let queued = self.inner.writer.as_ref().map(|w| w.lane.queued());
+        self.inner.stats.snapshot(queued.unwrap_or_default())
     }
 
     /// Stops accepting work, drains every queued request, commits, runs a TRUNCATE
@@ -491,8 +605,12 @@ impl Store {
         }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            inner.lane.close();
-            inner.checkpointer.close()?;
+            if let Some(w) = &inner.writer {
+                w.lane.close();
+                w.checkpointer.close()?;
+            }
+            // The writer connection is closed: another owner may open the file now.
+            inner.lock.lock().take();
             inner.info_pool.close();
             inner.data_pool.close();
             Ok(())
@@ -505,9 +623,11 @@ impl Store {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Without `close()`, still drain the lane so nothing acked-to-be is lost.
-        self.lane.close();
-        if let Err(e) = self.checkpointer.close() {
-            tracing::warn!(error = %e, "final checkpoint on drop failed");
+        if let Some(w) = &self.writer {
+            w.lane.close();
+            if let Err(e) = w.checkpointer.close() {
+                tracing::warn!(error = %e, "final checkpoint on drop failed");
+            }
         }
     }
 }

@@ -26,6 +26,15 @@ pub enum Error {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// A read-only store holds no index tables, or older ones than this build reads (open
+    /// the store for writing once to create or migrate them).
+    #[error("index schema version {found} needs migrating to {supported}, and the store is open read-only")]
+    NotMigrated {
+        /// The version found (0: the index was never opened on this database).
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
     /// A CAR file is corrupt or truncated. Blocks read before `offset` were verified and may
     /// have been stored; nothing at or after it was.
     #[error("corrupt CAR at byte {offset}: {reason}")]

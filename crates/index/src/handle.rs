@@ -95,7 +95,8 @@ impl Index {
     /// Creates or migrates the index tables (through the lane) and returns the handle.
     ///
     /// # Errors
-    /// [`Error::SchemaTooNew`] for tables written by a newer seedbank,
+    /// [`Error::SchemaTooNew`] for tables written by a newer seedbank, [`Error::NotMigrated`]
+    /// on a read-only store whose index tables are missing or older,
     /// [`Error::Storage`] if a migration failed, [`Error::Blobstore`] if the store is closed.
     pub async fn open(store: Store, config: IndexConfig) -> Result<Index> {
         let index = Index {
@@ -103,6 +104,19 @@ impl Index {
         };
         // Checked on a reader first so opening an up-to-date index writes nothing.
         let found = index.read(PoolKind::Info, crate::schema::version).await?;
+        if found != INDEX_SCHEMA_VERSION && index.store().is_read_only() {
+            return Err(if found > INDEX_SCHEMA_VERSION {
+                Error::SchemaTooNew {
+                    found,
+                    supported: INDEX_SCHEMA_VERSION,
+                }
+            } else {
+                Error::NotMigrated {
+                    found,
+                    supported: INDEX_SCHEMA_VERSION,
+                }
+            });
+        }
         if found != INDEX_SCHEMA_VERSION {
             let opts = PutOptions::new(Priority::Interactive, "index");
             index.write(opts, crate::schema::migrate).await?;
