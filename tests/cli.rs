@@ -1,32 +1,8 @@
 //! The `seedbank` command line, end to end on a temporary database.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-const SAMPLE_ROOT: &str = "bafy2bzaced4ueelaegfs5fqu4tzsh6ywbbpfk3cxppupmxfdhbpbhzawfw5oy";
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/car")
-        .join(name)
-}
-
-fn seedbank(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run seedbank")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 #[test]
 fn put_then_get_info_has_and_verify_round_trip() {
@@ -59,6 +35,11 @@ fn put_then_get_info_has_and_verify_round_trip() {
 fn missing_blobs_and_bad_cids_exit_non_zero_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
+    let file = dir.path().join("present.txt");
+    std::fs::write(&file, b"present").unwrap();
+    assert!(seedbank(&db, &["put", file.to_str().unwrap()])
+        .status
+        .success());
     let absent = "bafkr4ieojr6bxgo37viopkkrqx7k2xxbish2sbfc7xlxr2xv6ln72yu2te";
     let has = seedbank(&db, &["has", absent]);
     assert_eq!(has.status.code(), Some(1));

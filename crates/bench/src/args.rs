@@ -32,9 +32,9 @@ pub enum SyncArg {
     Normal,
 }
 
-/// Options of `seedbank bench` (and of `cargo bench --bench ingest -- …`).
+/// Options of `seedbank bench` (and of `cargo bench -p seedbank-bench --bench ingest -- …`).
 ///
-/// Issue 2's first benchmark is `--workload small --rounds 1 --blobs-per-put 10`.
+/// A single short storm of small puts is `--workload small --rounds 1 --blobs-per-put 10`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Workloads to run, comma-separated.

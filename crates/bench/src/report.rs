@@ -22,7 +22,7 @@ pub struct BenchReport {
     pub options: Options,
     /// One entry per workload run.
     pub workloads: Vec<WorkloadReport>,
-    /// The targets of issues 3 and 6, checked against the medians.
+    /// seedbank's performance targets, checked against the medians.
     pub targets: Vec<Target>,
     /// Wall time of the whole benchmark, s.
     pub total_seconds: f64,

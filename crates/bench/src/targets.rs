@@ -1,4 +1,4 @@
-//! The targets issues 3 and 6 set for seedbank, checked against a report's medians.
+//! seedbank's performance targets, checked against a report's medians.
 
 use std::fmt::Write as _;
 
@@ -84,8 +84,8 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
             naive.map_or(String::new(), |n| format!(" (naive {})", ms(f(n))))
         };
         let storm = !matches!(w.workload, WorkloadKind::SyncBurst);
-        // Issue 6 sets the throughput ratios for `small` and `mixed`; the other tables show
-        // theirs without a goal.
+        // Throughput ratios have goals for `small` and `mixed`; the other tables show theirs
+        // without one.
         let ratio_goal = matches!(w.workload, WorkloadKind::Small | WorkloadKind::Mixed);
         let ratio = |to| w.ratio(EngineKind::Seedbank, to).filter(|_| ratio_goal);
         if let Some(r) = ratio(EngineKind::Limit) {

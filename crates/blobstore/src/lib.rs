@@ -10,24 +10,10 @@
 //! - `read`: the `info` and `data` read pools (`query_only` connections).
 //! - `checkpoint`: keeps the WAL bounded without ever running on the lane.
 //! - `stats`: counters and histograms behind [`Store::stats`].
+//! - `owner`: the lock that makes one read-write store the only owner of a file.
 //!
-//! Where this crate refines the design (measured with `seedbank bench`):
-//! - **Atomicity per request without a savepoint per request.** App writes
-//!   ([`Store::write`]) run under their own savepoint, so a failing closure rolls back only
-//!   itself. Blob requests do not: a savepoint per request journals each touched page again
-//!   and cost half the lane's CPU per blob. A blob request can only fail on a storage fault,
-//!   so one that fails aborts its whole batch (nothing of the batch is committed; every
-//!   request in it gets an error), which keeps "each request whole or not at all".
-//! - **Batch budget by who waits.** A batch closes at `max_hold` (its `COMMIT` included)
-//!   when an `Interactive` request waits or is in it, and may fill to `max_hold_bulk` when
-//!   only bulk work is queued (fewer fsyncs). Interactive requests waiting when a batch
-//!   closes ride along with it instead of paying a commit of their own.
-//! - **`info` reads run inline** on the caller's task (a point lookup of microseconds);
-//!   data reads hop to a blocking thread.
-//! - **The checkpointer coordinates through gates, never SQLite's busy handler:** it takes
-//!   the lane's gate between batches to finish a backfill (so the WAL rewinds) or to
-//!   TRUNCATE past the cap, and the data pool's gate so long readers cannot starve TRUNCATE.
-//!   The lane holds new batches while the WAL is over the cap.
+//! The design, and the measurements behind its refinements, are in `docs/design.md` of the
+//! repository.
 //!
 //! ```
 //! use seedbank_blobstore::{codec, Blob, Config, PutOptions, Store};

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use cid::Cid;
 use common::{random_blobs, temp_store, INTERESTING_SIZES};
 use multihash::Multihash;
-use seedbank_blobstore::{codec, Blob, Config, Error, PutOptions, Store};
+use seedbank_blobstore::{codec, Blob, Config, Error, PoolKind, PutOptions, Store};
 
 fn cid_with(code: u64, digest: &[u8], codec: u64) -> Cid {
     Cid::new_v1(codec, Multihash::wrap(code, digest).unwrap())
@@ -206,13 +206,91 @@ async fn ack_means_committed_a_second_open_sees_the_blob() {
         .put(Blob::new(codec::RAW, &b"durable"[..]))
         .await
         .unwrap();
-    // A second, independent store on the same file, while the first is still open.
-    let other = Store::open(&path, Config::default()).unwrap();
+    // A second, independent (read-only) store on the same file, while the first is open.
+    let other = Store::open_read_only(&path, Config::default()).unwrap();
     assert_eq!(
         other.get(&cid).await.unwrap().as_deref(),
         Some(&b"durable"[..])
     );
     other.close().await.unwrap();
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_owner_per_file_a_second_writer_is_refused_until_close() {
+    let (store, _dir, path) = temp_store(Config::default());
+    let cid = store
+        .put(Blob::new(codec::RAW, &b"first"[..]))
+        .await
+        .unwrap();
+    match Store::open(&path, Config::default()) {
+        Err(Error::Locked { path: locked }) => assert_eq!(locked, path),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // The refused open changed nothing: the owner keeps writing.
+    store
+        .put(Blob::new(codec::RAW, &b"second"[..]))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let reopened = Store::open(&path, Config::default()).unwrap();
+    assert!(reopened.has(&cid).await.unwrap());
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_store_refuses_writes_and_never_creates_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent/x.db");
+    assert!(matches!(
+        Store::open_read_only(&missing, Config::default()),
+        Err(Error::NoDatabase { .. })
+    ));
+    assert!(!dir.path().join("absent").exists());
+
+    let (store, _dir, path) = temp_store(Config::default());
+    let cid = store
+        .put(Blob::new(codec::RAW, &b"kept"[..]))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let ro = Store::open_read_only(&path, Config::default()).unwrap();
+    assert!(ro.is_read_only());
+    assert!(matches!(
+        ro.put(Blob::new(codec::RAW, &b"new"[..])).await,
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        ro.write(PutOptions::default(), |_| Ok(())).await,
+        Err(Error::ReadOnly)
+    ));
+    assert_eq!(ro.get(&cid).await.unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(ro.contents().await.unwrap().cids, 1);
+    ro.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_read_left_open_by_a_closure_is_rolled_back_before_reuse() {
+    let config = Config {
+        data_pool_size: 1,
+        ..Config::default()
+    };
+    let (store, _dir, _path) = temp_store(config);
+    store
+        .read(PoolKind::Data, |conn| {
+            conn.execute_batch("BEGIN; SELECT count(*) FROM blobs;")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let autocommit = store
+        .read(PoolKind::Data, |conn| Ok(conn.is_autocommit()))
+        .await
+        .unwrap();
+    assert!(
+        autocommit,
+        "the pool handed out a connection inside a transaction"
+    );
     store.close().await.unwrap();
 }
 

@@ -2,6 +2,8 @@
 //! computed once per snapshot, range-based set reconciliation, capped fanout, single-flight
 //! runs and early stop.
 //!
+//! The design is in `docs/design.md` of the repository.
+//!
 //! - [`HavesCache`] (`haves`): one sealed [`Haves`] snapshot per `(scope, generation)` in a
 //!   `moka` cache, built on the data read pool (bounded), extended incrementally when that is
 //!   provably correct, shared by every session and every [`Responder`] answer.

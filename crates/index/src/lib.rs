@@ -2,6 +2,8 @@
 //! scope holds, and which referenced blobs are still missing, all answered without loading
 //! blob bytes.
 //!
+//! The design is in `docs/design.md` of the repository.
+//!
 //! - `extract`: link extraction ([`extract_links`]) for DAG-CBOR, DAG-PB and raw, run at
 //!   staging time on the caller's task, never on the writer lane.
 //! - `stage`: a blob's index rows, written by the lane in the blob's own transaction, so the

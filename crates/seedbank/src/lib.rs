@@ -1,5 +1,10 @@
 //! seedbank: content-addressed blobs in SQLite for sync engines, without write storms.
 //!
+//! One writer lane batches every write fairly and acknowledges after `COMMIT`, so nothing
+//! ever waits in SQLite's busy handler; reads have pools of their own; discovery computes a
+//! scope's "haves" once per snapshot and shares it across peers. The design is in
+//! `docs/design.md` of the repository.
+//!
 //! This facade re-exports the workspace crates:
 //! - [`blobstore`]: CIDs, the SQLite schema, the single fair writer lane, read pools.
 //! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
