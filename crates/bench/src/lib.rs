@@ -348,7 +348,7 @@ fn run_order(engines: &[EngineKind], rep: usize) -> Vec<EngineKind> {
         let engine = base[(i + rep) % base.len()];
         if engine == EngineKind::Seedbank && paired {
             let pair = [EngineKind::Seedbank, EngineKind::SeedbankNoStats];
-            if rep % 2 == 0 {
+            if rep.is_multiple_of(2) {
                 order.extend(pair);
             } else {
                 order.extend(pair.into_iter().rev());
