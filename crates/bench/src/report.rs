@@ -121,7 +121,11 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
         ),
         (
             "busy-handler sleeps",
-            Box::new(|_, e| count(e.median.busy_waits as f64)),
+            Box::new(|_, e| {
+                e.median
+                    .busy_waits
+                    .map_or("n/a".into(), |n| count(n as f64))
+            }),
         ),
         (
             "write transactions",

@@ -38,6 +38,10 @@ pub struct PeerFigures {
     pub dropped: u64,
     /// Time until a write was committed (or known coalesced/dropped), µs.
     pub latency_us: Latency,
+    /// Rows in the peer table after the run (read from the database).
+    pub rows_stored: u64,
+    /// Committed writes the peer table records (the sum of its `connects` column).
+    pub writes_stored: u64,
 }
 
 /// Every figure of one run.
@@ -67,8 +71,8 @@ pub struct RunFigures {
     pub peer_writes: PeerFigures,
     /// SQLITE_BUSY / SQLITE_LOCKED errors returned.
     pub busy_errors: u64,
-    /// Sleeps in SQLite's busy handler (naive only).
-    pub busy_waits: u64,
+    /// Sleeps in SQLite's busy handler (`None` where not counted).
+    pub busy_waits: Option<u64>,
     /// Write transactions committed.
     pub transactions: u64,
     /// Largest WAL file seen, bytes.
@@ -250,6 +254,8 @@ impl Run<'_> {
         let peak_rss = if rss_reset { sysinfo::peak_rss() } else { 0 };
         drop(engine);
         let blobs_stored = engines::count_stored(self.path)?;
+        (extras.peers.rows_stored, extras.peers.writes_stored) =
+            engines::count_peer_rows(self.path)?;
 
         let seconds = (storm_end - storm_start).as_secs_f64().max(1e-9);
         let micros = |d: Duration| d.as_micros() as u64;

@@ -137,9 +137,12 @@ fn median_run(runs: &[RunFigures]) -> RunFigures {
         coalesced: u(|r| r.peer_writes.coalesced),
         dropped: u(|r| r.peer_writes.dropped),
         latency_us: lat(|r| r.peer_writes.latency_us),
+        rows_stored: u(|r| r.peer_writes.rows_stored),
+        writes_stored: u(|r| r.peer_writes.writes_stored),
     };
     m.busy_errors = worst(|r| r.busy_errors);
-    m.busy_waits = u(|r| r.busy_waits);
+    m.busy_waits =
+        median_opt(runs.iter().map(|r| r.busy_waits.map(|n| n as f64))).map(|n| n as u64);
     m.transactions = u(|r| r.transactions);
     m.wal_peak_bytes = worst(|r| r.wal_peak_bytes);
     m.peak_rss_bytes = worst(|r| r.peak_rss_bytes);

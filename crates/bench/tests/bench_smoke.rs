@@ -44,18 +44,20 @@ async fn every_engine_stores_every_blob(workload: WorkloadKind) {
     for e in &w.engines {
         for run in &e.runs {
             let name = e.engine.name();
-            assert_eq!(run.blobs, w.spec.total_blobs() as u64, "{name}");
+            // Counted in the database after the run, against what the workload asked for.
             assert_eq!(
-                run.blobs_stored, run.blobs_submitted,
-                "{name}: stored vs submitted"
+                run.blobs_stored,
+                w.spec.total_blobs() as u64,
+                "{name}: stored"
             );
             assert_eq!(run.info_errors, 0, "{name}: info errors");
             let p = &run.peer_writes;
-            assert_eq!(
-                p.issued,
-                p.applied + p.coalesced + p.dropped,
-                "{name}: peer rows"
-            );
+            // The peer table, read back: every write reported applied is in it, no more.
+            assert_eq!(p.writes_stored, p.applied, "{name}: peer writes stored");
+            if p.applied > 0 {
+                let peers = tiny(workload).burst.peers as u64;
+                assert!((1..=peers).contains(&p.rows_stored), "{name}: peer rows");
+            }
             if e.engine != EngineKind::Naive {
                 assert_eq!(run.busy_errors, 0, "{name}: SQLITE_BUSY");
                 assert_eq!(p.dropped, 0, "{name}: dropped peer rows");
@@ -77,7 +79,7 @@ async fn every_engine_stores_every_blob(workload: WorkloadKind) {
     }
     let burst = workload == WorkloadKind::SyncBurst;
     let seedbank = &w.engine(EngineKind::Seedbank).unwrap().median;
-    assert_eq!(seedbank.peer_writes.issued > 0, burst);
+    assert_eq!(seedbank.peer_writes.applied > 0, burst);
     assert_eq!(seedbank.jain.is_some(), !burst);
     assert!(!seedbank.timeline.is_empty());
     // Every figure serialises, and the plot draws.
@@ -115,7 +117,7 @@ struct Cli {
 }
 
 #[test]
-fn issue_two_first_bench_is_still_expressible() {
+fn a_single_storm_of_small_puts_is_expressible() {
     let cli = Cli::parse_from([
         "bench",
         "--workload",

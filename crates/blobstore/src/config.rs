@@ -78,6 +78,20 @@ pub struct Config {
     pub detailed_stats: bool,
 }
 
+impl Config {
+    /// The largest WAL the store promises, in WAL bytes: `wal_cap_bytes` plus one batch.
+    ///
+    /// The lane measures the WAL after each commit and holds the next batch while it is over
+    /// the cap, so at most one batch lands past it. A batch closes once its payload reaches
+    /// `batch.max_bytes`, so it holds at most that plus the request that crossed it
+    /// (`request_max_bytes`); its WAL frames add a quarter for page headers, b-tree and
+    /// overflow-page slack. The benchmark's WAL target and the tests check this number.
+    pub fn wal_bound_bytes(&self) -> u64 {
+        let batch = (self.batch.max_bytes + self.request_max_bytes) as u64;
+        self.wal_cap_bytes + batch + batch / 4
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

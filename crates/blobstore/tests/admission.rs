@@ -372,10 +372,7 @@ async fn wal_stays_under_its_cap_through_a_gigabyte_of_ingest_with_a_long_reader
         synchronous: seedbank_blobstore::Synchronous::Normal,
         ..Config::default()
     };
-    // A batch closes once its bytes reach the budget, so it holds at most the budget plus
-    // the one request that crossed it.
-    let batch = (config.batch.max_bytes + config.request_max_bytes) as u64;
-    let cap = config.wal_cap_bytes;
+    let bound = config.wal_bound_bytes();
     let (store, _dir, _) = temp_store(config);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -423,8 +420,6 @@ async fn wal_stays_under_its_cap_through_a_gigabyte_of_ingest_with_a_long_reader
     assert!(total >= 1_000_000_000);
     assert_eq!(stats.sqlite_busy, 0);
     assert!(stats.wal.truncate > 0, "the cap was reached and handled");
-    // One batch of pages plus page headers and index pages past the cap, at most.
-    let bound = cap + batch + batch / 8;
     assert!(
         stats.wal.peak_bytes <= bound,
         "WAL peak {} > {bound}: {:?}",

@@ -113,9 +113,9 @@ pub enum PeerWrite {
 pub struct Counters {
     /// SQLITE_BUSY / SQLITE_LOCKED errors returned to a caller.
     pub busy_errors: u64,
-    /// Times a connection slept in SQLite's busy handler waiting for the write lock
-    /// (naive only: each one holds a pooled connection idle).
-    pub busy_waits: u64,
+    /// Times a connection slept in SQLite's busy handler waiting for the write lock (each
+    /// one holds a pooled connection idle). `None` where the engine does not count them.
+    pub busy_waits: Option<u64>,
     /// Largest WAL size the engine itself observed, bytes (0 if it does not track it).
     pub wal_peak_bytes: u64,
     /// Write transactions committed.
@@ -245,6 +245,27 @@ pub fn count_stored(path: &Path) -> anyhow::Result<u64> {
     conn.busy_timeout(Duration::from_secs(10))?;
     let n: i64 = conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?;
     Ok(n as u64)
+}
+
+/// The peer table as the run left it: `(rows, sum of connects)`; `(0, 0)` without the table.
+/// Every committed peer write adds one to its row's `connects`.
+pub fn count_peer_rows(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'bench_peers'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok((0, 0));
+    }
+    let (rows, connects): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(connects), 0) FROM bench_peers",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((rows as u64, connects as u64))
 }
 
 fn unix_millis() -> i64 {

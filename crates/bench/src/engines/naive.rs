@@ -201,9 +201,11 @@ impl Engine for Naive {
     fn counters(&self) -> Counters {
         Counters {
             busy_errors: self.busy_errors.load(Relaxed),
-            busy_waits: BUSY_WAITS
-                .load(Relaxed)
-                .saturating_sub(self.busy_waits_at_open),
+            busy_waits: Some(
+                BUSY_WAITS
+                    .load(Relaxed)
+                    .saturating_sub(self.busy_waits_at_open),
+            ),
             wal_peak_bytes: 0,
             transactions: self.transactions.load(Relaxed),
         }

@@ -41,7 +41,9 @@ impl Seedbank {
 fn counters_of(stats: &Stats) -> Counters {
     Counters {
         busy_errors: stats.sqlite_busy,
-        busy_waits: 0,
+        // seedbank installs no counting busy handler: its writer never contends, and any
+        // SQLITE_BUSY it met would show in `busy_errors`.
+        busy_waits: None,
         wal_peak_bytes: stats.wal.peak_bytes,
         transactions: stats.batches,
     }
