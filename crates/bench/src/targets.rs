@@ -296,7 +296,11 @@ mod tests {
     fn an_unresolvable_small_overhead_is_not_measured_with_the_reason() {
         let t = stats_overhead_target("w", &overhead(&[-0.05, 0.01, 0.09]));
         assert_eq!(t.verdict, Verdict::NotMeasured);
-        assert!(t.measured.starts_with("not measured: pairs spread"), "{}", t.measured);
+        assert!(
+            t.measured.starts_with("not measured: pairs spread"),
+            "{}",
+            t.measured
+        );
         let t = stats_overhead_target("w", &overhead(&[0.005]));
         assert_eq!(t.verdict, Verdict::NotMeasured);
         let t = stats_overhead_target("w", &overhead(&[0.005, 0.01, 0.0]));
