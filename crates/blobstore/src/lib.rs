@@ -38,6 +38,8 @@ pub mod cid;
 mod config;
 mod error;
 mod lane;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod owner;
 mod read;
 mod schema;
