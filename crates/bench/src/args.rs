@@ -45,7 +45,7 @@ pub struct BenchArgs {
         default_value = "all"
     )]
     pub workloads: Vec<WorkloadArg>,
-    /// Engines to compare, comma-separated (default: limit, naive, seedbank).
+    /// Engines to compare, comma-separated (default: limit, limit-bounded, naive, seedbank).
     #[arg(long = "engine", value_enum, value_delimiter = ',')]
     pub engines: Vec<EngineKind>,
     /// Concurrent producers (1 to 1024).
@@ -84,6 +84,10 @@ pub struct BenchArgs {
     /// Connections in the naive engine's shared pool.
     #[arg(long, default_value_t = 16)]
     pub naive_pool: usize,
+    /// Page size `limit-bounded` runs at (default: the store's, 4096); e.g. 65536 for 4 KiB
+    /// blobs, which spill into overflow pages at 4 KiB.
+    #[arg(long, value_parser = parse_page_size)]
+    pub bounded_page_size: Option<u32>,
     /// Skip the seedbank run with detailed stats off (the stats overhead figure).
     #[arg(long)]
     pub no_stats_overhead: bool,
@@ -142,9 +146,20 @@ impl BenchArgs {
             SyncArg::Normal => Synchronous::Normal,
         };
         o.engines.naive_pool = self.naive_pool.max(1);
+        o.engines.bounded_page_size = self.bounded_page_size;
         o.stats_overhead = !self.no_stats_overhead;
         o.dir = self.dir.clone();
         o.progress = !self.no_progress;
         o
+    }
+}
+
+/// A SQLite page size: a power of two from 512 to 65536.
+fn parse_page_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if (512..=65536).contains(&n) && n.is_power_of_two() {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not a power of two from 512 to 65536"))
     }
 }

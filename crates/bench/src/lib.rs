@@ -110,7 +110,12 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             workloads: WorkloadKind::ALL.to_vec(),
-            compare: vec![EngineKind::Limit, EngineKind::Naive, EngineKind::Seedbank],
+            compare: vec![
+                EngineKind::Limit,
+                EngineKind::LimitBounded,
+                EngineKind::Naive,
+                EngineKind::Seedbank,
+            ],
             producers: 256,
             rounds: None,
             blobs_per_put: None,
@@ -226,6 +231,11 @@ impl Options {
                 "limit: 1 connection, transactions of ≤ {} blobs / {}, no checkpoints during the run",
                 e.limit_txn_blobs,
                 format::bytes(e.limit_txn_bytes as u64)
+            ),
+            format!(
+                "limit-bounded: as limit, TRUNCATE checkpoint whenever the WAL passes {}, page size {}",
+                format::bytes(e.bounded_wal_cap),
+                e.bounded_page_size.map_or("4096 (the store's)".to_string(), |p| p.to_string())
             ),
             format!(
                 "naive: {} pooled connections for reads and writes, BEGIN IMMEDIATE, busy timeout {} s, wal_autocheckpoint=1000",

@@ -57,6 +57,7 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             Box::new(|_, e| format!("{:.1}", e.median.mb_per_sec)),
         ),
         ("vs limit", ratio(EngineKind::Limit)),
+        ("vs limit-bounded", ratio(EngineKind::LimitBounded)),
         ("vs naive", ratio(EngineKind::Naive)),
         ("info p50, storm", lat(|r| r.info_storm_us, |l| l.p50)),
         ("info p99, storm", lat(|r| r.info_storm_us, |l| l.p99)),

@@ -137,6 +137,7 @@ pub async fn run_engine(
     };
     match kind {
         EngineKind::Limit => run.measure(Arc::new(Limit::open(&path, s)?)).await,
+        EngineKind::LimitBounded => run.measure(Arc::new(Limit::open_bounded(&path, s)?)).await,
         EngineKind::Naive => run.measure(Arc::new(Naive::open(&path, s)?)).await,
         EngineKind::Seedbank => run.measure(Arc::new(Seedbank::open(&path, s, true)?)).await,
         EngineKind::SeedbankNoStats => {

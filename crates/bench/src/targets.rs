@@ -134,6 +134,7 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
                     "≥ 0.90×",
                     (|r| r >= 0.90) as fn(f64) -> bool,
                 ),
+                (EngineKind::LimitBounded, "≥ 1.0×", |r| r >= 1.0),
                 (EngineKind::Naive, "≥ 3×", |r| r >= 3.0),
             ] {
                 let Some(other) = w.engine(to) else { continue };

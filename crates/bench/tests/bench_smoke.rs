@@ -36,7 +36,12 @@ async fn every_engine_stores_every_blob(workload: WorkloadKind) {
     let report = bench::run(&tiny(workload)).await.expect("benchmark runs");
     let w = &report.workloads[0];
     let engines: Vec<EngineKind> = w.engines.iter().map(|e| e.engine).collect();
-    let mut expected = vec![EngineKind::Limit, EngineKind::Naive, EngineKind::Seedbank];
+    let mut expected = vec![
+        EngineKind::Limit,
+        EngineKind::LimitBounded,
+        EngineKind::Naive,
+        EngineKind::Seedbank,
+    ];
     if matches!(workload, WorkloadKind::Small | WorkloadKind::Mixed) {
         expected.push(EngineKind::SeedbankNoStats);
     }
@@ -148,4 +153,48 @@ fn quick_and_default_runs_cover_every_workload() {
         assert_eq!(options.workloads, WorkloadKind::ALL.to_vec());
         assert_eq!(options.repeats, if args.len() == 2 { 1 } else { 3 });
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_bounded_keeps_its_wal_under_the_cap_plus_one_transaction() {
+    use bench::{Engine, EngineSettings, Limit};
+    use seedbank_blobstore::{codec, Blob};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bounded.db");
+    bench::prepare_database(&path).await.unwrap();
+    let settings = EngineSettings {
+        bounded_wal_cap: 256 * 1024,
+        bounded_page_size: Some(8192),
+        ..EngineSettings::default()
+    };
+    let engine = Limit::open_bounded(&path, &settings).unwrap();
+    let wal = dir.path().join("bounded.db-wal");
+    let (mut peak, per_txn) = (0, 64 * 1024);
+    for t in 0..64u32 {
+        let blobs: Vec<Blob> = (0..16u32)
+            .map(|i| {
+                Blob::new(
+                    codec::RAW,
+                    [t.to_le_bytes(), i.to_le_bytes()].concat().repeat(512),
+                )
+            })
+            .collect();
+        engine.put(blobs, Default::default()).await.unwrap();
+        peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let counters = engine.close().await.unwrap();
+    assert_eq!(counters.transactions, 64);
+    // 4 MiB went through a 256 KiB cap: checkpoints ran, and the WAL never held more than
+    // the cap plus one transaction's pages (with page headers and b-tree pages).
+    assert!(
+        peak > 0 && peak <= 256 * 1024 + 2 * per_txn,
+        "WAL peak {peak}"
+    );
+    assert_eq!(bench::count_stored(&path).unwrap(), 64 * 16);
+    let conn = seedbank_blobstore::rusqlite::Connection::open(&path).unwrap();
+    let page_size: u32 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 8192);
 }

@@ -1,6 +1,8 @@
-//! `limit`: one connection inserting in large transactions with nothing else running. The
-//! machine's ceiling for this schema: no lock contention, no readers, and no checkpoint
-//! during the run (`wal_autocheckpoint = 0`; the WAL grows to the size of the ingest).
+//! `limit` and `limit-bounded`: one connection inserting in large transactions with nothing
+//! else running. The machine's ceilings for this schema: no lock contention, no readers.
+//! `limit` runs no checkpoint during the run (`wal_autocheckpoint = 0`; the WAL grows to the
+//! size of the ingest); `limit-bounded` runs a TRUNCATE checkpoint after any commit that
+//! leaves the WAL over the cap, so it pays for checkpoints as seedbank does.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +20,8 @@ pub struct Limit {
     /// std `Mutex`: held only on blocking threads, never across an `.await`.
     conn: Arc<Mutex<Connection>>,
     transactions: Arc<AtomicU64>,
+    /// `limit-bounded`: the WAL file and the cap it is kept under.
+    bound: Option<(Arc<Path>, u64)>,
 }
 
 impl Limit {
@@ -26,12 +30,41 @@ impl Limit {
     /// # Errors
     /// SQLite errors opening or configuring the connection.
     pub fn open(path: &Path, settings: &EngineSettings) -> anyhow::Result<Limit> {
+        Self::open_with(path, settings, None)
+    }
+
+    /// Opens `limit-bounded`: the WAL kept under `settings.bounded_wal_cap`, the empty
+    /// database first rebuilt at `settings.bounded_page_size` if one is set.
+    ///
+    /// # Errors
+    /// SQLite errors opening, rebuilding or configuring the database.
+    pub fn open_bounded(path: &Path, settings: &EngineSettings) -> anyhow::Result<Limit> {
+        if let Some(size) = settings.bounded_page_size {
+            // The page size of a WAL database can only change outside WAL mode.
+            let conn = Connection::open(path)?;
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = DELETE; PRAGMA page_size = {size}; VACUUM;
+                 PRAGMA journal_mode = WAL;"
+            ))?;
+        }
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        let wal: Arc<Path> = std::path::PathBuf::from(wal).into();
+        Self::open_with(path, settings, Some((wal, settings.bounded_wal_cap)))
+    }
+
+    fn open_with(
+        path: &Path,
+        settings: &EngineSettings,
+        bound: Option<(Arc<Path>, u64)>,
+    ) -> anyhow::Result<Limit> {
         let conn = open_connection(path, settings.synchronous)?;
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;")?;
         conn.execute_batch(PEERS_DDL)?;
         Ok(Limit {
             conn: Arc::new(Mutex::new(conn)),
             transactions: Arc::new(AtomicU64::new(0)),
+            bound,
         })
     }
 
@@ -41,6 +74,7 @@ impl Limit {
         f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let (conn, transactions) = (self.conn.clone(), self.transactions.clone());
+        let bound = self.bound.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().expect("limit connection lock");
             let tx = conn.transaction_with_behavior(
@@ -49,6 +83,12 @@ impl Limit {
             let value = f(&tx)?;
             tx.commit()?;
             transactions.fetch_add(1, Relaxed);
+            if let Some((wal, cap)) = &bound {
+                // The only connection: TRUNCATE never waits for a reader or a writer.
+                if std::fs::metadata(wal).map_or(0, |m| m.len()) > *cap {
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                }
+            }
             Ok(value)
         })
         .await?

@@ -27,8 +27,12 @@ pub use seedbank::Seedbank;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EngineKind {
-    /// One connection inserting in large transactions, nothing else running: the ceiling.
+    /// One connection inserting in large transactions, nothing else running, no checkpoint
+    /// during the run (the WAL grows unbounded): the ceiling of a short burst.
     Limit,
+    /// As `limit`, but keeping the WAL under seedbank's cap by a TRUNCATE checkpoint
+    /// whenever it passes it: the ceiling of sustained ingest with a bounded WAL.
+    LimitBounded,
     /// A shared pool for reads and writes, `BEGIN IMMEDIATE` with a 10 s busy timeout.
     Naive,
     /// The real store (detailed stats on, the default).
@@ -43,6 +47,7 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Limit => "limit",
+            EngineKind::LimitBounded => "limit-bounded",
             EngineKind::Naive => "naive",
             EngineKind::Seedbank => "seedbank",
             EngineKind::SeedbankNoStats => "seedbank-nostats",
@@ -52,7 +57,7 @@ impl EngineKind {
     /// How the runner drives the engine.
     pub fn drive(self) -> Drive {
         match self {
-            EngineKind::Limit => Drive::Alone,
+            EngineKind::Limit | EngineKind::LimitBounded => Drive::Alone,
             _ => Drive::Concurrent,
         }
     }
@@ -80,6 +85,10 @@ pub struct EngineSettings {
     pub limit_txn_blobs: usize,
     /// Bytes per transaction of the limit engine.
     pub limit_txn_bytes: usize,
+    /// The WAL cap `limit-bounded` keeps (seedbank's default cap).
+    pub bounded_wal_cap: u64,
+    /// Page size `limit-bounded` rebuilds the empty database with (`None`: the store's).
+    pub bounded_page_size: Option<u32>,
 }
 
 impl Default for EngineSettings {
@@ -93,6 +102,8 @@ impl Default for EngineSettings {
             // always fills whole batches.
             limit_txn_blobs: batch.max_blobs,
             limit_txn_bytes: batch.max_bytes,
+            bounded_wal_cap: Config::default().wal_cap_bytes,
+            bounded_page_size: None,
         }
     }
 }
