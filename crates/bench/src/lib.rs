@@ -20,6 +20,7 @@
 //! latency, `report`/`targets` summarise and `plot` draws.
 
 mod args;
+mod disk;
 mod engines;
 mod figures;
 mod format;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use args::{BenchArgs, SyncArg, WorkloadArg};
+pub use disk::DiskFigures;
 pub use engines::{
     count_stored, prepare_database, Counters, Drive, Engine, EngineKind, EngineSettings, Limit,
     Naive, PeerWrite, Seedbank,
@@ -272,14 +274,19 @@ pub async fn run_with(
     mut on_workload: impl FnMut(&WorkloadReport),
 ) -> anyhow::Result<BenchReport> {
     let started = Instant::now();
+    let disk_bytes = if options.quick { 16 << 20 } else { 512 << 20 };
+    let dir = options.db_dir();
+    let disk = tokio::task::spawn_blocking(move || disk::measure(&dir, disk_bytes)).await??;
     let mut workloads = Vec::new();
     for &kind in &options.workloads {
-        let report = run_workload(options, kind).await?;
+        let mut report = run_workload(options, kind).await?;
+        report.disk_mb_per_sec = Some(disk.mb_per_sec);
         on_workload(&report);
         workloads.push(report);
     }
     Ok(BenchReport {
         machine,
+        disk,
         options: options.clone(),
         targets: targets::evaluate(&workloads),
         workloads,
@@ -337,6 +344,7 @@ async fn run_workload(options: &Options, kind: WorkloadKind) -> anyhow::Result<W
         spec,
         engines,
         stats_overhead: None,
+        disk_mb_per_sec: None,
     };
     report.stats_overhead = StatsOverhead::of(&report);
     Ok(report)

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::disk::DiskFigures;
 use super::engines::EngineKind;
 use super::figures::Latency;
 use super::format::{bytes, count, ms};
@@ -18,6 +19,8 @@ use super::Options;
 pub struct BenchReport {
     /// Machine, date and SQLite version.
     pub machine: Machine,
+    /// The benchmark directory's durable sequential write bandwidth, measured in this run.
+    pub disk: DiskFigures,
     /// The settings used.
     pub options: Options,
     /// One entry per workload run.
@@ -55,6 +58,14 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
         (
             "MB/s",
             Box::new(|_, e| format!("{:.1}", e.median.mb_per_sec)),
+        ),
+        (
+            "payload / disk",
+            Box::new(|w, e| {
+                w.disk_mb_per_sec
+                    .filter(|d| *d > 0.0)
+                    .map_or("–".into(), |d| format!("{:.2}", e.median.mb_per_sec / d))
+            }),
         ),
         ("vs limit", ratio(EngineKind::Limit)),
         ("vs limit-bounded", ratio(EngineKind::LimitBounded)),
@@ -221,6 +232,14 @@ pub fn render(report: &BenchReport) -> String {
 /// The targets and the closing line.
 pub fn render_footer(report: &BenchReport) -> String {
     let mut out = super::targets::render(&report.targets);
+    let d = &report.disk;
+    let _ = writeln!(
+        out,
+        "\ndisk  {:.0} MB/s durable sequential writes ({} in 1 MiB writes, fdatasync every {}); \"payload / disk\" rows divide by it",
+        d.mb_per_sec,
+        bytes(d.bytes),
+        bytes(d.sync_every)
+    );
     let _ = writeln!(
         out,
         "\ntotal {:.0} s; load avg {} at end",

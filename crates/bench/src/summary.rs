@@ -18,6 +18,8 @@ pub struct WorkloadReport {
     pub engines: Vec<EngineReport>,
     /// The cost of detailed stats, when seedbank also ran with them off.
     pub stats_overhead: Option<StatsOverhead>,
+    /// The disk's durable sequential write bandwidth measured in the same run, MB/s.
+    pub disk_mb_per_sec: Option<f64>,
 }
 
 /// The cost of `Config::detailed_stats`, from runs of seedbank with it on and off made back
