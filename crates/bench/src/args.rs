@@ -19,6 +19,10 @@ pub enum WorkloadArg {
     Large,
     /// Background import + interactive puts + peer-row writes.
     SyncBurst,
+    /// 1 GiB of 4 KiB blobs (not part of `all`).
+    Sustained,
+    /// 1 GiB of mixed sizes (not part of `all`).
+    SustainedMixed,
     /// Every workload.
     All,
 }
@@ -122,6 +126,8 @@ impl BenchArgs {
                     WorkloadArg::Mixed => WorkloadKind::Mixed,
                     WorkloadArg::Large => WorkloadKind::Large,
                     WorkloadArg::SyncBurst | WorkloadArg::All => WorkloadKind::SyncBurst,
+                    WorkloadArg::Sustained => WorkloadKind::Sustained,
+                    WorkloadArg::SustainedMixed => WorkloadKind::SustainedMixed,
                 })
                 .collect();
         }

@@ -168,6 +168,9 @@ impl Options {
         let (producers, rounds, per_put) = match kind {
             WorkloadKind::Small => (self.producers, if quick { 2 } else { 20 }, 10),
             WorkloadKind::Mixed => (self.producers, if quick { 1 } else { 6 }, 10),
+            // 1 GiB: 256 producers × 103 rounds × 10 blobs × 4 KiB; mixed blobs average 10 KB.
+            WorkloadKind::Sustained => (self.producers, if quick { 1 } else { 103 }, 10),
+            WorkloadKind::SustainedMixed => (self.producers, if quick { 1 } else { 42 }, 10),
             WorkloadKind::Large => (
                 if quick {
                     self.producers.min(32)

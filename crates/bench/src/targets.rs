@@ -127,7 +127,7 @@ pub fn evaluate(workloads: &[WorkloadReport]) -> Vec<Target> {
         let mut checks = Vec::new();
         // Throughput ratios have goals for `small` and `mixed`; the other tables show theirs
         // without one. Ratios pair the runs of one repeat.
-        if matches!(w.workload, WorkloadKind::Small | WorkloadKind::Mixed) {
+        if !matches!(w.workload, WorkloadKind::Large | WorkloadKind::SyncBurst) {
             for (to, goal, met) in [
                 (
                     EngineKind::Limit,

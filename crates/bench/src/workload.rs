@@ -24,10 +24,18 @@ pub enum WorkloadKind {
     Large,
     /// A background bulk import, interactive puts and best-effort peer-row writes at once.
     SyncBurst,
+    /// 1 GiB of 4 KiB blobs: long enough for the WAL to cycle through its cap many times.
+    Sustained,
+    /// 1 GiB of `mixed` sizes, sustained.
+    SustainedMixed,
 }
 
 impl WorkloadKind {
-    /// Every workload, in report order.
+    /// The long workloads, run only when named (`--workload sustained,sustained-mixed`).
+    pub const SUSTAINED: [WorkloadKind; 2] =
+        [WorkloadKind::Sustained, WorkloadKind::SustainedMixed];
+
+    /// The default workloads, in report order.
     pub const ALL: [WorkloadKind; 4] = [
         WorkloadKind::Small,
         WorkloadKind::Mixed,
@@ -42,6 +50,8 @@ impl WorkloadKind {
             WorkloadKind::Mixed => "mixed",
             WorkloadKind::Large => "large",
             WorkloadKind::SyncBurst => "sync-burst",
+            WorkloadKind::Sustained => "sustained",
+            WorkloadKind::SustainedMixed => "sustained-mixed",
         }
     }
 
@@ -49,10 +59,13 @@ impl WorkloadKind {
     pub fn sizes(self) -> SizeDist {
         match self {
             WorkloadKind::Small => SizeDist::Fixed(1024),
-            WorkloadKind::Mixed | WorkloadKind::SyncBurst => SizeDist::LogUniform {
-                min: 100,
-                max: 64 * 1024,
-            },
+            WorkloadKind::Sustained => SizeDist::Fixed(4096),
+            WorkloadKind::Mixed | WorkloadKind::SyncBurst | WorkloadKind::SustainedMixed => {
+                SizeDist::LogUniform {
+                    min: 100,
+                    max: 64 * 1024,
+                }
+            }
             WorkloadKind::Large => SizeDist::LogUniform {
                 min: 256 * 1024,
                 max: 2 * 1024 * 1024,

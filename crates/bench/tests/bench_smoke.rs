@@ -198,3 +198,9 @@ async fn limit_bounded_keeps_its_wal_under_the_cap_plus_one_transaction() {
         .unwrap();
     assert_eq!(page_size, 8192);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_workloads_store_every_blob_in_every_engine() {
+    every_engine_stores_every_blob(WorkloadKind::Sustained).await;
+    every_engine_stores_every_blob(WorkloadKind::SustainedMixed).await;
+}
