@@ -23,6 +23,8 @@ pub enum WorkloadArg {
     Sustained,
     /// 1 GiB of mixed sizes (not part of `all`).
     SustainedMixed,
+    /// 10 steps of 1M blobs of 1 KiB: cost as the store grows (not part of `all`).
+    Scale,
     /// Every workload.
     All,
 }
@@ -117,15 +119,19 @@ impl BenchArgs {
         } else {
             Options::default()
         };
+        o.scale = self.workloads.contains(&WorkloadArg::Scale);
         if !self.workloads.contains(&WorkloadArg::All) {
             o.workloads = self
                 .workloads
                 .iter()
+                .filter(|w| **w != WorkloadArg::Scale)
                 .map(|w| match w {
                     WorkloadArg::Small => WorkloadKind::Small,
                     WorkloadArg::Mixed => WorkloadKind::Mixed,
                     WorkloadArg::Large => WorkloadKind::Large,
-                    WorkloadArg::SyncBurst | WorkloadArg::All => WorkloadKind::SyncBurst,
+                    WorkloadArg::SyncBurst | WorkloadArg::All | WorkloadArg::Scale => {
+                        WorkloadKind::SyncBurst
+                    }
                     WorkloadArg::Sustained => WorkloadKind::Sustained,
                     WorkloadArg::SustainedMixed => WorkloadKind::SustainedMixed,
                 })

@@ -29,6 +29,7 @@ mod progress;
 mod readers;
 mod report;
 mod run;
+mod scale;
 mod summary;
 mod sysinfo;
 mod targets;
@@ -51,6 +52,7 @@ pub use plot::write_svg;
 pub use readers::TimelinePoint;
 pub use report::{render, render_footer, render_header, render_workload, BenchReport};
 pub use run::{run_engine, PeerFigures, RunFigures};
+pub use scale::{ScaleReport, ScaleSpec, ScaleStep};
 pub use summary::{EngineReport, StatsOverhead, WorkloadReport};
 pub use sysinfo::{peak_rss, Machine};
 pub use targets::{Target, Verdict};
@@ -66,6 +68,8 @@ pub struct Options {
     pub workloads: Vec<WorkloadKind>,
     /// Engines compared on each workload.
     pub compare: Vec<EngineKind>,
+    /// Also run the scale workload (`--workload scale`).
+    pub scale: bool,
     /// Concurrent producers of the storm workloads.
     pub producers: usize,
     /// `put_many` calls per producer; `None`: the workload's default.
@@ -118,6 +122,7 @@ impl Default for Options {
                 EngineKind::Naive,
                 EngineKind::Seedbank,
             ],
+            scale: false,
             producers: 256,
             rounds: None,
             blobs_per_put: None,
@@ -287,9 +292,14 @@ pub async fn run_with(
         on_workload(&report);
         workloads.push(report);
     }
+    let scale = match options.scale {
+        true => Some(scale::run(options).await?),
+        false => None,
+    };
     Ok(BenchReport {
         machine,
         disk,
+        scale,
         options: options.clone(),
         targets: targets::evaluate(&workloads),
         workloads,

@@ -9,6 +9,7 @@ use super::engines::EngineKind;
 use super::figures::Latency;
 use super::format::{bytes, count, ms};
 use super::run::RunFigures;
+use super::scale::ScaleReport;
 use super::summary::{EngineReport, WorkloadReport};
 use super::sysinfo::Machine;
 use super::targets::Target;
@@ -21,6 +22,8 @@ pub struct BenchReport {
     pub machine: Machine,
     /// The benchmark directory's durable sequential write bandwidth, measured in this run.
     pub disk: DiskFigures,
+    /// The scale workload's steps, when it ran.
+    pub scale: Option<ScaleReport>,
     /// The settings used.
     pub options: Options,
     /// One entry per workload run.
@@ -231,7 +234,11 @@ pub fn render(report: &BenchReport) -> String {
 
 /// The targets and the closing line.
 pub fn render_footer(report: &BenchReport) -> String {
-    let mut out = super::targets::render(&report.targets);
+    let mut out = report
+        .scale
+        .as_ref()
+        .map_or(String::new(), super::scale::render);
+    out.push_str(&super::targets::render(&report.targets));
     let d = &report.disk;
     let _ = writeln!(
         out,

@@ -204,3 +204,31 @@ async fn sustained_workloads_store_every_blob_in_every_engine() {
     every_engine_stores_every_blob(WorkloadKind::Sustained).await;
     every_engine_stores_every_blob(WorkloadKind::SustainedMixed).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_reports_every_step_of_both_engines() {
+    let options = Options {
+        workloads: Vec::new(),
+        scale: true,
+        progress: false,
+        ..Options::quick()
+    };
+    let report = bench::run(&options).await.expect("benchmark runs");
+    let scale = report.scale.as_ref().expect("scale ran");
+    let spec = scale.spec;
+    assert_eq!(scale.steps.len(), 2 * spec.steps);
+    for (i, st) in scale.steps.iter().enumerate() {
+        let step = (i % spec.steps) as u64 + 1;
+        let per_producer = spec.step_blobs.div_ceil(spec.producers) as u64;
+        assert_eq!(st.blobs_total, step * per_producer * spec.producers as u64);
+        // The file holds every blob stored so far: at least its payload.
+        assert!(st.file_bytes_per_blob >= spec.blob_size as f64, "{st:?}");
+        if step > 1 {
+            assert!(
+                st.info_us.count > 0,
+                "readers ran during step {step}: {st:?}"
+            );
+        }
+    }
+    assert!(bench::render_footer(&report).contains("## scale"));
+}
