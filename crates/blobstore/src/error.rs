@@ -94,6 +94,48 @@ pub enum Error {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// Code run on the writer lane (a [`Store::write`](crate::Store::write) closure, a
+    /// [`StagedOp`](crate::StagedOp)) panicked. Its writes were rolled back; when they could
+    /// not be isolated from the rest of its batch, the whole batch was rolled back and every
+    /// request in it got this error. The lane carries on.
+    #[error("write panicked on the writer lane: {message}")]
+    Panicked {
+        /// The panic's message (or a description of what was lost).
+        message: String,
+    },
+    /// A write closure or staged op ended, restarted or released the lane's transaction
+    /// (ran `COMMIT`, `ROLLBACK`, `BEGIN` or released the lane's savepoint). Such a `COMMIT` is
+    /// refused; the whole batch was rolled back and every request in it failed with this
+    /// error (nothing of it is acknowledged). Only the lane may end its transaction.
+    #[error("a write ended or restarted the writer lane's transaction; the batch was rolled back")]
+    TransactionEnded,
+    /// The disk (or SQLite's `max_page_count`) is full. Nothing of the failed request or its
+    /// batch was written; everything acknowledged before is intact, reads keep working and
+    /// writes succeed again as soon as there is room (no reopen needed).
+    #[error("database or disk is full during {op}; nothing of this write was stored")]
+    DiskFull {
+        /// What the store was doing.
+        op: &'static str,
+    },
+    /// The file is a SQLite database that belongs to another application: its
+    /// `PRAGMA application_id` is not seedbank's, or it has tables but no seedbank schema.
+    /// Nothing was changed.
+    #[error("{} is not a seedbank database: {reason}", path.display())]
+    ForeignDatabase {
+        /// The database path.
+        path: std::path::PathBuf,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The file is not a usable database: not SQLite at all, truncated, or its schema is
+    /// damaged (an impossible schema version, a missing table). Nothing was changed.
+    #[error("{} is damaged or not a database: {reason}", path.display())]
+    Damaged {
+        /// The database path.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// SQLite failed. The message names the operation and SQLite's error.
     #[error("storage error during {op}: {message}")]
     Storage {
@@ -118,6 +160,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps a SQLite error with the operation that failed, without exposing rusqlite types.
     pub(crate) fn storage(op: &'static str, err: rusqlite::Error) -> Self {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Error::DiskFull { op };
+        }
         let busy = matches!(
             err.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -143,6 +188,11 @@ impl Error {
                 busy: *busy,
             },
             Error::Closed => Error::Closed,
+            Error::DiskFull { op } => Error::DiskFull { op },
+            Error::TransactionEnded => Error::TransactionEnded,
+            Error::Panicked { message } => Error::Panicked {
+                message: message.clone(),
+            },
             other => Error::Storage {
                 op: "batch",
                 message: other.to_string(),

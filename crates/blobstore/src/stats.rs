@@ -135,6 +135,13 @@ pub struct Stats {
     pub sqlite_busy: u64,
     /// All SQLite errors seen.
     pub storage_errors: u64,
+    /// Panics caught on the writer lane (in write closures, staged ops or the lane itself);
+    /// each failed its request or batch and the lane carried on.
+    pub lane_panics: u64,
+    /// Batches rolled back because a write ended or restarted the lane's transaction.
+    pub transactions_ended: u64,
+    /// Writes that failed because the disk (or `max_page_count`) was full.
+    pub disk_full: u64,
     /// Share of wall time the lane held the write lock (0..1).
     pub lane_utilisation: f64,
     /// Blobs per batch.
@@ -167,6 +174,9 @@ pub(crate) struct StatsCollector {
     coalesced: AtomicU64,
     busy: AtomicU64,
     storage_errors: AtomicU64,
+    pub(crate) lane_panics: AtomicU64,
+    pub(crate) transactions_ended: AtomicU64,
+    disk_full: AtomicU64,
     hold_ns: AtomicU64,
     lane: Mutex<LaneHistograms>,
     groups: Mutex<Groups>,
@@ -295,6 +305,9 @@ impl StatsCollector {
             coalesced: AtomicU64::new(0),
             busy: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
+            lane_panics: AtomicU64::new(0),
+            transactions_ended: AtomicU64::new(0),
+            disk_full: AtomicU64::new(0),
             hold_ns: AtomicU64::new(0),
             lane: Mutex::new(LaneHistograms {
                 batch_blobs: histogram(),
@@ -312,11 +325,18 @@ impl StatsCollector {
 
     /// Counts SQLite errors, and SQLITE_BUSY among them.
     pub fn record_error(&self, err: &Error) {
-        if let Error::Storage { busy, .. } = err {
-            self.storage_errors.fetch_add(1, Relaxed);
-            if *busy {
-                self.busy.fetch_add(1, Relaxed);
+        match err {
+            Error::Storage { busy, .. } => {
+                self.storage_errors.fetch_add(1, Relaxed);
+                if *busy {
+                    self.busy.fetch_add(1, Relaxed);
+                }
             }
+            Error::DiskFull { .. } => {
+                self.storage_errors.fetch_add(1, Relaxed);
+                self.disk_full.fetch_add(1, Relaxed);
+            }
+            _ => {}
         }
     }
 
@@ -418,6 +438,9 @@ impl StatsCollector {
             coalesced: self.coalesced.load(Relaxed),
             sqlite_busy: self.busy.load(Relaxed),
             storage_errors: self.storage_errors.load(Relaxed),
+            lane_panics: self.lane_panics.load(Relaxed),
+            transactions_ended: self.transactions_ended.load(Relaxed),
+            disk_full: self.disk_full.load(Relaxed),
             lane_utilisation: self.hold_ns.load(Relaxed) as f64 / uptime.as_nanos().max(1) as f64,
             batch_blobs: Percentiles::of(&lane.batch_blobs),
             batch_hold_us: Percentiles::of(&lane.batch_hold_us),
@@ -472,7 +495,11 @@ impl fmt::Display for Stats {
         writeln!(f, "batch hold µs   {}", self.batch_hold_us)?;
         writeln!(f, "commit µs       {}", self.commit_us)?;
         writeln!(f, "SQLITE_BUSY     {}", self.sqlite_busy)?;
-        writeln!(f, "storage errors  {}", self.storage_errors)?;
+        writeln!(
+            f,
+            "storage errors  {} ({} disk full); lane panics {}, transactions ended {}",
+            self.storage_errors, self.disk_full, self.lane_panics, self.transactions_ended
+        )?;
         writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed",
             self.wal.bytes, self.wal.peak_bytes, self.wal.cap_bytes, self.wal.passive,
             self.wal.rewind, self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures)?;

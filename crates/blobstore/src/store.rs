@@ -313,7 +313,10 @@ impl Store {
     /// # Errors
     /// [`Error::TooLarge`] (checked for every blob before anything is admitted),
     /// [`Error::Overloaded`] if `opts.deadline` passes while waiting for room,
-    /// [`Error::Closed`], or [`Error::Storage`] if the batch commit failed.
+    /// [`Error::Closed`], [`Error::DiskFull`] when the disk is full (nothing of the failed
+    /// requests is stored; retry once there is room), [`Error::TransactionEnded`] or
+    /// [`Error::Panicked`] when an app write or staged op in the same batch misbehaved, or
+    /// [`Error::Storage`] if the batch commit failed.
     pub async fn put_many(&self, blobs: Vec<Blob>, opts: PutOptions) -> Result<Vec<Cid>> {
         self.put_staged(blobs.into_iter().map(StagedBlob::from).collect(), opts)
             .await
@@ -339,7 +342,7 @@ impl Store {
             acks.push(lane.submit(chunk, &opts).await?);
         }
         for ack in acks {
-            ack.await.map_err(|_| Error::Closed)??;
+            ack.await.map_err(|_| lost_ack())??;
         }
         Ok(cids)
     }
@@ -384,8 +387,11 @@ impl Store {
     /// # Errors
     /// [`Error::App`] if `f` failed (only its savepoint is rolled back, other requests in
     /// the batch commit), [`Error::Superseded`] if a newer write with the same
-    /// `opts.coalesce_key` replaced it before it ran, [`Error::Overloaded`], [`Error::Closed`],
-    /// [`Error::Storage`] if the commit failed.
+    /// `opts.coalesce_key` replaced it before it ran, [`Error::Panicked`] if `f` panicked
+    /// (its savepoint is rolled back, the lane carries on), [`Error::TransactionEnded`] if `f`
+    /// (or another closure in its batch) ended the lane's transaction — never run `COMMIT`,
+    /// `ROLLBACK` or `BEGIN` in `f` —, [`Error::DiskFull`], [`Error::Overloaded`],
+    /// [`Error::Closed`], [`Error::Storage`] if the commit failed.
     pub async fn write<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -403,7 +409,7 @@ impl Store {
                 &opts,
             )
             .await?;
-        let value = ack.await.map_err(|_| Error::Closed)??;
+        let value = ack.await.map_err(|_| lost_ack())??;
         let value = value.expect("app writes are acked with their value");
         Ok(*value
             .downcast::<T>()
@@ -617,6 +623,14 @@ impl Store {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("close task failed: {e}"))))?
+    }
+}
+
+/// The lane dropped a request without answering: only a panic in the lane itself does that
+/// (it drains everything queued before it stops).
+fn lost_ack() -> Error {
+    Error::Panicked {
+        message: "the writer lane lost the request".into(),
     }
 }
 

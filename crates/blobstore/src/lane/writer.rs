@@ -11,7 +11,16 @@
 //! a storage fault that would fail the commit anyway. So a failing blob request aborts the
 //! whole batch: it gets its own error, every other request of the batch a batch error, and
 //! nothing of the batch is committed.
+//!
+//! The lane never dies and never lies. Everything the lane runs on behalf of others (app
+//! closures, staged ops) runs under `catch_unwind`: a panic fails its request (and its batch
+//! when its writes cannot be isolated) and the lane carries on. SQLite's commit and rollback
+//! hooks watch the connection: a `COMMIT` the lane did not issue is refused (turned into a
+//! rollback), and any end of the transaction while a request ran fails the whole batch with
+//! [`Error::TransactionEnded`], so nothing is acknowledged that was not committed as one unit.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +41,34 @@ pub(super) struct Writer {
     budget: BatchBudget,
     checkpointer: Arc<Checkpointer>,
     commit_estimate: CommitEstimate,
+    watch: Arc<TxnWatch>,
+}
+
+/// What SQLite's hooks saw of the writer connection's transactions.
+#[derive(Default)]
+struct TxnWatch {
+    /// Set only around the lane's own `COMMIT`; any other commit is refused.
+    commit_allowed: AtomicBool,
+    /// Commits and rollbacks seen (the lane's own and anyone else's).
+    ends: AtomicU64,
+}
+
+impl TxnWatch {
+    /// Installs the hooks on the writer connection.
+    fn install(conn: &Connection) -> Arc<TxnWatch> {
+        let watch = Arc::new(TxnWatch::default());
+        let w = watch.clone();
+        conn.commit_hook(Some(move || {
+            w.ends.fetch_add(1, Relaxed);
+            // `true` turns this COMMIT into a rollback.
+            !w.commit_allowed.load(Relaxed)
+        }));
+        let w = watch.clone();
+        conn.rollback_hook(Some(move || {
+            w.ends.fetch_add(1, Relaxed);
+        }));
+        watch
+    }
 }
 
 /// Moving average of how long `COMMIT` takes (WAL write + fsync), to keep it in the budget.
@@ -66,19 +103,29 @@ impl Writer {
         budget: BatchBudget,
         checkpointer: Arc<Checkpointer>,
     ) -> Self {
+        let watch = TxnWatch::install(&conn);
         Writer {
             conn,
             shared,
             budget,
             checkpointer,
             commit_estimate: CommitEstimate::default(),
+            watch,
         }
     }
 
     /// Runs batches until the lane is closed and its queues are empty.
     pub fn run(mut self) {
         while let Some(first) = self.next_first() {
-            self.run_batch(first);
+            // Code run for others is caught closer to it; this catches the lane's own bugs
+            // so that one of them costs a batch, not the lane (its requests' callers see
+            // their acks dropped and get `Error::Panicked`).
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run_batch(first))) {
+                self.record_panic("writer lane", &panic);
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+            }
         }
         tracing::debug!("writer lane drained and stopped");
     }
@@ -165,7 +212,12 @@ impl Writer {
         }
         let commit_started = Instant::now();
         let committed = match aborted {
-            None => self.conn.execute_batch("COMMIT").during("commit batch"),
+            None => {
+                self.watch.commit_allowed.store(true, Relaxed);
+                let r = self.conn.execute_batch("COMMIT").during("commit batch");
+                self.watch.commit_allowed.store(false, Relaxed);
+                r
+            }
             Some(e) => Err(e),
         };
         let commit = commit_started.elapsed();
@@ -198,19 +250,27 @@ impl Writer {
         }
         let exec_started = Instant::now();
         let queue_wait = exec_started.saturating_duration_since(req.enqueued);
+        let ends_before = self.watch.ends.load(Relaxed);
         let result = match std::mem::replace(&mut req.work, Work::Blobs(Vec::new())) {
-            Work::Blobs(blobs) => match insert_blobs(&self.conn, blobs, now_ms) {
-                Ok(dedup) => Ok((None, dedup)),
-                Err(e) => {
+            Work::Blobs(blobs) => {
+                let conn = &self.conn;
+                match catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms))) {
+                    Ok(Ok(dedup)) => Ok((None, dedup)),
                     // Its rows may be half written: only a rollback of the batch undoes them.
-                    let batch_error = batch_aborted(&e);
-                    stats.record_error(&e);
-                    stats.record_failed(req.class, &req.source);
-                    self.fail(req, e);
-                    return Ran::Abort(batch_error);
+                    Ok(Err(e)) => Err(Failed::Batch(e)),
+                    Err(panic) => Err(Failed::Batch(self.record_panic("staged op", &panic))),
                 }
-            },
+            }
             Work::App(write) => self.run_app_write(write),
+        };
+        // Whatever the request returned: if its transaction ended under it, the batch is no
+        // longer one unit and nothing in it may be acknowledged.
+        let result = if self.watch.ends.load(Relaxed) != ends_before || self.conn.is_autocommit() {
+            stats.transactions_ended.fetch_add(1, Relaxed);
+            tracing::error!("a write ended the writer lane's transaction; batch rolled back");
+            Err(Failed::Batch(Error::TransactionEnded))
+        } else {
+            result
         };
         match result {
             Ok((value, dedup)) => {
@@ -226,34 +286,62 @@ impl Writer {
                     outcome,
                 })
             }
-            Err(e) => {
+            Err(Failed::Alone(e)) => {
                 stats.record_error(&e);
                 stats.record_failed(req.class, &req.source);
                 self.fail(req, e);
                 Ran::Skipped
             }
+            Err(Failed::Batch(e)) => {
+                let batch_error = batch_aborted(&e);
+                stats.record_error(&e);
+                stats.record_failed(req.class, &req.source);
+                self.fail(req, e);
+                Ran::Abort(batch_error)
+            }
         }
     }
 
-    /// Runs an app closure under its own savepoint, so its failure undoes only its writes.
-    fn run_app_write(&self, write: super::request::AppWrite) -> Result<(Option<AppValue>, usize)> {
-        self.conn
-            .execute_batch("SAVEPOINT app_write")
-            .during("savepoint")?;
-        match write(&self.conn) {
-            Ok(value) => {
-                self.conn
-                    .execute_batch("RELEASE app_write")
-                    .during("release savepoint")?;
-                Ok((Some(value), 0))
-            }
-            Err(e) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO app_write; RELEASE app_write")
-                    .during("rollback savepoint")?;
-                Err(Error::App(e))
-            }
+    /// Runs an app closure under its own savepoint, so its failure (error or panic) undoes
+    /// only its writes. When the savepoint is gone (the closure released it or ended the
+    /// transaction) its writes cannot be isolated and the batch fails.
+    fn run_app_write(
+        &self,
+        write: super::request::AppWrite,
+    ) -> Result<(Option<AppValue>, usize), Failed> {
+        let conn = &self.conn;
+        conn.execute_batch("SAVEPOINT app_write")
+            .during("savepoint")
+            .map_err(Failed::Batch)?;
+        let (result, undo) = match catch_unwind(AssertUnwindSafe(|| write(conn))) {
+            Ok(Ok(value)) => (Ok(value), false),
+            Ok(Err(e)) => (Err(Error::App(e)), true),
+            Err(panic) => (Err(self.record_panic("write closure", &panic)), true),
+        };
+        let end = if undo {
+            "ROLLBACK TO app_write; RELEASE app_write"
+        } else {
+            "RELEASE app_write"
+        };
+        if conn.execute_batch(end).is_err() {
+            return Err(Failed::Batch(Error::TransactionEnded));
         }
+        match result {
+            Ok(value) => Ok((Some(value), 0)),
+            Err(e) => Err(Failed::Alone(e)),
+        }
+    }
+
+    /// Counts and logs a caught panic; returns the error for its request.
+    fn record_panic(&self, what: &str, panic: &Box<dyn std::any::Any + Send>) -> Error {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        self.shared.stats.lane_panics.fetch_add(1, Relaxed);
+        tracing::error!(%message, "{what} panicked on the writer lane; rolled back");
+        Error::Panicked { message }
     }
 
     /// Acks every executed request with the outcome of `COMMIT`.
@@ -293,6 +381,14 @@ impl Writer {
     }
 }
 
+/// How a request failed.
+enum Failed {
+    /// Its own writes were undone; the batch goes on.
+    Alone(Error),
+    /// Only a rollback of the whole batch undoes it.
+    Batch(Error),
+}
+
 /// What happened to one request of the batch being filled.
 enum Ran {
     /// Executed; acked after `COMMIT`.
@@ -306,6 +402,9 @@ enum Ran {
 
 /// The error the other requests of an aborted batch get.
 fn batch_aborted(cause: &Error) -> Error {
+    if matches!(cause, Error::TransactionEnded | Error::DiskFull { .. }) {
+        return cause.duplicate();
+    }
     Error::Storage {
         op: "batch",
         message: format!("batch rolled back: another request in it failed: {cause}"),
