@@ -265,7 +265,10 @@ impl Writer {
         };
         // Whatever the request returned: if its transaction ended under it, the batch is no
         // longer one unit and nothing in it may be acknowledged.
-        let result = if self.watch.ends.load(Relaxed) != ends_before || self.conn.is_autocommit() {
+        // (A request that already fails its batch keeps its own error: SQLite itself rolls
+        // back on some errors, e.g. a full disk.)
+        let ended = self.watch.ends.load(Relaxed) != ends_before || self.conn.is_autocommit();
+        let result = if ended && !matches!(result, Err(Failed::Batch(_))) {
             stats.transactions_ended.fetch_add(1, Relaxed);
             tracing::error!("a write ended the writer lane's transaction; batch rolled back");
             Err(Failed::Batch(Error::TransactionEnded))
@@ -315,6 +318,11 @@ impl Writer {
             .map_err(Failed::Batch)?;
         let (result, undo) = match catch_unwind(AssertUnwindSafe(|| write(conn))) {
             Ok(Ok(value)) => (Ok(value), false),
+            // A full disk is the store's condition, not the closure's: its batch fails with
+            // the documented error (SQLite may have rolled the transaction back already).
+            Ok(Err(e)) if is_disk_full(&*e) => {
+                return Err(Failed::Batch(Error::DiskFull { op: "app write" }));
+            }
             Ok(Err(e)) => (Err(Error::App(e)), true),
             Err(panic) => (Err(self.record_panic("write closure", &panic)), true),
         };
@@ -452,6 +460,12 @@ fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -
         }
     }
     Ok(dedup)
+}
+
+/// True when an app closure's error is SQLite reporting SQLITE_FULL.
+fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<rusqlite::Error>()
+        .is_some_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
 }
 
 fn unix_millis() -> i64 {
