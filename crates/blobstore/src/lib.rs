@@ -53,7 +53,7 @@ pub use error::{AppError, Error, Result};
 pub use lane::{StagedBlob, StagedOp};
 pub use read::PoolKind;
 pub use rusqlite;
-pub use schema::{sql, SCHEMA_VERSION};
+pub use schema::{sql, APPLICATION_ID, SCHEMA_VERSION};
 pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
 pub use store::{BlobInfo, Contents, Store};
 pub use verify::VerifyReport;

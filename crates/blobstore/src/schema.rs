@@ -3,6 +3,8 @@
 //! Metadata is kept dense and apart from the bytes: `info`, `has_many` and discovery scans
 //! touch only `blobs` (about 60 bytes a row), never the pages holding blob data.
 
+use std::path::Path;
+
 use rusqlite::Connection;
 
 use crate::error::{Error, Result, SqlContext};
@@ -45,30 +47,122 @@ pub mod sql {
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the database up to [`SCHEMA_VERSION`] in one transaction.
+/// `PRAGMA application_id` of every seedbank database ("SdBk" in ASCII), so that `file(1)`
+/// and seedbank itself can tell a seedbank file from another application's SQLite file.
+/// Written when the database is created, and on the first read-write open of files made
+/// before it existed.
+pub const APPLICATION_ID: i32 = 0x5364_426b;
+
+/// The tables every seedbank database of schema version 1 or later has.
+const CORE_TABLES: &[&str] = &["blob_data", "blobs"];
+
+/// What [`inspect`] found in an existing file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FileState {
+    /// A new, empty database: migrations create everything.
+    Empty,
+    /// A seedbank database at this schema `version` (at most [`SCHEMA_VERSION`]).
+    Seedbank { version: i64, stamped: bool },
+}
+
+/// Checks that the file behind `conn` is a seedbank database (or empty) this build can
+/// open, before anything writes to it: a foreign or damaged file is refused untouched.
 ///
-/// Runs on the writer connection during `Store::open`, before the lane starts, so no other
-/// writer exists yet.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .during("begin migration")?;
-    let found: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .during("read schema version")?;
-    if found > SCHEMA_VERSION {
+/// # Errors
+/// [`Error::ForeignDatabase`], [`Error::Damaged`] (not SQLite, truncated, impossible schema
+/// version, missing table), [`Error::SchemaTooNew`], [`Error::Storage`] for other faults.
+pub(crate) fn inspect(conn: &Connection, path: &Path) -> Result<FileState> {
+    let damaged = |reason: String| Error::Damaged {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let foreign = |reason: String| Error::ForeignDatabase {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let read = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            damaged(e.to_string())
+        }
+        _ => Error::storage("inspect database", e),
+    };
+    let (app_id, version): (i32, i64) = conn
+        .query_row(
+            "SELECT application_id, user_version
+             FROM pragma_application_id(), pragma_user_version()",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(read)?;
+    let mut tables = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .map_err(read)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(read)?;
+        for name in rows {
+            tables.push(name.map_err(read)?);
+        }
+    }
+    if app_id != 0 && app_id != APPLICATION_ID {
+        return Err(foreign(format!("application_id is 0x{app_id:08x}")));
+    }
+    let ours = app_id == APPLICATION_ID;
+    if version < 0 {
+        return Err(damaged(format!("impossible schema version {version}")));
+    }
+    if version > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
-            found,
+            found: version,
             supported: SCHEMA_VERSION,
         });
     }
-    if found == SCHEMA_VERSION {
+    if version == 0 {
+        return match tables.first() {
+            None => Ok(FileState::Empty),
+            Some(t) if ours => Err(damaged(format!("schema version 0 but table {t} exists"))),
+            Some(t) => Err(foreign(format!("no seedbank schema, but has table {t}"))),
+        };
+    }
+    if let Some(missing) = CORE_TABLES.iter().find(|t| !tables.iter().any(|n| n == *t)) {
+        return Err(if ours {
+            damaged(format!("table {missing} is missing"))
+        } else {
+            foreign(format!("user_version {version} but no {missing} table"))
+        });
+    }
+    Ok(FileState::Seedbank {
+        version,
+        stamped: ours,
+    })
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`] in one transaction, after [`inspect`] has
+/// accepted the file, and stamps it with [`APPLICATION_ID`].
+///
+/// Runs on the writer connection during `Store::open`, before the lane starts, so no other
+/// writer exists yet.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .during("begin migration")?;
+    // Inspected inside the write transaction: nothing can change the file in between.
+    let (found, stamped) = match inspect(&tx, path)? {
+        FileState::Empty => (0, false),
+        FileState::Seedbank { version, stamped } => (version, stamped),
+    };
+    if found == SCHEMA_VERSION && stamped {
         return Ok(()); // Dropping `tx` ends it without writing.
     }
-    for sql in &MIGRATIONS[found as usize..] {
+    let from = usize::try_from(found).expect("inspect accepts 0..=SCHEMA_VERSION only");
+    for sql in &MIGRATIONS[from..] {
         tx.execute_batch(sql).during("migrate schema")?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .during("write schema version")?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .during("write application id")?;
     tx.commit().during("commit migration")
 }

@@ -16,7 +16,7 @@ use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
 use crate::owner::OwnerLock;
 use crate::read::{in_snapshot, PoolKind, ReadPool, ReaderMode};
-use crate::schema::SCHEMA_VERSION;
+use crate::schema::{FileState, SCHEMA_VERSION};
 use crate::stats::{Stats, StatsCollector};
 
 /// Metadata of a stored blob, served without reading its bytes.
@@ -93,6 +93,9 @@ fn wal_has_frames(db: &Path) -> bool {
 /// Opens the writer connection and applies the settings the design relies on.
 fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     let mut conn = Connection::open(path).during("open database")?;
+    // Before anything writes (even the WAL switch rewrites the header): refuse foreign and
+    // damaged files untouched.
+    crate::schema::inspect(&conn, path)?;
     let sync = match config.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -121,7 +124,7 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     conn.busy_timeout(Duration::from_secs(5))
         .during("set busy timeout")?;
     conn.set_prepared_statement_cache_capacity(64);
-    crate::schema::migrate(&mut conn)?;
+    crate::schema::migrate(&mut conn, path)?;
     Ok(conn)
 }
 
@@ -133,8 +136,12 @@ impl Store {
     /// read-write open of it, in this process or another, fails with [`Error::Locked`].
     ///
     /// # Errors
-    /// [`Error::Locked`] if another store owns the file, [`Error::Storage`] if SQLite cannot
-    /// open or configure it, [`Error::SchemaTooNew`] for a file written by a newer seedbank.
+    /// [`Error::Locked`] if another store owns the file, [`Error::ForeignDatabase`] for
+    /// another application's SQLite file, [`Error::Damaged`] for a file that is not SQLite,
+    /// truncated or has an impossible schema (all refused without changing the file),
+    /// [`Error::SchemaTooNew`] for a file written by a newer seedbank,
+    /// [`Error::ForeignDatabase`], [`Error::Damaged`] as for [`Store::open`], [`Error::Storage`] if
+    /// SQLite cannot open or configure it.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -178,6 +185,7 @@ impl Store {
     /// # Errors
     /// [`Error::NoDatabase`] if `path` does not exist (nothing is created),
     /// [`Error::SchemaTooNew`] for a file written by a newer seedbank,
+    /// [`Error::ForeignDatabase`], [`Error::Damaged`] as for [`Store::open`],
     /// [`Error::Storage`] if SQLite cannot open or read the file.
     pub fn open_read_only(path: impl AsRef<Path>, config: Config) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
@@ -185,21 +193,20 @@ impl Store {
             return Err(Error::NoDatabase { path });
         }
         let stats = Arc::new(StatsCollector::new(config.detailed_stats));
-        let (pools, lock) = match Self::read_pools(&path, &config, &stats, ReaderMode::ReadOnly) {
-            Ok(pools) => (pools, None),
+        let opened = match Self::read_pools(&path, &config, &stats, ReaderMode::ReadOnly) {
+            Ok(pools) => Ok((pools, None)),
             // SQLite could not set up its WAL index (a full disk, a read-only directory). With
             // no owner running and nothing in the WAL, the file alone is the database.
             Err(e) if !wal_has_frames(&path) => match OwnerLock::shared(&path) {
-                Ok(lock) => {
-                    let mode = ReaderMode::Immutable;
-                    (Self::read_pools(&path, &config, &stats, mode)?, lock)
-                }
-                Err(_) => return Err(e),
+                Ok(lock) => Self::read_pools(&path, &config, &stats, ReaderMode::Immutable)
+                    .map(|pools| (pools, lock)),
+                Err(_) => Err(e),
             },
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
         };
+        let (pools, lock) = opened.map_err(|e| explain_open_error(&path, e))?;
         let store = Store::assemble(config, None, pools, lock, stats);
-        store.check_schema_readable()?;
+        store.check_schema_readable(&path)?;
         Ok(store)
     }
 
@@ -237,20 +244,24 @@ impl Store {
         }
     }
 
-    /// A read-only open must find a schema it can read: the version this build writes.
-    fn check_schema_readable(&self) -> Result<()> {
-        let found: i64 = self.inner.info_pool.read_now(|conn| {
-            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-                .during("read schema version")
-        })?;
-        match found {
-            SCHEMA_VERSION => Ok(()),
-            found if found > SCHEMA_VERSION => Err(Error::SchemaTooNew {
-                found,
+    /// A read-only open must find a seedbank schema it can read: the version this build
+    /// writes (foreign and damaged files are refused like [`Store::open`] refuses them).
+    fn check_schema_readable(&self, path: &Path) -> Result<()> {
+        let state = self
+            .inner
+            .info_pool
+            .read_now(|conn| crate::schema::inspect(conn, path))?;
+        match state {
+            FileState::Seedbank {
+                version: SCHEMA_VERSION,
+                ..
+            } => Ok(()),
+            FileState::Seedbank { version, .. } => Err(Error::SchemaTooOld {
+                found: version,
                 supported: SCHEMA_VERSION,
             }),
-            found => Err(Error::SchemaTooOld {
-                found,
+            FileState::Empty => Err(Error::SchemaTooOld {
+                found: 0,
                 supported: SCHEMA_VERSION,
             }),
         }
@@ -623,6 +634,17 @@ impl Store {
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("close task failed: {e}"))))?
+    }
+}
+
+/// A reader that could not even be configured may have met a foreign or damaged file: say
+/// so specifically when a plain look at the file shows it, else keep SQLite's error.
+fn explain_open_error(path: &Path, err: Error) -> Error {
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match Connection::open_with_flags(path, flags).map(|c| crate::schema::inspect(&c, path)) {
+        Ok(Err(e @ (Error::Damaged { .. } | Error::ForeignDatabase { .. }))) => e,
+        _ => err,
     }
 }
 

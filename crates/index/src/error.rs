@@ -35,6 +35,13 @@ pub enum Error {
         /// The version this build reads.
         supported: i64,
     },
+    /// The index's schema version in `index_meta` is impossible (negative): the table was
+    /// damaged or written by something else. Nothing was changed.
+    #[error("index schema version {found} is impossible; index_meta is damaged")]
+    SchemaDamaged {
+        /// The version found in `index_meta`.
+        found: i64,
+    },
     /// A CAR file is corrupt or truncated. Blocks read before `offset` were verified and may
     /// have been stored; nothing at or after it was.
     #[error("corrupt CAR at byte {offset}: {reason}")]

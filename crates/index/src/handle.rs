@@ -95,7 +95,8 @@ impl Index {
     /// Creates or migrates the index tables (through the lane) and returns the handle.
     ///
     /// # Errors
-    /// [`Error::SchemaTooNew`] for tables written by a newer seedbank, [`Error::NotMigrated`]
+    /// [`Error::SchemaTooNew`] for tables written by a newer seedbank, [`Error::SchemaDamaged`]
+    /// for an impossible version in `index_meta`, [`Error::NotMigrated`]
     /// on a read-only store whose index tables are missing or older,
     /// [`Error::Storage`] if a migration failed, [`Error::Blobstore`] if the store is closed.
     pub async fn open(store: Store, config: IndexConfig) -> Result<Index> {

@@ -93,7 +93,10 @@ pub(crate) fn version(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))
         .optional()
         .during("read index schema version")?;
-    Ok(found.unwrap_or(0))
+    match found.unwrap_or(0) {
+        found if found < 0 => Err(Error::SchemaDamaged { found }),
+        found => Ok(found),
+    }
 }
 
 /// Brings the index tables up to [`INDEX_SCHEMA_VERSION`]. Runs on the lane inside one

@@ -200,3 +200,22 @@ async fn a_failing_index_write_rolls_back_its_blob() {
     );
     assert_eq!(db.generation("atomic").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_negative_index_schema_version_is_an_error_not_a_panic() {
+    let db = common::open().await;
+    db.store()
+        .write(PutOptions::default(), move |conn| {
+            conn.execute(
+                "UPDATE index_meta SET value = -3 WHERE key = 'schema_version'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = Index::open(db.store().clone(), IndexConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SchemaDamaged { found: -3 }), "{err:?}");
+}
