@@ -90,6 +90,18 @@ fn wal_has_frames(db: &Path) -> bool {
     std::fs::metadata(wal).is_ok_and(|m| m.len() > 32)
 }
 
+/// On Apple platforms `fsync` does not flush the drive's cache; only `F_FULLFSYNC` does. With
+/// `synchronous=FULL`, ask SQLite for it on commits and checkpoints so "acknowledged" means
+/// "survives power loss" there too. Elsewhere `fsync` already does, and these are no-ops.
+fn apple_fullfsync(config: &Config) -> &'static str {
+    match config.synchronous {
+        Synchronous::Full if cfg!(target_vendor = "apple") => {
+            "PRAGMA fullfsync = 1; PRAGMA checkpoint_fullfsync = 1;"
+        }
+        _ => "",
+    }
+}
+
 /// Opens the writer connection and applies the settings the design relies on.
 fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     let mut conn = Connection::open(path).during("open database")?;
@@ -110,6 +122,8 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
             busy: false,
         });
     }
+    conn.execute_batch(apple_fullfsync(config))
+        .during("configure fullfsync")?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync};
          PRAGMA wal_autocheckpoint = 0;
@@ -152,6 +166,10 @@ impl Store {
         let stats = Arc::new(StatsCollector::new(config.detailed_stats));
         let writer = open_writer(&path, &config)?;
         let checkpoint_conn = Connection::open(&path).during("open checkpointer")?;
+        // Checkpoints write the database file: they need the same flush as commits.
+        checkpoint_conn
+            .execute_batch(apple_fullfsync(&config))
+            .during("configure checkpointer")?;
         let checkpointer =
             Checkpointer::start(checkpoint_conn, path.clone(), &config, stats.clone())?;
         let info_pool = ReadPool::open(
