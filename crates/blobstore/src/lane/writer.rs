@@ -269,8 +269,6 @@ impl Writer {
         // back on some errors, e.g. a full disk.)
         let ended = self.watch.ends.load(Relaxed) != ends_before || self.conn.is_autocommit();
         let result = if ended && !matches!(result, Err(Failed::Batch(_))) {
-            stats.transactions_ended.fetch_add(1, Relaxed);
-            tracing::error!("a write ended the writer lane's transaction; batch rolled back");
             Err(Failed::Batch(Error::TransactionEnded))
         } else {
             result
@@ -296,6 +294,12 @@ impl Writer {
                 Ran::Skipped
             }
             Err(Failed::Batch(e)) => {
+                if matches!(e, Error::TransactionEnded) {
+                    stats.transactions_ended.fetch_add(1, Relaxed);
+                    tracing::error!(
+                        "a write ended the writer lane's transaction; batch rolled back"
+                    );
+                }
                 let batch_error = batch_aborted(&e);
                 stats.record_error(&e);
                 stats.record_failed(req.class, &req.source);
