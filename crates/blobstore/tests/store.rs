@@ -399,7 +399,7 @@ fn opening_a_file_that_is_not_a_database_is_a_clear_error() {
     let path = dir.path().join("not-a-db");
     std::fs::write(&path, vec![0xA5u8; 8192]).unwrap();
     let err = Store::open(&path, Config::default()).unwrap_err();
-    assert!(matches!(err, Error::Storage { .. }), "{err}");
+    assert!(matches!(err, Error::Damaged { .. }), "{err}");
     assert!(err.to_string().contains("not a database"), "{err}");
 }
 
