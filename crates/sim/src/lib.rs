@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-pub use dag::SimDag;
+pub use dag::{SimDag, SimTree};
 pub use node::SimNode;
 pub use peer::{Behavior, SimPeer};
 

@@ -47,6 +47,7 @@ pub struct SimPeer {
     fetches: AtomicU64,
     blobs_sent: AtomicU64,
     lies: Mutex<Vec<(Cid, Bytes)>>,
+    sent: Mutex<Vec<Cid>>,
 }
 
 impl std::fmt::Debug for SimPeer {
@@ -77,6 +78,7 @@ impl SimPeer {
             fetches: AtomicU64::new(0),
             blobs_sent: AtomicU64::new(0),
             lies: Mutex::new(Vec::new()),
+            sent: Mutex::new(Vec::new()),
         }
     }
 
@@ -120,6 +122,17 @@ impl SimPeer {
         self.lies.lock().clone()
     }
 
+    /// The CIDs of every blob it sent with correct bytes, in order (a liar's good blobs
+    /// included, its corrupted ones not).
+    pub fn sent(&self) -> Vec<Cid> {
+        self.sent.lock().clone()
+    }
+
+    /// Forgets what [`SimPeer::sent`] recorded.
+    pub fn clear_sent(&self) {
+        self.sent.lock().clear();
+    }
+
     /// Waits out the latency, then fails or hangs as the behaviour says.
     async fn arrive(&self) -> Result<&Responder> {
         tokio::time::sleep(self.latency).await;
@@ -156,6 +169,13 @@ impl Peer for SimPeer {
             }
         }
         self.blobs_sent.fetch_add(blobs.len() as u64, Relaxed);
+        let lies = self.lies.lock();
+        let good = blobs
+            .iter()
+            .filter(|(cid, data)| !lies.iter().any(|(c, d)| c == cid && d == data))
+            .map(|(cid, _)| *cid);
+        self.sent.lock().extend(good);
+        drop(lies);
         Ok(blobs)
     }
 }

@@ -127,11 +127,17 @@ impl RunCtx {
         Ok(())
     }
 
-    /// A peer's reconciliation left nothing to fetch (named scopes).
-    fn peer_synced(&self) {
-        let synced = self.state.synced();
+    /// Named scopes, after a session ended: complete once `named_quorum` peers'
+    /// reconciliations left nothing to fetch, every fetched blob is committed, and no peer
+    /// that answered is still being synced (a partial replica's session may still bring
+    /// members the others lack).
+    fn check_named_complete(&self) {
+        if !matches!(self.scope, Scope::Named(_)) || self.state.is_complete() {
+            return;
+        }
         let has_members = !self.haves.is_empty() || self.counters.progressed();
-        if synced >= self.config.named_quorum.max(1) && has_members {
+        let quorum = self.state.synced_peers() >= self.config.named_quorum.max(1);
+        if quorum && has_members && self.state.settled() {
             self.state.set_complete();
         }
     }
@@ -197,10 +203,18 @@ pub(crate) async fn run(
         if failure.is_some() {
             break;
         }
+        ctx.check_named_complete();
     }
     // Dropping the unfinished sessions cancels them: their calls are abandoned mid-flight
     // and their claim guards release what they held. Nothing more is sent.
     drop(sessions);
+    if failure.is_none() && ctx.counters.progressed() {
+        // Every session ended: a DAG whose last wants arrived while others were still
+        // claimed may be complete without a session having been idle to see it.
+        if let Err(e) = ctx.confirm_dag_complete().await {
+            failure = Some(e);
+        }
+    }
     if let Some(err) = failure {
         return RunResult {
             result: Err(err),

@@ -100,17 +100,16 @@ impl<'a> Session<'a> {
 
     /// Runs the session to its end.
     pub async fn run(mut self) -> Result<(), Stop> {
-        let _claims = ClaimGuard {
-            state: &self.ctx.state,
-            session: self.id,
-        };
+        let _claims = ClaimGuard::new(&self.ctx.state, self.id);
         let resolved = self.reconcile().await?;
-        if !self.dag() {
+        if self.dag() {
+            self.ctx.state.offer(self.id, &self.offered);
+        } else {
             self.register(resolved).await?;
         }
         self.fetch_all().await?;
         if !self.dag() && !self.lacked && self.ctx.state.all_done(&self.offered) {
-            self.ctx.peer_synced();
+            self.ctx.state.synced();
         }
         Ok(())
     }
@@ -182,6 +181,7 @@ impl<'a> Session<'a> {
             let answer = self
                 .call(RECONCILE, sent, peer.reconcile(&ctx.scope, request))
                 .await?;
+            ctx.state.answered(self.id);
             let received = answer.encoded_len();
             self.stats.received(received);
             self.stats
@@ -275,7 +275,12 @@ impl<'a> Session<'a> {
                 return Err(Stop::Complete);
             }
             changes.borrow_and_update();
-            let batch = state.claim(self.id, &self.offered, self.ctx.config.fetch_batch);
+            let batch = state.claim(
+                self.id,
+                &self.offered,
+                self.ctx.config.fetch_batch,
+                self.dag(),
+            );
             if !batch.is_empty() {
                 let (stored, fetched) = tokio::join!(
                     store(self.ctx, self.id, self.stats, storing.take()),
@@ -290,7 +295,7 @@ impl<'a> Session<'a> {
                 store(self.ctx, self.id, self.stats, storing.take()).await?;
                 continue;
             }
-            match state.idle(&self.offered, self.dag()) {
+            match state.idle(self.id, &self.offered, self.dag()) {
                 Idle::Finished => return Ok(()),
                 Idle::Wait => {
                     let _ = changes.changed().await;
@@ -321,11 +326,11 @@ impl<'a> Session<'a> {
             .copied()
             .collect();
         if !unsent.is_empty() {
-            self.lacked = true;
             for cid in &unsent {
-                self.offered.remove(&ItemId::of(cid));
+                // A probe the peer could not answer says nothing against it.
+                self.lacked |= self.offered.remove(&ItemId::of(cid));
             }
-            self.ctx.state.release(self.id, &unsent);
+            self.ctx.state.lacked(self.id, &unsent);
         }
         Ok((!blobs.is_empty()).then_some(Verified { blobs }))
     }
