@@ -245,12 +245,10 @@ impl<'a> Session<'a> {
         }
         if !present.is_empty() {
             let opts = PutOptions::new(Priority::Normal, &self.ctx.config.source);
-            let added = self
-                .ctx
-                .index
-                .add_to_scope(name, &present, opts)
+            let (index, name, cids) = (self.ctx.index.clone(), name.clone(), present.clone());
+            let added = ingest::finish(async move { index.add_to_scope(&name, &cids, opts).await })
                 .await
-                .map_err(local)?;
+                .map_err(Stop::Local)?;
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
         }
         state.want(absent);
