@@ -60,6 +60,7 @@ mod error;
 mod fanout;
 mod haves;
 mod item;
+mod local;
 mod message;
 mod negative_cache;
 mod peer;

@@ -107,6 +107,9 @@ pub struct Report {
     pub duplicates: u64,
     /// Named scopes: blobs stored already that joined the scope (no fetch needed).
     pub memberships_added: u64,
+    /// Blobs whose bytes were stored here under another codec: given their row from the
+    /// local bytes instead of being fetched (reconcile by content).
+    pub adopted: u64,
     /// Local blobs in the scope's snapshot at the start of the run.
     pub local_blobs: u64,
     /// Haves snapshots the node's cache built during the run (1 for the run's own

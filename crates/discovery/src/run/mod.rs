@@ -2,10 +2,11 @@
 //! `fanout` peers, replace failed ones, and stop (cancelling the rest) once the scope is
 //! complete.
 
-mod ingest;
+pub(crate) mod ingest;
 mod session;
 mod state;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Scores, Verdict};
 use crate::haves::Haves;
 use crate::item::ItemId;
+use crate::local::adopt;
 use crate::peer::Peer;
 use crate::report::{Report, SessionOutcome, SessionReport};
 use crate::scope::Scope;
@@ -33,6 +35,7 @@ pub(crate) struct RunCounters {
     bytes: AtomicU64,
     duplicates: AtomicU64,
     pub memberships: AtomicU64,
+    pub adopted: AtomicU64,
 }
 
 impl RunCounters {
@@ -43,7 +46,9 @@ impl RunCounters {
     }
 
     fn progressed(&self) -> bool {
-        self.blobs.load(Relaxed) > 0 || self.memberships.load(Relaxed) > 0
+        self.blobs.load(Relaxed) > 0
+            || self.memberships.load(Relaxed) > 0
+            || self.adopted.load(Relaxed) > 0
     }
 }
 
@@ -69,9 +74,6 @@ impl RunCtx {
         config: Arc<DiscoveryConfig>,
     ) -> Self {
         let state = RunState::new();
-        if matches!(scope, Scope::Dag(_)) {
-            state.want(haves.missing().iter().copied());
-        }
         RunCtx {
             id,
             scope,
@@ -84,28 +86,63 @@ impl RunCtx {
         }
     }
 
-    /// Links of fetched blocks that become wants: those stored here already (outside the
-    /// snapshot) are walked for what is missing under them instead.
+    /// Blocks a DAG needs that become wants (links of fetched blocks, what the index finds
+    /// missing): those stored here already (outside the snapshot) are walked for what is
+    /// missing under them instead, and those whose bytes are stored here under another
+    /// codec are stored from those bytes, then walked likewise.
     async fn new_wants(&self, links: Vec<Cid>) -> Result<Vec<Cid>> {
-        let unknown: Vec<Cid> = links
-            .into_iter()
-            .filter(|c| !self.state.knows(&ItemId::of(c)))
-            .collect();
-        let stored = self.index.store().has_many(&unknown).await?;
+        let mut seen = HashSet::new();
+        let mut pending = links;
         let mut wants = Vec::new();
-        for (cid, stored) in unknown.into_iter().zip(stored) {
-            if !stored {
-                wants.push(cid);
-                continue;
+        // Each pass stores what it can from local bytes and walks below it; a block adopted
+        // may link to more blocks held here under another codec.
+        while !pending.is_empty() {
+            let unknown: Vec<Cid> = pending
+                .drain(..)
+                .filter(|c| {
+                    let id = ItemId::of(c);
+                    seen.insert(id) && !self.state.knows(&id)
+                })
+                .collect();
+            let stored = self.index.store().has_many(&unknown).await?;
+            let (mut present, mut absent) = (Vec::new(), Vec::new());
+            for (cid, stored) in unknown.into_iter().zip(stored) {
+                if stored {
+                    present.push(cid);
+                } else {
+                    absent.push(cid);
+                }
             }
-            let limit = self.index.config().reachable_limit;
-            let below = self.index.walk(&cid, limit).await?;
-            if !below.complete {
-                return Err(seedbank_index::Error::LimitExceeded { root: cid, limit }.into());
+            let adopted = adopt(&self.index, &self.scope, &self.config.source, &absent).await?;
+            self.counters
+                .adopted
+                .fetch_add(adopted.len() as u64, Relaxed);
+            let adopted_ids: HashSet<ItemId> = adopted.iter().map(ItemId::of).collect();
+            wants.extend(
+                absent
+                    .into_iter()
+                    .filter(|c| !adopted_ids.contains(&ItemId::of(c))),
+            );
+            present.extend(adopted);
+            for cid in present {
+                let limit = self.index.config().reachable_limit;
+                let below = self.index.walk(&cid, limit).await?;
+                if !below.complete {
+                    return Err(seedbank_index::Error::LimitExceeded { root: cid, limit }.into());
+                }
+                pending.extend(below.missing);
             }
-            wants.extend(below.missing);
         }
         Ok(wants)
+    }
+
+    /// DAG scopes: the snapshot's missing blocks become the first wants.
+    async fn first_wants(&self) -> Result<()> {
+        if matches!(self.scope, Scope::Dag(_)) {
+            let wants = self.new_wants(self.haves.missing().to_vec()).await?;
+            self.state.want(wants);
+        }
+        Ok(())
     }
 
     /// With every known want fetched, asks the index whether the DAG is complete; if not,
@@ -122,7 +159,14 @@ impl RunCtx {
         if missing.is_empty() {
             self.state.set_complete();
         } else {
-            self.state.want(missing);
+            let wants = self.new_wants(missing).await?;
+            if wants.is_empty() {
+                // Stored from local bytes: look again.
+                if self.index.missing(root).await?.is_empty() {
+                    self.state.set_complete();
+                }
+            }
+            self.state.want(wants);
         }
         Ok(())
     }
@@ -161,6 +205,12 @@ pub(crate) async fn run(
     started: Instant,
 ) -> RunResult {
     let answered = AtomicBool::new(false);
+    if let Err(e) = ctx.first_wants().await {
+        return RunResult {
+            result: Err(e),
+            answered: false,
+        };
+    }
     if let Scope::Dag(root) = &ctx.scope {
         if ctx.haves.missing().is_empty() && ctx.haves.contains(root) {
             ctx.state.set_complete();
@@ -308,6 +358,7 @@ fn build_report(
         bytes_fetched: c.bytes.load(Relaxed),
         duplicates: c.duplicates.load(Relaxed),
         memberships_added: c.memberships.load(Relaxed),
+        adopted: c.adopted.load(Relaxed),
         local_blobs: ctx.haves.len() as u64,
         haves_builds,
         elapsed: started.elapsed(),

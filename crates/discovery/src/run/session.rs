@@ -243,6 +243,15 @@ impl<'a> Session<'a> {
                 absent.push(cid);
             }
         }
+        let ctx = self.ctx;
+        let adopted = crate::local::adopt(&ctx.index, &ctx.scope, &ctx.config.source, &absent)
+            .await
+            .map_err(Stop::Local)?;
+        ctx.counters
+            .adopted
+            .fetch_add(adopted.len() as u64, Relaxed);
+        let adopted_ids: HashSet<ItemId> = adopted.iter().map(ItemId::of).collect();
+        absent.retain(|c| !adopted_ids.contains(&ItemId::of(c)));
         if !present.is_empty() {
             let opts = PutOptions::new(Priority::Normal, &self.ctx.config.source);
             let (index, name, cids) = (self.ctx.index.clone(), name.clone(), present.clone());
@@ -252,7 +261,7 @@ impl<'a> Session<'a> {
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
         }
         state.want(absent);
-        let present: HashSet<ItemId> = present.iter().map(ItemId::of).collect();
+        let present: HashSet<ItemId> = present.iter().chain(&adopted).map(ItemId::of).collect();
         self.offered = resolved
             .iter()
             .map(ItemId::of)
