@@ -80,5 +80,5 @@ pub use item::ItemId;
 pub use message::{Message, MAX_MESSAGE_BYTES};
 pub use peer::Peer;
 pub use report::{Report, SessionOutcome, SessionReport};
-pub use responder::{Responder, ResponderConfig, ResponderStats};
+pub use responder::{Responder, ResponderConfig, ResponderStats, MAX_SCOPE_NAME};
 pub use scope::Scope;

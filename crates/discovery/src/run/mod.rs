@@ -36,6 +36,9 @@ pub(crate) struct RunCounters {
     duplicates: AtomicU64,
     pub memberships: AtomicU64,
     pub adopted: AtomicU64,
+    /// Blobs and bytes reserved against the run's budget (verified answers about to be
+    /// stored, and stored ones).
+    reserved: parking_lot::Mutex<(u64, u64)>,
 }
 
 impl RunCounters {
@@ -43,6 +46,18 @@ impl RunCounters {
         self.blobs.fetch_add(blobs as u64, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
         self.duplicates.fetch_add(duplicates, Relaxed);
+    }
+
+    /// Reserves an answer of `blobs` blobs and `bytes` bytes against the run's budget;
+    /// false (and nothing reserved) if it would pass it.
+    fn reserve(&self, config: &DiscoveryConfig, blobs: u64, bytes: u64) -> bool {
+        let mut reserved = self.reserved.lock();
+        let (b, n) = (reserved.0 + blobs, reserved.1 + bytes);
+        if b > config.max_run_blobs || n > config.max_run_bytes {
+            return false;
+        }
+        *reserved = (b, n);
+        true
     }
 
     fn progressed(&self) -> bool {
@@ -303,6 +318,9 @@ fn judge(result: Result<(), Stop>, failure: &mut Option<Error>) -> (SessionOutco
         }
         Err(Stop::Peer(e)) => match e {
             Error::Timeout { .. } => (SessionOutcome::TimedOut, Verdict::Failure),
+            e @ Error::OverBudget { .. } => {
+                (SessionOutcome::Failed(e.to_string()), Verdict::Failure)
+            }
             Error::Busy => (SessionOutcome::Busy, Verdict::Failure),
             e if e.is_lie() => (SessionOutcome::Liar(e.to_string()), Verdict::Liar),
             e => (SessionOutcome::Failed(e.to_string()), Verdict::Failure),

@@ -188,9 +188,16 @@ impl<'a> Session<'a> {
                 .reconcile_bytes
                 .fetch_add((sent + received) as u64, Relaxed);
             let (learned, next) = initiator.receive(answer).map_err(|e| self.blame(e))?;
-            self.stats
+            let needed = self
+                .stats
                 .needed
-                .fetch_add(learned.need.len() as u64, Relaxed);
+                .fetch_add(learned.need.len() as u64, Relaxed)
+                + learned.need.len() as u64;
+            if needed > config.max_peer_ids as u64 {
+                return Err(
+                    self.over_budget(format!("claims more than {} ids", config.max_peer_ids))
+                );
+            }
             if self.dag() {
                 self.offered.extend(learned.need);
             }
@@ -204,6 +211,13 @@ impl<'a> Session<'a> {
             "reconciliation not done after {} rounds",
             config.max_rounds
         ))))
+    }
+
+    fn over_budget(&self, what: String) -> Stop {
+        Stop::Peer(Error::OverBudget {
+            peer: self.peer.id().to_string(),
+            what,
+        })
     }
 
     fn blame(&self, err: Error) -> Stop {
@@ -326,6 +340,14 @@ impl<'a> Session<'a> {
         let blobs = ingest::verify(self.peer.id(), &batch, answer)
             .await
             .map_err(Stop::Peer)?;
+        let bytes: u64 = blobs.iter().map(|b| b.len() as u64).sum();
+        let config = &self.ctx.config;
+        if !self.ctx.counters.reserve(config, blobs.len() as u64, bytes) {
+            return Err(self.over_budget(format!(
+                "the run stores at most {} blobs and {} bytes",
+                config.max_run_blobs, config.max_run_bytes
+            )));
+        }
         let sent: HashSet<ItemId> = blobs.iter().map(|b| ItemId::of(b.cid())).collect();
         let unsent: Vec<Cid> = batch
             .iter()
