@@ -7,6 +7,17 @@ use ipld_core::ipld::Ipld;
 use rand::{Rng, RngCore};
 use seedbank_blobstore::{codec, Blob};
 
+/// A block's place in a [`SimDag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The root.
+    Root,
+    /// Branch `b`.
+    Branch(usize),
+    /// Leaf `l` of branch `b`.
+    Leaf(usize, usize),
+}
+
 /// A three-level DAG: `root → branches → leaves`.
 #[derive(Clone, Debug)]
 pub struct SimDag {
@@ -79,7 +90,30 @@ impl SimDag {
         false
     }
 
-    /// The root, every branch and each leaf for which `keep(branch, leaf)` is true.
+    /// The blocks for which `keep` is true: any mix, so a peer may hold leaves without
+    /// their branch, or branches without the root (a partial replica).
+    pub fn pick(&self, mut keep: impl FnMut(Part) -> bool) -> Vec<Blob> {
+        let mut out = Vec::new();
+        if keep(Part::Root) {
+            out.push(self.root.clone());
+        }
+        for (b, branch) in self.branches.iter().enumerate() {
+            if keep(Part::Branch(b)) {
+                out.push(branch.clone());
+            }
+        }
+        for (b, leaves) in self.leaves.iter().enumerate() {
+            for (l, leaf) in leaves.iter().enumerate() {
+                if keep(Part::Leaf(b, l)) {
+                    out.push(leaf.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The root, every branch and each leaf for which `keep(branch, leaf)` is true (a
+    /// rooted replica; see [`SimDag::pick`] for partial ones).
     pub fn subset(&self, mut keep: impl FnMut(usize, usize) -> bool) -> Vec<Blob> {
         let mut out = vec![self.root.clone()];
         out.extend(self.branches.iter().cloned());

@@ -19,7 +19,8 @@ pub enum Behavior {
     Failing,
     /// Never answers (the caller's timeout ends the call).
     Hanging,
-    /// Reconciles honestly, then sends corrupted bytes for every blob fetched.
+    /// Reconciles honestly, then answers every fetch with good bytes except for its last
+    /// blob, whose bytes are corrupted.
     Liar,
     /// Refuses every call with [`Error::Busy`], as a responder past its admission limit.
     Busy,
@@ -117,7 +118,7 @@ impl SimPeer {
         self.blobs_sent.load(Relaxed)
     }
 
-    /// The corrupted `(cid, bytes)` a liar sent.
+    /// The corrupted `(cid, bytes)` a liar sent (one per answer).
     pub fn lies(&self) -> Vec<(Cid, Bytes)> {
         self.lies.lock().clone()
     }
@@ -161,7 +162,9 @@ impl Peer for SimPeer {
         self.fetches.fetch_add(1, Relaxed);
         let mut blobs = self.arrive().await?.fetch(cids).await?;
         if self.behavior == Behavior::Liar {
-            for (cid, data) in &mut blobs {
+            // One corrupted blob among good ones: the rule under test is that it condemns
+            // the whole answer, the good blobs with it.
+            if let Some((cid, data)) = blobs.last_mut() {
                 let mut bad = data.to_vec();
                 bad.push(0xff);
                 *data = Bytes::from(bad);
