@@ -128,7 +128,7 @@ async fn a_busy_peer_is_replaced_by_the_next_candidate_and_scored_down() {
 /// or starting with a version byte (0x60–0x6f: another version is answered with ours, and
 /// random ranges after ours may parse). Anything else is malformed.
 fn negentropy_ok(noise: &[u8], round: usize) -> bool {
-    round % 2 == 0 || noise.first().is_none_or(|b| (0x60..=0x6f).contains(b))
+    round.is_multiple_of(2) || noise.first().is_none_or(|b| (0x60..=0x6f).contains(b))
 }
 
 /// A client's first reconciliation request for an empty snapshot.
