@@ -79,7 +79,7 @@ pub struct Report {
     /// True when the scope is complete: for a DAG, nothing is missing under the root; for a
     /// named scope, a peer's reconciliation left nothing to fetch.
     pub complete: bool,
-    /// Peers contacted (at most `fanout`).
+    /// Distinct peers contacted (at most `fanout`).
     pub peers_contacted: u64,
     /// Sessions that failed, timed out or were refused busy.
     pub peers_failed: u64,
@@ -118,7 +118,9 @@ pub struct Report {
     /// Time from the run's start to its end (tokio's clock).
     #[serde(serialize_with = "millis")]
     pub elapsed: Duration,
-    /// One entry per peer contacted, in the order they were contacted.
+    /// One entry per session, in the order they started. A DAG run over partial replicas
+    /// may sync a peer again in a later pass (while passes make progress), so a peer can
+    /// have more than one.
     pub sessions: Vec<SessionReport>,
 }
 

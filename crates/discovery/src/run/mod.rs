@@ -60,6 +60,11 @@ impl RunCounters {
         true
     }
 
+    /// Blobs stored so far (fetched or taken from local bytes) and memberships added.
+    fn progress(&self) -> u64 {
+        self.blobs.load(Relaxed) + self.memberships.load(Relaxed) + self.adopted.load(Relaxed)
+    }
+
     fn progressed(&self) -> bool {
         self.blobs.load(Relaxed) > 0
             || self.memberships.load(Relaxed) > 0
@@ -233,24 +238,54 @@ pub(crate) async fn run(
     }
     let config = ctx.config.clone();
     let candidates = scores.rank(peers, config.fanout, config.assumed_latency);
-    let mut queue = candidates.iter();
+    // Candidate positions still to start. A session's id in the run state is its peer's
+    // position, so a peer synced again in a later pass is never re-asked for what it lacked.
+    let mut queue: std::collections::VecDeque<usize> = (0..candidates.len()).collect();
     let mut sessions: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
     let mut stats: Vec<(String, Arc<SessionStats>, Option<SessionOutcome>)> = Vec::new();
+    let mut peer_of: Vec<usize> = Vec::new();
+    // Peers whose session this pass ended well, and the progress counted when it began.
+    let mut done_this_pass: Vec<usize> = Vec::new();
+    let mut pass_start = ctx.counters.progress();
     let mut complete = ctx.state.subscribe_complete();
     let mut failure = None;
     while !ctx.state.is_complete() {
         while sessions.len() < config.concurrency.max(1) {
-            let Some(peer) = queue.next() else { break };
-            let sid = stats.len() as u64;
+            let Some(position) = queue.pop_front() else {
+                break;
+            };
+            let peer = &candidates[position];
+            let index = stats.len();
             let session_stats = Arc::new(SessionStats::default());
             stats.push((peer.id().to_string(), session_stats.clone(), None));
+            peer_of.push(position);
             let ctx = &ctx;
             sessions.push(Box::pin(async move {
-                let session = Session::new(ctx, peer.as_ref(), sid, &session_stats);
-                (sid, session.run().await)
+                let session = Session::new(ctx, peer.as_ref(), position as u64, &session_stats);
+                (index as u64, session.run().await)
             }));
         }
-        let (sid, result) = tokio::select! {
+        if sessions.is_empty() {
+            // Partial replicas: blocks fetched in this pass may link to blocks that peers
+            // whose sessions ended earlier hold. Ask them again while a pass makes progress.
+            if let Err(e) = ctx.confirm_dag_complete().await {
+                failure = Some(e);
+                break;
+            }
+            let progress = ctx.counters.progress();
+            let dag = matches!(ctx.scope, Scope::Dag(_));
+            if ctx.state.is_complete()
+                || !dag
+                || progress == pass_start
+                || done_this_pass.is_empty()
+            {
+                break;
+            }
+            pass_start = progress;
+            queue.extend(done_this_pass.drain(..));
+            continue;
+        }
+        let (index, result) = tokio::select! {
             biased;
             _ = complete.wait_for(|done| *done) => break,
             next = sessions.next() => match next {
@@ -258,10 +293,11 @@ pub(crate) async fn run(
                 None => break,
             },
         };
-        let entry = &mut stats[sid as usize];
+        let entry = &mut stats[index as usize];
         let (outcome, verdict) = judge(result, &mut failure);
         if matches!(verdict, Verdict::Success) {
             answered.store(true, Relaxed);
+            done_this_pass.push(peer_of[index as usize]);
         }
         scores.record(&entry.0, verdict, entry.1.mean_latency());
         entry.2 = Some(outcome);
@@ -357,7 +393,11 @@ fn build_report(
         run: ctx.id,
         scope: ctx.scope.clone(),
         complete: ctx.state.is_complete(),
-        peers_contacted: sessions.len() as u64,
+        peers_contacted: sessions
+            .iter()
+            .map(|s| s.peer.as_str())
+            .collect::<HashSet<_>>()
+            .len() as u64,
         peers_failed: count(|o| {
             matches!(
                 o,
