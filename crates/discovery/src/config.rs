@@ -32,6 +32,14 @@ pub struct DiscoveryConfig {
     /// Most reconciliation round trips with one peer before the session is abandoned as
     /// failed (default 256: a first sync of a million-member named scope needs about 62).
     pub max_rounds: usize,
+    /// Most ids one peer may claim to have in one session (default 2,000,000, the haves
+    /// cache's default size). A peer claiming more is dropped as over budget.
+    pub max_peer_ids: usize,
+    /// Most blobs one run stores from peers, all sessions together (default 2,000,000). A
+    /// peer whose answer would pass it is dropped as over budget, and the answer not stored.
+    pub max_run_blobs: u64,
+    /// Most blob bytes one run stores from peers (default 16 GiB), as `max_run_blobs`.
+    pub max_run_bytes: u64,
     /// Latency assumed for a peer never measured, when ranking (default 200 ms).
     pub assumed_latency: Duration,
     /// Named scopes: peers whose reconciliation must leave nothing to fetch before the
@@ -54,6 +62,9 @@ impl Default for DiscoveryConfig {
             frame_limit: 256 * 1024,
             max_want: 16_384,
             max_rounds: 256,
+            max_peer_ids: 2_000_000,
+            max_run_blobs: 2_000_000,
+            max_run_bytes: 16 << 30,
             assumed_latency: Duration::from_millis(200),
             named_quorum: 1,
             source: "discovery".to_string(),

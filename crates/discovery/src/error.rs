@@ -49,6 +49,16 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A peer offered more than a run accepts from it: more ids than `max_peer_ids`, or
+    /// blobs past the run's `max_run_blobs` / `max_run_bytes` budget. The peer is dropped
+    /// for the run and scored down; what it sent past the budget is not stored.
+    #[error("peer {peer} went over budget: {what}")]
+    OverBudget {
+        /// The peer's id.
+        peer: String,
+        /// Which budget, and its limit.
+        what: String,
+    },
     /// A peer could not be reached or failed on its side. [`Peer`](crate::Peer)
     /// implementations return this for transport errors.
     #[error("peer failed: {reason}")]

@@ -13,6 +13,9 @@ use crate::item::ItemId;
 /// Largest message [`Message::decode`] accepts (16 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
+/// Fewest bytes one encoded CID takes in a message: its length prefix and one byte.
+const MIN_CID_BYTES: usize = 2;
+
 /// One reconciliation message, in either direction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
@@ -80,7 +83,9 @@ impl Message {
             .map(|c| ItemId(c.try_into().expect("32-byte chunk")))
             .collect();
         let count = take_len(&mut rest)?;
-        let mut cids = Vec::with_capacity(count.min(rest.len()));
+        // A peer chose `count`: reserve no more than the bytes left can hold (each CID takes
+        // at least a length byte and a version byte).
+        let mut cids = Vec::with_capacity(count.min(rest.len() / MIN_CID_BYTES));
         for _ in 0..count {
             let len = take_len(&mut rest)?;
             let cid = Cid::try_from(take(&mut rest, len)?)
@@ -138,6 +143,18 @@ mod tests {
         assert_eq!(bytes.len(), msg.encoded_len());
         assert_eq!(Message::decode(&bytes).unwrap(), msg);
         assert_eq!(Message::default().encoded_len(), 3);
+    }
+
+    #[test]
+    fn a_forged_count_reserves_nothing_beyond_what_the_bytes_hold() {
+        // Empty negentropy, no want, then a count of 2^40 CIDs with 5 bytes behind it.
+        let mut bytes = vec![0, 0];
+        put_len(&mut bytes, 1 << 40);
+        bytes.extend_from_slice(&[1, 0, 1, 0, 9]);
+        assert!(Message::decode(&bytes).is_err());
+        let mut want = vec![0];
+        put_len(&mut want, usize::MAX / 16);
+        assert!(Message::decode(&want).is_err(), "count × 32 overflows");
     }
 
     #[test]

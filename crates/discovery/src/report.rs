@@ -79,7 +79,7 @@ pub struct Report {
     /// True when the scope is complete: for a DAG, nothing is missing under the root; for a
     /// named scope, a peer's reconciliation left nothing to fetch.
     pub complete: bool,
-    /// Peers contacted (at most `fanout`).
+    /// Distinct peers contacted (at most `fanout`).
     pub peers_contacted: u64,
     /// Sessions that failed, timed out or were refused busy.
     pub peers_failed: u64,
@@ -107,6 +107,9 @@ pub struct Report {
     pub duplicates: u64,
     /// Named scopes: blobs stored already that joined the scope (no fetch needed).
     pub memberships_added: u64,
+    /// Blobs whose bytes were stored here under another codec: given their row from the
+    /// local bytes instead of being fetched (reconcile by content).
+    pub adopted: u64,
     /// Local blobs in the scope's snapshot at the start of the run.
     pub local_blobs: u64,
     /// Haves snapshots the node's cache built during the run (1 for the run's own
@@ -115,7 +118,9 @@ pub struct Report {
     /// Time from the run's start to its end (tokio's clock).
     #[serde(serialize_with = "millis")]
     pub elapsed: Duration,
-    /// One entry per peer contacted, in the order they were contacted.
+    /// One entry per session, in the order they started. A DAG run over partial replicas
+    /// may sync a peer again in a later pass (while passes make progress), so a peer can
+    /// have more than one.
     pub sessions: Vec<SessionReport>,
 }
 

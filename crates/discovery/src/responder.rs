@@ -19,6 +19,9 @@ use crate::scope::Scope;
 /// Blobs read per data-pool hop while answering a `fetch`.
 const FETCH_READ_CHUNK: usize = 64;
 
+/// Longest scope name a peer may ask about, in bytes.
+pub const MAX_SCOPE_NAME: usize = 1024;
+
 /// Responder configuration.
 #[derive(Clone, Debug)]
 pub struct ResponderConfig {
@@ -140,7 +143,15 @@ impl Responder {
             .acquire()
             .await
             .map_err(|_| Error::Busy)?;
-        let haves = self.inner.haves.get(scope).await?;
+        if let Scope::Named(name) = scope {
+            if name.len() > MAX_SCOPE_NAME {
+                return Err(Error::protocol(format!(
+                    "scope name of {} bytes, limit {MAX_SCOPE_NAME}",
+                    name.len()
+                )));
+            }
+        }
+        let haves = self.inner.haves.get_for_peer(scope).await?;
         let config = &self.inner.config;
         let reply = answer(&haves, &request, config.frame_limit, config.max_want)?;
         self.inner.counters.reconciles.fetch_add(1, Relaxed);
@@ -148,7 +159,8 @@ impl Responder {
     }
 
     /// Returns the stored blobs among `cids` (verified on read), up to the configured
-    /// count and byte limits; CIDs not stored are left out.
+    /// count and byte limits, which are checked on the stored sizes before any byte is
+    /// read; CIDs not stored are left out.
     ///
     /// # Errors
     /// [`Error::Busy`] past the admission limit, [`Error::Blobstore`] if the store is closed
@@ -157,11 +169,22 @@ impl Responder {
         let _admitted = self.admit()?;
         let config = &self.inner.config;
         let store = self.inner.index.store();
-        let wanted: Vec<Cid> = cids.iter().take(config.max_fetch_blobs).copied().collect();
+        let asked: Vec<Cid> = cids.iter().take(config.max_fetch_blobs).copied().collect();
+        // Sizes first (metadata only), so no byte past the budget is ever read.
+        let sizes = sizes(store, &asked).await?;
+        let mut wanted = Vec::new();
+        let mut budget = 0usize;
+        for (cid, size) in asked.into_iter().zip(sizes) {
+            let Some(size) = size else { continue };
+            if !wanted.is_empty() && budget.saturating_add(size) > config.max_fetch_bytes {
+                break;
+            }
+            budget = budget.saturating_add(size);
+            wanted.push(cid);
+        }
         let mut out = Vec::new();
         let mut bytes = 0;
-        // One pool hop per chunk; the byte budget is checked between chunks and blobs.
-        'chunks: for chunk in wanted.chunks(FETCH_READ_CHUNK) {
+        for chunk in wanted.chunks(FETCH_READ_CHUNK) {
             for (cid, read) in chunk.iter().zip(store.get_many(chunk).await?) {
                 let data = match read {
                     Ok(Some(data)) => data,
@@ -172,9 +195,6 @@ impl Responder {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                if !out.is_empty() && bytes + data.len() > config.max_fetch_bytes {
-                    break 'chunks;
-                }
                 bytes += data.len();
                 out.push((*cid, data));
             }
@@ -208,6 +228,28 @@ impl Responder {
                 Error::Busy
             })
     }
+}
+
+/// The stored size of each CID (`None` if not stored), from the metadata rows on the `info`
+/// pool, in one hop. Uses the statement the store's own `info` runs.
+async fn sizes(store: &seedbank_blobstore::Store, cids: &[Cid]) -> Result<Vec<Option<usize>>> {
+    use seedbank_blobstore::rusqlite::OptionalExtension;
+    let keys: Vec<(Vec<u8>, i64)> = cids
+        .iter()
+        .map(|c| (seedbank_blobstore::cid::multihash_key(c), c.codec() as i64))
+        .collect();
+    let sizes = store
+        .read(seedbank_blobstore::PoolKind::Info, move |conn| {
+            let mut stmt = conn.prepare_cached(seedbank_blobstore::sql::INFO)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let size: Option<i64> = stmt.query_row((&key.0, key.1), |r| r.get(0)).optional()?;
+                out.push(size.map(|s| usize::try_from(s).unwrap_or(usize::MAX)));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(sizes)
 }
 
 #[async_trait::async_trait]

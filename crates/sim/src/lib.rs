@@ -33,10 +33,11 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-pub use dag::SimDag;
+pub use dag::{Part, SimDag, SimTree};
 pub use node::SimNode;
 pub use peer::{Behavior, SimPeer};
 
+use seedbank_blobstore::Blob;
 use seedbank_discovery::{DiscoveryConfig, Error, Peer, Report, ResponderConfig, Result, Scope};
 
 /// Parameters of a simulation. `SimConfig::default()` is what `seedbank sim` runs.
@@ -54,9 +55,13 @@ pub struct SimConfig {
     pub leaf_size: usize,
     /// Branches (with their leaves) the client's own DAG shares with the target (default 8).
     pub shared_branches: usize,
-    /// Chance that an honest peer holds a given leaf of the target (default 0.8); every
-    /// peer holds the root and the branches.
+    /// Chance that an honest peer holds a given leaf of the target (default 0.8).
     pub peer_leaf_share: f64,
+    /// Chance that an honest peer holds the target's root (default 0.5) and each branch
+    /// (default 0.7): peers are partial replicas, holding blocks without their ancestors.
+    pub peer_root_share: f64,
+    /// See `peer_root_share`.
+    pub peer_branch_share: f64,
     /// Share of peers that fail or hang, half each (default 0.2).
     pub failing: f64,
     /// Peers sending corrupted bytes (default 1).
@@ -85,6 +90,8 @@ impl Default for SimConfig {
             leaf_size: 1024,
             shared_branches: 8,
             peer_leaf_share: 0.8,
+            peer_root_share: 0.5,
+            peer_branch_share: 0.7,
             failing: 0.2,
             liars: 1,
             liars_first: true,
@@ -139,7 +146,8 @@ pub struct SimReport {
     pub complete: bool,
     /// Problems `Store::verify` found in the client's store afterwards.
     pub verify_problems: usize,
-    /// Corrupted blobs the liar sent, and how many of them the client stored (0).
+    /// Corrupted blobs the liars sent, and how many blobs of the liars' answers (good or
+    /// bad) the client stores that no honest peer sent (0).
     pub lies: (usize, usize),
     /// Haves snapshots the client built.
     pub client_haves_builds: u64,
@@ -253,8 +261,24 @@ async fn make_peers(
     if c.liars_first {
         behaviors.sort_by_key(|b| *b != Behavior::Liar);
     }
+    let mut holdings: Vec<Vec<Blob>> = behaviors
+        .iter()
+        .map(|b| match b {
+            // A liar holds everything, so that it is met (and caught) early.
+            Behavior::Liar => target.blocks(),
+            Behavior::Honest => target.pick(|part| {
+                rng.gen_bool(match part {
+                    Part::Root => c.peer_root_share,
+                    Part::Branch(_) => c.peer_branch_share,
+                    Part::Leaf(..) => c.peer_leaf_share,
+                })
+            }),
+            _ => Vec::new(),
+        })
+        .collect();
+    cover(rng, target, &behaviors, &mut holdings);
     let mut peers = Vec::with_capacity(c.peers);
-    for (i, behavior) in behaviors.into_iter().enumerate() {
+    for (i, (behavior, blocks)) in behaviors.into_iter().zip(holdings).enumerate() {
         let id = format!("peer-{i:02}");
         let latency = match behavior {
             Behavior::Liar if c.liars_first => c.latency.0,
@@ -264,15 +288,38 @@ async fn make_peers(
             Behavior::Failing | Behavior::Hanging | Behavior::Busy => None,
             Behavior::Honest | Behavior::Liar => {
                 let node = SimNode::open(&dir.join(format!("{id}.db"))).await?;
-                let share = c.peer_leaf_share;
-                node.put(target.subset(|_, _| rng.gen_bool(share)), None)
-                    .await?;
+                node.put(blocks, None).await?;
                 Some(node.responder(&id, ResponderConfig::default()))
             }
         };
         peers.push(Arc::new(SimPeer::new(id, behavior, latency, responder)));
     }
     Ok(peers)
+}
+
+/// Honest peers, among the first in the list, that together hold the whole target.
+const COVERING_PEERS: usize = 3;
+
+/// Gives each block of `target` that none of the first [`COVERING_PEERS`] honest peers
+/// drew to one of them at random, so discovery can complete from peers it contacts early.
+fn cover(rng: &mut StdRng, target: &SimDag, behaviors: &[Behavior], holdings: &mut [Vec<Blob>]) {
+    let first: Vec<usize> = (0..behaviors.len())
+        .filter(|i| behaviors[*i] == Behavior::Honest)
+        .take(COVERING_PEERS)
+        .collect();
+    if first.is_empty() {
+        return;
+    }
+    let held: std::collections::HashSet<cid::Cid> = first
+        .iter()
+        .flat_map(|i| holdings[*i].iter().map(|b| *b.cid()))
+        .collect();
+    for block in target.blocks() {
+        if !held.contains(block.cid()) {
+            let i = first[rng.gen_range(0..first.len())];
+            holdings[i].push(block);
+        }
+    }
 }
 
 fn count_behaviors(peers: &[Arc<SimPeer>]) -> [usize; 4] {
@@ -285,16 +332,26 @@ fn count_behaviors(peers: &[Arc<SimPeer>]) -> [usize; 4] {
     ]
 }
 
-/// Corrupted blobs sent, and how many of those exact bytes the client holds.
+/// Corrupted blobs sent, and how many blobs of liars' answers the client stores although
+/// no honest peer sent them (0: one bad blob condemns its whole answer).
 async fn count_lies(client: &SimNode, peers: &[Arc<SimPeer>]) -> Result<(usize, usize)> {
-    let (mut sent, mut stored) = (0, 0);
-    for (cid, bytes) in peers.iter().flat_map(|p| p.lies()) {
-        sent += 1;
-        if client.store().get(&cid).await?.as_ref() == Some(&bytes) {
-            stored += 1;
-        }
-    }
-    Ok((sent, stored))
+    let liars = peers.iter().filter(|p| p.behavior() == Behavior::Liar);
+    let sent = liars.clone().map(|p| p.lies().len()).sum();
+    let honest: std::collections::HashSet<cid::Cid> = peers
+        .iter()
+        .filter(|p| p.behavior() != Behavior::Liar)
+        .flat_map(|p| p.sent())
+        .collect();
+    let only_liars: Vec<cid::Cid> = liars
+        .flat_map(|p| {
+            p.sent()
+                .into_iter()
+                .chain(p.lies().into_iter().map(|(c, _)| c))
+        })
+        .filter(|c| !honest.contains(c))
+        .collect();
+    let stored = client.store().has_many(&only_liars).await?;
+    Ok((sent, stored.into_iter().filter(|s| *s).count()))
 }
 
 fn row(peer: &SimPeer) -> SimPeerRow {

@@ -19,7 +19,8 @@ pub enum Behavior {
     Failing,
     /// Never answers (the caller's timeout ends the call).
     Hanging,
-    /// Reconciles honestly, then sends corrupted bytes for every blob fetched.
+    /// Reconciles honestly, then answers every fetch with good bytes except for its last
+    /// blob, whose bytes are corrupted.
     Liar,
     /// Refuses every call with [`Error::Busy`], as a responder past its admission limit.
     Busy,
@@ -47,6 +48,7 @@ pub struct SimPeer {
     fetches: AtomicU64,
     blobs_sent: AtomicU64,
     lies: Mutex<Vec<(Cid, Bytes)>>,
+    sent: Mutex<Vec<Cid>>,
 }
 
 impl std::fmt::Debug for SimPeer {
@@ -77,6 +79,7 @@ impl SimPeer {
             fetches: AtomicU64::new(0),
             blobs_sent: AtomicU64::new(0),
             lies: Mutex::new(Vec::new()),
+            sent: Mutex::new(Vec::new()),
         }
     }
 
@@ -115,9 +118,20 @@ impl SimPeer {
         self.blobs_sent.load(Relaxed)
     }
 
-    /// The corrupted `(cid, bytes)` a liar sent.
+    /// The corrupted `(cid, bytes)` a liar sent (one per answer).
     pub fn lies(&self) -> Vec<(Cid, Bytes)> {
         self.lies.lock().clone()
+    }
+
+    /// The CIDs of every blob it sent with correct bytes, in order (a liar's good blobs
+    /// included, its corrupted ones not).
+    pub fn sent(&self) -> Vec<Cid> {
+        self.sent.lock().clone()
+    }
+
+    /// Forgets what [`SimPeer::sent`] recorded.
+    pub fn clear_sent(&self) {
+        self.sent.lock().clear();
     }
 
     /// Waits out the latency, then fails or hangs as the behaviour says.
@@ -148,7 +162,9 @@ impl Peer for SimPeer {
         self.fetches.fetch_add(1, Relaxed);
         let mut blobs = self.arrive().await?.fetch(cids).await?;
         if self.behavior == Behavior::Liar {
-            for (cid, data) in &mut blobs {
+            // One corrupted blob among good ones: the rule under test is that it condemns
+            // the whole answer, the good blobs with it.
+            if let Some((cid, data)) = blobs.last_mut() {
                 let mut bad = data.to_vec();
                 bad.push(0xff);
                 *data = Bytes::from(bad);
@@ -156,6 +172,13 @@ impl Peer for SimPeer {
             }
         }
         self.blobs_sent.fetch_add(blobs.len() as u64, Relaxed);
+        let lies = self.lies.lock();
+        let good = blobs
+            .iter()
+            .filter(|(cid, data)| !lies.iter().any(|(c, d)| c == cid && d == data))
+            .map(|(cid, _)| *cid);
+        self.sent.lock().extend(good);
+        drop(lies);
         Ok(blobs)
     }
 }

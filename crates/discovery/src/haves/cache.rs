@@ -8,7 +8,7 @@ use moka::future::Cache;
 use seedbank_index::Index;
 use tokio::sync::Semaphore;
 
-use super::{dag, named, BuildKind, Haves};
+use super::{dag, named, BuildKind, Haves, Sealed};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
@@ -52,6 +52,9 @@ pub struct HavesStats {
     pub reused: u64,
     /// Lookups answered from the cache.
     pub hits: u64,
+    /// Peer lookups of a scope with nothing here (a named scope that never existed, a DAG
+    /// whose root is not stored), answered empty without a build or a cache entry.
+    pub empty: u64,
 }
 
 /// Haves snapshots keyed by `(scope, generation)` in a `moka` cache.
@@ -68,6 +71,8 @@ struct Inner {
     index: Index,
     config: HavesConfig,
     cache: Cache<(Scope, u64), Arc<Haves>>,
+    /// The items of every empty snapshot handed to peers.
+    empty: Arc<Sealed>,
     builds: Semaphore,
     counters: Counters,
 }
@@ -78,6 +83,19 @@ struct Counters {
     full: AtomicU64,
     incremental: AtomicU64,
     reused: AtomicU64,
+    empty: AtomicU64,
+}
+
+/// Weight of a cached snapshot, in items: its blocks (missing ones included) plus one for the
+/// entry and one per 64 bytes of its scope name, so many small entries with long names fill
+/// the cache as surely as a few large ones.
+fn weight(key: &(Scope, u64), haves: &Haves) -> u32 {
+    let name = match &key.0 {
+        Scope::Named(name) => name.len() / 64,
+        Scope::Dag(_) => 0,
+    };
+    let blocks = haves.sealed().nodes.len();
+    (blocks + name + 1).try_into().unwrap_or(u32::MAX)
 }
 
 impl std::fmt::Debug for HavesCache {
@@ -93,12 +111,13 @@ impl HavesCache {
     pub fn new(index: Index, config: HavesConfig) -> Self {
         let cache = Cache::builder()
             .max_capacity(config.max_items)
-            .weigher(|_, haves: &Arc<Haves>| haves.len().try_into().unwrap_or(u32::MAX).max(1))
+            .weigher(|key, haves: &Arc<Haves>| weight(key, haves))
             .time_to_idle(config.time_to_idle)
             .build();
         HavesCache {
             inner: Arc::new(Inner {
                 builds: Semaphore::new(config.max_concurrent_builds.max(1)),
+                empty: Arc::new(Sealed::new(Default::default())),
                 index,
                 config,
                 cache,
@@ -150,6 +169,52 @@ impl HavesCache {
             .map_err(|e: Arc<Error>| (*e).clone())
     }
 
+    /// The snapshot a peer asking about `scope` is answered from: as [`HavesCache::get`],
+    /// except that a scope with nothing here (a named scope that never existed, a DAG whose
+    /// root is not stored) is answered with an empty snapshot, cheaply (one metadata read),
+    /// without a build or a cache entry. Peers choose scope names freely; they must not be
+    /// able to fill the cache or force builds with names that match nothing.
+    ///
+    /// # Errors
+    /// As [`HavesCache::get`].
+    pub async fn get_for_peer(&self, scope: &Scope) -> Result<Arc<Haves>> {
+        let index = &self.inner.index;
+        let generation = match scope {
+            Scope::Named(name) => index.generation(name).await?,
+            Scope::Dag(root) => {
+                if !index.store().has(root).await? {
+                    return Ok(self.empty(scope));
+                }
+                index.dag_generation().await?
+            }
+        };
+        if generation == 0 && matches!(scope, Scope::Named(_)) {
+            return Ok(self.empty(scope));
+        }
+        self.get_at(scope, generation).await
+    }
+
+    fn empty(&self, scope: &Scope) -> Arc<Haves> {
+        self.inner.counters.empty.fetch_add(1, Relaxed);
+        let sealed = self.inner.empty.clone();
+        Arc::new(Haves::new(
+            scope.clone(),
+            0,
+            BuildKind::Reused,
+            sealed,
+            None,
+        ))
+    }
+
+    /// Snapshots cached now, and their total weight in items (after pending evictions).
+    pub async fn cached(&self) -> (u64, u64) {
+        self.inner.cache.run_pending_tasks().await;
+        (
+            self.inner.cache.entry_count(),
+            self.inner.cache.weighted_size(),
+        )
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> HavesStats {
         let c = &self.inner.counters;
@@ -165,6 +230,7 @@ impl HavesCache {
             incremental,
             reused,
             hits: c.lookups.load(Relaxed).saturating_sub(builds),
+            empty: c.empty.load(Relaxed),
         }
     }
 

@@ -80,6 +80,10 @@ fn protocol(peer: &str, reason: String) -> Error {
 /// Stores verified blobs through the index (links indexed, named-scope membership recorded)
 /// at `Normal` priority, as one `put_many` that the store splits into lane requests.
 ///
+/// The write runs as a task of its own: dropping a `put_many` future cancels the lane
+/// requests not started yet, and a session cancelled mid-store (the scope completed, the run
+/// failed) must not throw away blobs it fetched and verified.
+///
 /// # Errors
 /// [`Error::Index`] if the lane rejected or failed the write.
 pub(crate) async fn submit(
@@ -92,8 +96,26 @@ pub(crate) async fn submit(
     if let Scope::Named(name) = scope {
         opts = opts.scope(name.clone());
     }
-    index.put_many(blobs, opts).await?;
+    let index = index.clone();
+    finish(async move { index.put_many(blobs, opts).await }).await?;
     Ok(())
+}
+
+/// Runs a store write to its end even if the caller stops waiting.
+///
+/// # Errors
+/// The write's error, or [`Error::Aborted`] if its task panicked.
+pub(crate) async fn finish<T, F>(write: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = seedbank_index::Result<T>> + Send + 'static,
+{
+    tokio::spawn(write)
+        .await
+        .map_err(|e| Error::Aborted {
+            reason: format!("store write task failed: {e}"),
+        })?
+        .map_err(Error::from)
 }
 
 /// The links of fetched DAG blocks that may be new wants: not identity CIDs (never

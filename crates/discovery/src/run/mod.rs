@@ -2,10 +2,11 @@
 //! `fanout` peers, replace failed ones, and stop (cancelling the rest) once the scope is
 //! complete.
 
-mod ingest;
+pub(crate) mod ingest;
 mod session;
 mod state;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Scores, Verdict};
 use crate::haves::Haves;
 use crate::item::ItemId;
+use crate::local::adopt;
 use crate::peer::Peer;
 use crate::report::{Report, SessionOutcome, SessionReport};
 use crate::scope::Scope;
@@ -33,6 +35,10 @@ pub(crate) struct RunCounters {
     bytes: AtomicU64,
     duplicates: AtomicU64,
     pub memberships: AtomicU64,
+    pub adopted: AtomicU64,
+    /// Blobs and bytes reserved against the run's budget (verified answers about to be
+    /// stored, and stored ones).
+    reserved: parking_lot::Mutex<(u64, u64)>,
 }
 
 impl RunCounters {
@@ -42,8 +48,27 @@ impl RunCounters {
         self.duplicates.fetch_add(duplicates, Relaxed);
     }
 
+    /// Reserves an answer of `blobs` blobs and `bytes` bytes against the run's budget;
+    /// false (and nothing reserved) if it would pass it.
+    fn reserve(&self, config: &DiscoveryConfig, blobs: u64, bytes: u64) -> bool {
+        let mut reserved = self.reserved.lock();
+        let (b, n) = (reserved.0 + blobs, reserved.1 + bytes);
+        if b > config.max_run_blobs || n > config.max_run_bytes {
+            return false;
+        }
+        *reserved = (b, n);
+        true
+    }
+
+    /// Blobs stored so far (fetched or taken from local bytes) and memberships added.
+    fn progress(&self) -> u64 {
+        self.blobs.load(Relaxed) + self.memberships.load(Relaxed) + self.adopted.load(Relaxed)
+    }
+
     fn progressed(&self) -> bool {
-        self.blobs.load(Relaxed) > 0 || self.memberships.load(Relaxed) > 0
+        self.blobs.load(Relaxed) > 0
+            || self.memberships.load(Relaxed) > 0
+            || self.adopted.load(Relaxed) > 0
     }
 }
 
@@ -69,9 +94,6 @@ impl RunCtx {
         config: Arc<DiscoveryConfig>,
     ) -> Self {
         let state = RunState::new();
-        if matches!(scope, Scope::Dag(_)) {
-            state.want(haves.missing().iter().copied());
-        }
         RunCtx {
             id,
             scope,
@@ -84,28 +106,63 @@ impl RunCtx {
         }
     }
 
-    /// Links of fetched blocks that become wants: those stored here already (outside the
-    /// snapshot) are walked for what is missing under them instead.
+    /// Blocks a DAG needs that become wants (links of fetched blocks, what the index finds
+    /// missing): those stored here already (outside the snapshot) are walked for what is
+    /// missing under them instead, and those whose bytes are stored here under another
+    /// codec are stored from those bytes, then walked likewise.
     async fn new_wants(&self, links: Vec<Cid>) -> Result<Vec<Cid>> {
-        let unknown: Vec<Cid> = links
-            .into_iter()
-            .filter(|c| !self.state.knows(&ItemId::of(c)))
-            .collect();
-        let stored = self.index.store().has_many(&unknown).await?;
+        let mut seen = HashSet::new();
+        let mut pending = links;
         let mut wants = Vec::new();
-        for (cid, stored) in unknown.into_iter().zip(stored) {
-            if !stored {
-                wants.push(cid);
-                continue;
+        // Each pass stores what it can from local bytes and walks below it; a block adopted
+        // may link to more blocks held here under another codec.
+        while !pending.is_empty() {
+            let unknown: Vec<Cid> = pending
+                .drain(..)
+                .filter(|c| {
+                    let id = ItemId::of(c);
+                    seen.insert(id) && !self.state.knows(&id)
+                })
+                .collect();
+            let stored = self.index.store().has_many(&unknown).await?;
+            let (mut present, mut absent) = (Vec::new(), Vec::new());
+            for (cid, stored) in unknown.into_iter().zip(stored) {
+                if stored {
+                    present.push(cid);
+                } else {
+                    absent.push(cid);
+                }
             }
-            let limit = self.index.config().reachable_limit;
-            let below = self.index.walk(&cid, limit).await?;
-            if !below.complete {
-                return Err(seedbank_index::Error::LimitExceeded { root: cid, limit }.into());
+            let adopted = adopt(&self.index, &self.scope, &self.config.source, &absent).await?;
+            self.counters
+                .adopted
+                .fetch_add(adopted.len() as u64, Relaxed);
+            let adopted_ids: HashSet<ItemId> = adopted.iter().map(ItemId::of).collect();
+            wants.extend(
+                absent
+                    .into_iter()
+                    .filter(|c| !adopted_ids.contains(&ItemId::of(c))),
+            );
+            present.extend(adopted);
+            for cid in present {
+                let limit = self.index.config().reachable_limit;
+                let below = self.index.walk(&cid, limit).await?;
+                if !below.complete {
+                    return Err(seedbank_index::Error::LimitExceeded { root: cid, limit }.into());
+                }
+                pending.extend(below.missing);
             }
-            wants.extend(below.missing);
         }
         Ok(wants)
+    }
+
+    /// DAG scopes: the snapshot's missing blocks become the first wants.
+    async fn first_wants(&self) -> Result<()> {
+        if matches!(self.scope, Scope::Dag(_)) {
+            let wants = self.new_wants(self.haves.missing().to_vec()).await?;
+            self.state.want(wants);
+        }
+        Ok(())
     }
 
     /// With every known want fetched, asks the index whether the DAG is complete; if not,
@@ -122,16 +179,29 @@ impl RunCtx {
         if missing.is_empty() {
             self.state.set_complete();
         } else {
-            self.state.want(missing);
+            let wants = self.new_wants(missing).await?;
+            if wants.is_empty() {
+                // Stored from local bytes: look again.
+                if self.index.missing(root).await?.is_empty() {
+                    self.state.set_complete();
+                }
+            }
+            self.state.want(wants);
         }
         Ok(())
     }
 
-    /// A peer's reconciliation left nothing to fetch (named scopes).
-    fn peer_synced(&self) {
-        let synced = self.state.synced();
+    /// Named scopes, after a session ended: complete once `named_quorum` peers'
+    /// reconciliations left nothing to fetch, every fetched blob is committed, and no peer
+    /// that answered is still being synced (a partial replica's session may still bring
+    /// members the others lack).
+    fn check_named_complete(&self) {
+        if !matches!(self.scope, Scope::Named(_)) || self.state.is_complete() {
+            return;
+        }
         let has_members = !self.haves.is_empty() || self.counters.progressed();
-        if synced >= self.config.named_quorum.max(1) && has_members {
+        let quorum = self.state.synced_peers() >= self.config.named_quorum.max(1);
+        if quorum && has_members && self.state.settled() {
             self.state.set_complete();
         }
     }
@@ -155,6 +225,12 @@ pub(crate) async fn run(
     started: Instant,
 ) -> RunResult {
     let answered = AtomicBool::new(false);
+    if let Err(e) = ctx.first_wants().await {
+        return RunResult {
+            result: Err(e),
+            answered: false,
+        };
+    }
     if let Scope::Dag(root) = &ctx.scope {
         if ctx.haves.missing().is_empty() && ctx.haves.contains(root) {
             ctx.state.set_complete();
@@ -162,24 +238,54 @@ pub(crate) async fn run(
     }
     let config = ctx.config.clone();
     let candidates = scores.rank(peers, config.fanout, config.assumed_latency);
-    let mut queue = candidates.iter();
+    // Candidate positions still to start. A session's id in the run state is its peer's
+    // position, so a peer synced again in a later pass is never re-asked for what it lacked.
+    let mut queue: std::collections::VecDeque<usize> = (0..candidates.len()).collect();
     let mut sessions: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
     let mut stats: Vec<(String, Arc<SessionStats>, Option<SessionOutcome>)> = Vec::new();
+    let mut peer_of: Vec<usize> = Vec::new();
+    // Peers whose session this pass ended well, and the progress counted when it began.
+    let mut done_this_pass: Vec<usize> = Vec::new();
+    let mut pass_start = ctx.counters.progress();
     let mut complete = ctx.state.subscribe_complete();
     let mut failure = None;
     while !ctx.state.is_complete() {
         while sessions.len() < config.concurrency.max(1) {
-            let Some(peer) = queue.next() else { break };
-            let sid = stats.len() as u64;
+            let Some(position) = queue.pop_front() else {
+                break;
+            };
+            let peer = &candidates[position];
+            let index = stats.len();
             let session_stats = Arc::new(SessionStats::default());
             stats.push((peer.id().to_string(), session_stats.clone(), None));
+            peer_of.push(position);
             let ctx = &ctx;
             sessions.push(Box::pin(async move {
-                let session = Session::new(ctx, peer.as_ref(), sid, &session_stats);
-                (sid, session.run().await)
+                let session = Session::new(ctx, peer.as_ref(), position as u64, &session_stats);
+                (index as u64, session.run().await)
             }));
         }
-        let (sid, result) = tokio::select! {
+        if sessions.is_empty() {
+            // Partial replicas: blocks fetched in this pass may link to blocks that peers
+            // whose sessions ended earlier hold. Ask them again while a pass makes progress.
+            if let Err(e) = ctx.confirm_dag_complete().await {
+                failure = Some(e);
+                break;
+            }
+            let progress = ctx.counters.progress();
+            let dag = matches!(ctx.scope, Scope::Dag(_));
+            if ctx.state.is_complete()
+                || !dag
+                || progress == pass_start
+                || done_this_pass.is_empty()
+            {
+                break;
+            }
+            pass_start = progress;
+            queue.extend(done_this_pass.drain(..));
+            continue;
+        }
+        let (index, result) = tokio::select! {
             biased;
             _ = complete.wait_for(|done| *done) => break,
             next = sessions.next() => match next {
@@ -187,20 +293,29 @@ pub(crate) async fn run(
                 None => break,
             },
         };
-        let entry = &mut stats[sid as usize];
+        let entry = &mut stats[index as usize];
         let (outcome, verdict) = judge(result, &mut failure);
         if matches!(verdict, Verdict::Success) {
             answered.store(true, Relaxed);
+            done_this_pass.push(peer_of[index as usize]);
         }
         scores.record(&entry.0, verdict, entry.1.mean_latency());
         entry.2 = Some(outcome);
         if failure.is_some() {
             break;
         }
+        ctx.check_named_complete();
     }
     // Dropping the unfinished sessions cancels them: their calls are abandoned mid-flight
     // and their claim guards release what they held. Nothing more is sent.
     drop(sessions);
+    if failure.is_none() && ctx.counters.progressed() {
+        // Every session ended: a DAG whose last wants arrived while others were still
+        // claimed may be complete without a session having been idle to see it.
+        if let Err(e) = ctx.confirm_dag_complete().await {
+            failure = Some(e);
+        }
+    }
     if let Some(err) = failure {
         return RunResult {
             result: Err(err),
@@ -239,6 +354,9 @@ fn judge(result: Result<(), Stop>, failure: &mut Option<Error>) -> (SessionOutco
         }
         Err(Stop::Peer(e)) => match e {
             Error::Timeout { .. } => (SessionOutcome::TimedOut, Verdict::Failure),
+            e @ Error::OverBudget { .. } => {
+                (SessionOutcome::Failed(e.to_string()), Verdict::Failure)
+            }
             Error::Busy => (SessionOutcome::Busy, Verdict::Failure),
             e if e.is_lie() => (SessionOutcome::Liar(e.to_string()), Verdict::Liar),
             e => (SessionOutcome::Failed(e.to_string()), Verdict::Failure),
@@ -275,7 +393,11 @@ fn build_report(
         run: ctx.id,
         scope: ctx.scope.clone(),
         complete: ctx.state.is_complete(),
-        peers_contacted: sessions.len() as u64,
+        peers_contacted: sessions
+            .iter()
+            .map(|s| s.peer.as_str())
+            .collect::<HashSet<_>>()
+            .len() as u64,
         peers_failed: count(|o| {
             matches!(
                 o,
@@ -294,6 +416,7 @@ fn build_report(
         bytes_fetched: c.bytes.load(Relaxed),
         duplicates: c.duplicates.load(Relaxed),
         memberships_added: c.memberships.load(Relaxed),
+        adopted: c.adopted.load(Relaxed),
         local_blobs: ctx.haves.len() as u64,
         haves_builds,
         elapsed: started.elapsed(),

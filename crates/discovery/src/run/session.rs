@@ -100,17 +100,16 @@ impl<'a> Session<'a> {
 
     /// Runs the session to its end.
     pub async fn run(mut self) -> Result<(), Stop> {
-        let _claims = ClaimGuard {
-            state: &self.ctx.state,
-            session: self.id,
-        };
+        let _claims = ClaimGuard::new(&self.ctx.state, self.id);
         let resolved = self.reconcile().await?;
-        if !self.dag() {
+        if self.dag() {
+            self.ctx.state.offer(self.id, &self.offered);
+        } else {
             self.register(resolved).await?;
         }
         self.fetch_all().await?;
         if !self.dag() && !self.lacked && self.ctx.state.all_done(&self.offered) {
-            self.ctx.peer_synced();
+            self.ctx.state.synced();
         }
         Ok(())
     }
@@ -182,15 +181,23 @@ impl<'a> Session<'a> {
             let answer = self
                 .call(RECONCILE, sent, peer.reconcile(&ctx.scope, request))
                 .await?;
+            ctx.state.answered(self.id);
             let received = answer.encoded_len();
             self.stats.received(received);
             self.stats
                 .reconcile_bytes
                 .fetch_add((sent + received) as u64, Relaxed);
             let (learned, next) = initiator.receive(answer).map_err(|e| self.blame(e))?;
-            self.stats
+            let needed = self
+                .stats
                 .needed
-                .fetch_add(learned.need.len() as u64, Relaxed);
+                .fetch_add(learned.need.len() as u64, Relaxed)
+                + learned.need.len() as u64;
+            if needed > config.max_peer_ids as u64 {
+                return Err(
+                    self.over_budget(format!("claims more than {} ids", config.max_peer_ids))
+                );
+            }
             if self.dag() {
                 self.offered.extend(learned.need);
             }
@@ -204,6 +211,13 @@ impl<'a> Session<'a> {
             "reconciliation not done after {} rounds",
             config.max_rounds
         ))))
+    }
+
+    fn over_budget(&self, what: String) -> Stop {
+        Stop::Peer(Error::OverBudget {
+            peer: self.peer.id().to_string(),
+            what,
+        })
     }
 
     fn blame(&self, err: Error) -> Stop {
@@ -243,18 +257,25 @@ impl<'a> Session<'a> {
                 absent.push(cid);
             }
         }
+        let ctx = self.ctx;
+        let adopted = crate::local::adopt(&ctx.index, &ctx.scope, &ctx.config.source, &absent)
+            .await
+            .map_err(Stop::Local)?;
+        ctx.counters
+            .adopted
+            .fetch_add(adopted.len() as u64, Relaxed);
+        let adopted_ids: HashSet<ItemId> = adopted.iter().map(ItemId::of).collect();
+        absent.retain(|c| !adopted_ids.contains(&ItemId::of(c)));
         if !present.is_empty() {
             let opts = PutOptions::new(Priority::Normal, &self.ctx.config.source);
-            let added = self
-                .ctx
-                .index
-                .add_to_scope(name, &present, opts)
+            let (index, name, cids) = (self.ctx.index.clone(), name.clone(), present.clone());
+            let added = ingest::finish(async move { index.add_to_scope(&name, &cids, opts).await })
                 .await
-                .map_err(local)?;
+                .map_err(Stop::Local)?;
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
         }
         state.want(absent);
-        let present: HashSet<ItemId> = present.iter().map(ItemId::of).collect();
+        let present: HashSet<ItemId> = present.iter().chain(&adopted).map(ItemId::of).collect();
         self.offered = resolved
             .iter()
             .map(ItemId::of)
@@ -275,7 +296,12 @@ impl<'a> Session<'a> {
                 return Err(Stop::Complete);
             }
             changes.borrow_and_update();
-            let batch = state.claim(self.id, &self.offered, self.ctx.config.fetch_batch);
+            let batch = state.claim(
+                self.id,
+                &self.offered,
+                self.ctx.config.fetch_batch,
+                self.dag(),
+            );
             if !batch.is_empty() {
                 let (stored, fetched) = tokio::join!(
                     store(self.ctx, self.id, self.stats, storing.take()),
@@ -290,7 +316,7 @@ impl<'a> Session<'a> {
                 store(self.ctx, self.id, self.stats, storing.take()).await?;
                 continue;
             }
-            match state.idle(&self.offered, self.dag()) {
+            match state.idle(self.id, &self.offered, self.dag()) {
                 Idle::Finished => return Ok(()),
                 Idle::Wait => {
                     let _ = changes.changed().await;
@@ -314,6 +340,14 @@ impl<'a> Session<'a> {
         let blobs = ingest::verify(self.peer.id(), &batch, answer)
             .await
             .map_err(Stop::Peer)?;
+        let bytes: u64 = blobs.iter().map(|b| b.len() as u64).sum();
+        let config = &self.ctx.config;
+        if !self.ctx.counters.reserve(config, blobs.len() as u64, bytes) {
+            return Err(self.over_budget(format!(
+                "the run stores at most {} blobs and {} bytes",
+                config.max_run_blobs, config.max_run_bytes
+            )));
+        }
         let sent: HashSet<ItemId> = blobs.iter().map(|b| ItemId::of(b.cid())).collect();
         let unsent: Vec<Cid> = batch
             .iter()
@@ -321,11 +355,11 @@ impl<'a> Session<'a> {
             .copied()
             .collect();
         if !unsent.is_empty() {
-            self.lacked = true;
             for cid in &unsent {
-                self.offered.remove(&ItemId::of(cid));
+                // A probe the peer could not answer says nothing against it.
+                self.lacked |= self.offered.remove(&ItemId::of(cid));
             }
-            self.ctx.state.release(self.id, &unsent);
+            self.ctx.state.lacked(self.id, &unsent);
         }
         Ok((!blobs.is_empty()).then_some(Verified { blobs }))
     }

@@ -5,8 +5,14 @@
 //! at once; a session that fails or is cancelled releases its claims (its [`ClaimGuard`]
 //! does, on drop) for another session to take. Every change bumps a version on a watch
 //! channel, which sessions with nothing to claim wait on.
+//!
+//! DAG scopes also *probe*: a block may sit on a peer that does not hold its ancestors (a
+//! partial replica), so that peer's own DAG snapshot does not offer it. A DAG session that
+//! has nothing offered left to claim asks its peer for open wants that no live session
+//! offers and that it has not asked this peer for yet. Each want remembers which sessions'
+//! peers lacked it; a DAG session ends only once no live session can make progress.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use cid::Cid;
 use parking_lot::Mutex;
@@ -25,6 +31,17 @@ enum WantState {
 struct Want {
     cid: Cid,
     state: WantState,
+    /// Sessions whose peer was asked for it and did not send it.
+    tried: Vec<u64>,
+}
+
+/// A session between its start and its end.
+#[derive(Default)]
+struct Live {
+    /// Ids its peer's DAG snapshot offers (DAG scopes).
+    offered: HashSet<ItemId>,
+    /// True once its peer answered a reconciliation round.
+    answered: bool,
 }
 
 /// Every want, with the open and claimed ones indexed apart so that handing out claims
@@ -37,6 +54,8 @@ struct Table {
     /// Claimed wants and the session holding each.
     claimed: HashMap<ItemId, u64>,
     synced_peers: usize,
+    /// Sessions running now.
+    live: BTreeMap<u64, Live>,
 }
 
 impl Table {
@@ -71,10 +90,20 @@ impl Table {
         if self.wants.contains_key(&id) {
             return false;
         }
-        let state = WantState::Open;
-        self.wants.insert(id, Want { cid, state });
+        let (state, tried) = (WantState::Open, Vec::new());
+        self.wants.insert(id, Want { cid, state, tried });
         self.open.insert(id);
         true
+    }
+
+    /// True if `session` may probe its peer for the open want `id`: it has not asked it
+    /// yet, and no other live session's peer offers it (that one will fetch it).
+    fn probeable(&self, session: u64, id: &ItemId) -> bool {
+        !self.wants[id].tried.contains(&session)
+            && !self
+                .live
+                .iter()
+                .any(|(s, live)| *s != session && live.offered.contains(id))
     }
 }
 
@@ -144,10 +173,17 @@ impl RunState {
     }
 
     /// Claims up to `max` open wants among `offered` (what the session's peer has) for
-    /// `session`.
-    pub fn claim(&self, session: u64, offered: &BTreeSet<ItemId>, max: usize) -> Vec<Cid> {
+    /// `session`; with `probe` (DAG scopes), fills the rest with open wants it may probe
+    /// its peer for.
+    pub fn claim(
+        &self,
+        session: u64,
+        offered: &BTreeSet<ItemId>,
+        max: usize,
+        probe: bool,
+    ) -> Vec<Cid> {
         let mut table = self.table.lock();
-        let picked: Vec<ItemId> = if table.open.len() <= offered.len() {
+        let mut picked: Vec<ItemId> = if table.open.len() <= offered.len() {
             let open = table.open.iter();
             open.filter(|id| offered.contains(id))
                 .take(max)
@@ -157,6 +193,18 @@ impl RunState {
             let offered = offered.iter().filter(|id| table.open.contains(id));
             offered.take(max).copied().collect()
         };
+        if probe && picked.len() < max {
+            let room = max - picked.len();
+            let taken: HashSet<ItemId> = picked.iter().copied().collect();
+            let extra: Vec<ItemId> = table
+                .open
+                .iter()
+                .filter(|id| !taken.contains(id) && table.probeable(session, id))
+                .take(room)
+                .copied()
+                .collect();
+            picked.extend(extra);
+        }
         picked
             .iter()
             .map(|id| {
@@ -164,6 +212,62 @@ impl RunState {
                 table.wants[id].cid
             })
             .collect()
+    }
+
+    /// `session`'s peer did not send `cids` it was asked for: they are released, and never
+    /// asked of that peer again in this run.
+    pub fn lacked(&self, session: u64, cids: &[Cid]) {
+        let mut table = self.table.lock();
+        for cid in cids {
+            let id = ItemId::of(cid);
+            if let Some(live) = table.live.get_mut(&session) {
+                live.offered.remove(&id);
+            }
+            if let Some(want) = table.wants.get_mut(&id) {
+                if !want.tried.contains(&session) {
+                    want.tried.push(session);
+                }
+            }
+        }
+        drop(table);
+        self.release(session, cids);
+    }
+
+    /// Registers a session that started.
+    pub fn join(&self, session: u64) {
+        self.table.lock().live.insert(session, Live::default());
+        self.changed();
+    }
+
+    /// Records that `session`'s peer answered a reconciliation round.
+    pub fn answered(&self, session: u64) {
+        if let Some(live) = self.table.lock().live.get_mut(&session) {
+            live.answered = true;
+        }
+    }
+
+    /// Records the ids `session`'s peer offers (DAG scopes), so others do not probe for them.
+    pub fn offer(&self, session: u64, offered: &BTreeSet<ItemId>) {
+        if let Some(live) = self.table.lock().live.get_mut(&session) {
+            live.offered.extend(offered.iter().copied());
+        }
+        self.changed();
+    }
+
+    /// Ends `session`: its claims return to the open pool, its offers are withdrawn.
+    pub fn leave(&self, session: u64) {
+        self.table.lock().live.remove(&session);
+        self.release_all(session);
+        self.changed();
+    }
+
+    /// Named scopes: true when nothing is open or claimed (every fetched blob is committed)
+    /// and no live session whose peer answered is still at work.
+    pub fn settled(&self) -> bool {
+        let table = self.table.lock();
+        table.open.is_empty()
+            && table.claimed.is_empty()
+            && !table.live.values().any(|live| live.answered)
     }
 
     /// Returns `session`'s claims on `cids` to the open pool.
@@ -235,13 +339,22 @@ impl RunState {
         })
     }
 
-    /// What a session with nothing to claim among `offered` should do. In a DAG scope, a
-    /// fetch in flight anywhere may reveal new wants (its links); in a named scope only a
-    /// failed claim on one of `offered` can give this session work.
-    pub fn idle(&self, offered: &BTreeSet<ItemId>, dag: bool) -> Idle {
+    /// What `session`, with nothing to claim among `offered`, should do. In a DAG scope, a
+    /// fetch in flight anywhere may reveal new wants (its links), and an open want another
+    /// live session has not asked its peer for may still be found: the session waits until
+    /// no live session can make progress. In a named scope only a failed claim on one of
+    /// `offered` can give this session work.
+    pub fn idle(&self, session: u64, offered: &BTreeSet<ItemId>, dag: bool) -> Idle {
         let table = self.table.lock();
         let waiting = if dag {
-            !table.claimed.is_empty() && !offered.is_empty()
+            !table.claimed.is_empty()
+                || table.open.iter().any(|id| {
+                    let tried = &table.wants[id].tried;
+                    table
+                        .live
+                        .keys()
+                        .any(|s| *s != session && !tried.contains(s))
+                })
         } else {
             table.claimed.keys().any(|id| offered.contains(id))
         };
@@ -252,23 +365,34 @@ impl RunState {
         }
     }
 
-    /// Counts a peer whose reconciliation left nothing to fetch; returns the new count.
-    pub fn synced(&self) -> usize {
-        let mut table = self.table.lock();
-        table.synced_peers += 1;
-        table.synced_peers
+    /// Counts a peer whose reconciliation left nothing to fetch.
+    pub fn synced(&self) {
+        self.table.lock().synced_peers += 1;
+    }
+
+    /// Peers counted by [`RunState::synced`].
+    pub fn synced_peers(&self) -> usize {
+        self.table.lock().synced_peers
     }
 }
 
-/// Releases a session's claims when the session ends, however it ends.
+/// Registers a session as live for as long as it runs, and releases its claims and offers
+/// when it ends, however it ends.
 pub(crate) struct ClaimGuard<'a> {
-    pub state: &'a RunState,
-    pub session: u64,
+    state: &'a RunState,
+    session: u64,
+}
+
+impl<'a> ClaimGuard<'a> {
+    pub fn new(state: &'a RunState, session: u64) -> Self {
+        state.join(session);
+        ClaimGuard { state, session }
+    }
 }
 
 impl Drop for ClaimGuard<'_> {
     fn drop(&mut self) {
-        self.state.release_all(self.session);
+        self.state.leave(self.session);
     }
 }
 
@@ -289,18 +413,13 @@ mod tests {
         let all = cids(4);
         assert_eq!(state.want(all.clone()), 4);
         let offered: BTreeSet<ItemId> = all.iter().map(ItemId::of).collect();
-        let first = state.claim(1, &offered, 3);
-        let second = state.claim(2, &offered, 3);
+        let first = state.claim(1, &offered, 3, false);
+        let second = state.claim(2, &offered, 3, false);
         assert_eq!((first.len(), second.len()), (3, 1));
-        assert_eq!(state.claim(3, &offered, 3), Vec::<Cid>::new());
-        assert_eq!(state.idle(&offered, false), Idle::Wait);
-        {
-            let _guard = ClaimGuard {
-                state: &state,
-                session: 1,
-            };
-        }
-        assert_eq!(state.claim(3, &offered, 8).len(), 3);
+        assert_eq!(state.claim(3, &offered, 3, false), Vec::<Cid>::new());
+        assert_eq!(state.idle(3, &offered, false), Idle::Wait);
+        drop(ClaimGuard::new(&state, 1));
+        assert_eq!(state.claim(3, &offered, 8, false).len(), 3);
         assert_eq!(state.fetched(2, &second, Vec::new()), 0);
         assert_eq!(
             state.fetched(2, &second, Vec::new()),
@@ -310,10 +429,42 @@ mod tests {
         assert!(!state.is_idle());
         state.release(3, &first);
         assert_eq!(
-            state.fetched(4, &state.claim(4, &offered, 8), Vec::new()),
+            state.fetched(4, &state.claim(4, &offered, 8, false), Vec::new()),
             0
         );
         assert!(state.is_idle() && state.all_done(&offered));
-        assert_eq!(state.idle(&offered, true), Idle::Finished);
+        assert_eq!(state.idle(4, &offered, true), Idle::Finished);
+    }
+
+    #[test]
+    fn dag_sessions_probe_what_nobody_offers_and_never_ask_one_peer_twice() {
+        let state = RunState::new();
+        let all = cids(4);
+        state.want(all.clone());
+        let (_a, _b) = (ClaimGuard::new(&state, 1), ClaimGuard::new(&state, 2));
+        let none = BTreeSet::new();
+        // Session 2's peer offers the first want: session 1 does not probe for it.
+        state.offer(2, &BTreeSet::from([ItemId::of(&all[0])]));
+        let probed = state.claim(1, &none, 8, true);
+        assert_eq!(probed.len(), 3);
+        assert!(!probed.contains(&all[0]));
+        state.lacked(1, &probed);
+        assert_eq!(state.claim(1, &none, 8, true), Vec::<Cid>::new());
+        assert_eq!(
+            state.idle(1, &none, true),
+            Idle::Wait,
+            "session 2 may have them"
+        );
+        let got = state.claim(2, &none, 8, true);
+        assert_eq!(got.len(), 4, "its offer, then the probes");
+        state.lacked(2, &got);
+        assert_eq!(state.claim(1, &none, 8, true), vec![all[0]]);
+        state.lacked(1, &[all[0]]);
+        assert_eq!(
+            state.idle(1, &none, true),
+            Idle::Finished,
+            "nobody can progress"
+        );
+        assert_eq!(state.idle(2, &none, true), Idle::Finished);
     }
 }

@@ -1,0 +1,230 @@
+//! Each configured limit holds: concurrency, named_quorum, max_rounds, frame_limit, and the
+//! responder's fetch limits.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cid::Cid;
+use common::*;
+use seedbank_blobstore::{codec, Blob};
+use seedbank_discovery::{DiscoveryConfig, Error, Message, Peer, ResponderConfig, Result, Scope};
+use seedbank_sim::{Behavior, SimPeer};
+
+/// A peer recording calls in flight across all peers sharing `gauge`, and the largest
+/// negentropy part it saw either way.
+struct Watched {
+    inner: Arc<SimPeer>,
+    gauge: Arc<(AtomicUsize, AtomicUsize)>,
+    largest: AtomicUsize,
+    largest_request: AtomicUsize,
+}
+
+impl Watched {
+    fn enter(&self) {
+        let now = self.gauge.0.fetch_add(1, SeqCst) + 1;
+        self.gauge.1.fetch_max(now, SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Peer for Watched {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
+        self.enter();
+        self.largest_request
+            .fetch_max(message.negentropy.len(), SeqCst);
+        let answer = self.inner.reconcile(scope, message).await;
+        self.gauge.0.fetch_sub(1, SeqCst);
+        if let Ok(a) = &answer {
+            self.largest.fetch_max(a.negentropy.len(), SeqCst);
+        }
+        answer
+    }
+    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+        self.enter();
+        let answer = self.inner.fetch(cids).await;
+        self.gauge.0.fetch_sub(1, SeqCst);
+        answer
+    }
+}
+
+fn watch(peers: &[Arc<SimPeer>]) -> (Vec<Arc<Watched>>, Arc<(AtomicUsize, AtomicUsize)>) {
+    let gauge = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let watched = peers
+        .iter()
+        .map(|p| {
+            Arc::new(Watched {
+                inner: p.clone(),
+                gauge: gauge.clone(),
+                largest: AtomicUsize::new(0),
+                largest_request: AtomicUsize::new(0),
+            })
+        })
+        .collect();
+    (watched, gauge)
+}
+
+fn as_dyn(peers: &[Arc<Watched>]) -> Vec<Arc<dyn Peer>> {
+    peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_more_than_concurrency_sessions_talk_at_once() {
+    for concurrency in [1, 2, 3] {
+        let mut net = Net::new();
+        let tree = seedbank_sim::SimTree::generate(&mut rng(4), "c", &[6, 20]);
+        let parts = tree.deal(&mut rng(5), 6, 0);
+        let mut peers = Vec::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            peers.push(
+                net.peer(&format!("p{i}"), Behavior::Honest, ms(20), part, None)
+                    .await,
+            );
+        }
+        let (watched, gauge) = watch(&peers);
+        let client = net.node().await;
+        let discovery = client.discovery(DiscoveryConfig {
+            concurrency,
+            ..config()
+        });
+        let report = discovery
+            .discover(&Scope::dag(tree.root_cid()), &as_dyn(&watched))
+            .await
+            .unwrap();
+        assert!(report.complete, "{report}");
+        assert_eq!(
+            gauge.1.load(SeqCst),
+            concurrency,
+            "most calls in flight at once"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_scope_needs_named_quorum_peers_to_agree() {
+    for quorum in [1, 2, 3] {
+        let mut net = Net::new();
+        let blobs = raw_blobs("q", 0, 30);
+        let mut peers = Vec::new();
+        for i in 0..4 {
+            peers.push(
+                net.peer(
+                    &format!("p{i}"),
+                    Behavior::Honest,
+                    ms(10),
+                    blobs.clone(),
+                    Some("doc"),
+                )
+                .await,
+            );
+        }
+        let client = net.node().await;
+        let discovery = client.discovery(DiscoveryConfig {
+            named_quorum: quorum,
+            concurrency: 1,
+            ..config()
+        });
+        let report = discovery
+            .discover(&Scope::named("doc"), &dyn_peers(&peers))
+            .await
+            .unwrap();
+        assert!(report.complete);
+        assert_eq!(report.peers_contacted, quorum as u64, "{report}");
+        assert_eq!(contacted(&peers), quorum);
+        assert_eq!(report.blobs_fetched, 30);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciliation_stops_after_max_rounds_and_frames_stay_under_frame_limit() {
+    let mut net = Net::new();
+    let theirs = raw_blobs("theirs", 0, 3000);
+    let peer = net
+        .peer("p", Behavior::Honest, ms(5), theirs, Some("doc"))
+        .await;
+    let client = net.node().await;
+    client
+        .put(raw_blobs("ours", 0, 3000), Some("doc"))
+        .await
+        .unwrap();
+
+    let (watched, _) = watch(std::slice::from_ref(&peer));
+    let limited = client.discovery(DiscoveryConfig {
+        max_rounds: 2,
+        frame_limit: 4096,
+        ..config()
+    });
+    let result = limited
+        .discover(&Scope::named("doc"), &as_dyn(&watched))
+        .await;
+    assert!(
+        matches!(result, Err(Error::NotFound { cached: false, .. })),
+        "{result:?}"
+    );
+    assert_eq!(peer.reconciles(), 2, "abandoned after max_rounds");
+    assert_eq!(limited.peer_score("p").unwrap().failures, 1);
+    // The client's frames obey its limit (the responder's answers follow the responder's).
+    let request = watched[0].largest_request.load(SeqCst);
+    assert!(request > 0 && request <= 4096, "{request}");
+
+    let (watched, _) = watch(std::slice::from_ref(&peer));
+    let unlimited = client.discovery(DiscoveryConfig {
+        frame_limit: 0,
+        ..config()
+    });
+    let before = peer.reconciles();
+    let report = unlimited
+        .discover(&Scope::named("doc"), &as_dyn(&watched))
+        .await
+        .unwrap();
+    assert!(report.complete && report.blobs_fetched == 3000);
+    assert!(
+        watched[0]
+            .largest
+            .load(SeqCst)
+            .max(watched[0].largest_request.load(SeqCst))
+            > 4096,
+        "without a limit, frames grow"
+    );
+    assert!(peer.reconciles() - before > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_responder_fetch_answers_within_its_count_and_byte_limits() {
+    let mut net = Net::new();
+    let server = net.node().await;
+    let blobs: Vec<Blob> = (0..10u8)
+        .map(|i| Blob::new(codec::RAW, vec![i; 1000]))
+        .collect();
+    server.put(blobs.clone(), None).await.unwrap();
+    let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+    let cases = [
+        (5, usize::MAX, 5),
+        (512, 2500, 2),
+        (512, 10, 1),
+        (512, 10_000, 10),
+    ];
+    for (max_fetch_blobs, max_fetch_bytes, expected) in cases {
+        let responder = server.responder(
+            "s",
+            ResponderConfig {
+                max_fetch_blobs,
+                max_fetch_bytes,
+                ..ResponderConfig::default()
+            },
+        );
+        let answer = responder.fetch(&cids).await.unwrap();
+        assert_eq!(
+            answer.len(),
+            expected,
+            "{max_fetch_blobs} blobs, {max_fetch_bytes} bytes"
+        );
+        let sent: Vec<Cid> = answer.iter().map(|(c, _)| *c).collect();
+        assert_eq!(sent, cids[..expected], "in the order asked");
+    }
+}
