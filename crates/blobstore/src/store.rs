@@ -54,6 +54,8 @@ pub struct Store {
 
 struct Inner {
     config: Config,
+    /// The database file.
+    path: std::path::PathBuf,
     /// `None` for a store opened with [`Store::open_read_only`].
     writer: Option<WriteSide>,
     info_pool: ReadPool,
@@ -93,6 +95,10 @@ fn wal_has_frames(db: &Path) -> bool {
 /// Opens the writer connection and applies the settings the design relies on.
 fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     let mut conn = Connection::open(path).during("open database")?;
+    // Before any table exists, so a new file can give freed pages back in steps (a no-op on
+    // an existing file; see `lifecycle`).
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+        .during("set auto_vacuum")?;
     let sync = match config.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -167,7 +173,7 @@ impl Store {
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
         let pools = (info_pool, data_pool);
         let writer = Some(WriteSide { lane, checkpointer });
-        Ok(Store::assemble(config, writer, pools, Some(lock), stats))
+        Ok(Store::assemble(config, &path, writer, pools, Some(lock), stats))
     }
 
     /// Opens an existing store for reading only: no lane, no checkpointer, and SQLite
@@ -198,7 +204,7 @@ impl Store {
             },
             Err(e) => return Err(e),
         };
-        let store = Store::assemble(config, None, pools, lock, stats);
+        let store = Store::assemble(config, &path, None, pools, lock, stats);
         store.check_schema_readable()?;
         Ok(store)
     }
@@ -218,6 +224,7 @@ impl Store {
 
     fn assemble(
         config: Config,
+        path: &Path,
         writer: Option<WriteSide>,
         (info_pool, data_pool): (ReadPool, ReadPool),
         lock: Option<OwnerLock>,
@@ -226,6 +233,7 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 config,
+                path: path.to_path_buf(),
                 writer,
                 info_pool,
                 data_pool,
@@ -265,6 +273,15 @@ impl Store {
     fn writer(&self) -> Result<&WriteSide> {
         self.ensure_open()?;
         self.inner.writer.as_ref().ok_or(Error::ReadOnly)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub(crate) fn stats_collector(&self) -> &StatsCollector {
+        &self.inner.stats
     }
 
     /// The configuration the store was opened with.
