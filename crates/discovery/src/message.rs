@@ -13,8 +13,9 @@ use crate::item::ItemId;
 /// Largest message [`Message::decode`] accepts (16 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-/// Fewest bytes one encoded CID takes in a message: its length prefix and one byte.
-const MIN_CID_BYTES: usize = 2;
+/// Fewest bytes one CID takes in a message: a length prefix and four bytes (version, codec,
+/// multihash code and length, as for an empty identity multihash).
+const MIN_CID_BYTES: usize = 5;
 
 /// One reconciliation message, in either direction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,8 +84,7 @@ impl Message {
             .map(|c| ItemId(c.try_into().expect("32-byte chunk")))
             .collect();
         let count = take_len(&mut rest)?;
-        // A peer chose `count`: reserve no more than the bytes left can hold (each CID takes
-        // at least a length byte and a version byte).
+        // A peer chose `count`: reserve no more CIDs than the bytes left can hold.
         let mut cids = Vec::with_capacity(count.min(rest.len() / MIN_CID_BYTES));
         for _ in 0..count {
             let len = take_len(&mut rest)?;
@@ -150,7 +150,7 @@ mod tests {
         // Empty negentropy, no want, then a count of 2^40 CIDs with 5 bytes behind it.
         let mut bytes = vec![0, 0];
         put_len(&mut bytes, 1 << 40);
-        bytes.extend_from_slice(&[1, 0, 1, 0, 9]);
+        bytes.extend_from_slice(&[4, 1, 0x55, 0, 0, 9]);
         assert!(Message::decode(&bytes).is_err());
         let mut want = vec![0];
         put_len(&mut want, usize::MAX / 16);
