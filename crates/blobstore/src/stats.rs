@@ -154,6 +154,10 @@ pub struct Stats {
     pub classes: Vec<GroupStats>,
     /// Per source, most bytes first (empty when detailed stats are off).
     pub sources: Vec<GroupStats>,
+    /// Blobs (CIDs) deleted by `delete`, garbage collection or repair since open.
+    pub blobs_freed: u64,
+    /// Bytes of blob data deleted since open.
+    pub bytes_freed: u64,
     /// Read pools.
     pub pools: Vec<PoolStats>,
     /// WAL and checkpoints.
@@ -178,6 +182,7 @@ pub(crate) struct StatsCollector {
     pub(crate) transactions_ended: AtomicU64,
     disk_full: AtomicU64,
     hold_ns: AtomicU64,
+    freed: [AtomicU64; 2],
     lane: Mutex<LaneHistograms>,
     groups: Mutex<Groups>,
     pub(crate) pools: [PoolRecorder; 2],
@@ -309,6 +314,7 @@ impl StatsCollector {
             transactions_ended: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             hold_ns: AtomicU64::new(0),
+            freed: [AtomicU64::new(0), AtomicU64::new(0)],
             lane: Mutex::new(LaneHistograms {
                 batch_blobs: histogram(),
                 batch_hold_us: histogram(),
@@ -321,6 +327,12 @@ impl StatsCollector {
             pools: [PoolRecorder::new("info"), PoolRecorder::new("data")],
             wal: WalRecorder::default(),
         }
+    }
+
+    /// Counts deleted blobs and bytes (see `Store::record_freed`).
+    pub fn record_freed(&self, blobs: u64, bytes: u64) {
+        self.freed[0].fetch_add(blobs, Relaxed);
+        self.freed[1].fetch_add(bytes, Relaxed);
     }
 
     /// Counts SQLite errors, and SQLITE_BUSY among them.
@@ -447,6 +459,8 @@ impl StatsCollector {
             commit_us: Percentiles::of(&lane.commit_us),
             classes,
             sources,
+            blobs_freed: self.freed[0].load(Relaxed),
+            bytes_freed: self.freed[1].load(Relaxed),
             pools: self.pools.iter().map(PoolRecorder::snapshot).collect(),
             wal: WalStats {
                 bytes: w.bytes.load(Relaxed),
@@ -499,6 +513,11 @@ impl fmt::Display for Stats {
             f,
             "storage errors  {} ({} disk full); lane panics {}, transactions ended {}",
             self.storage_errors, self.disk_full, self.lane_panics, self.transactions_ended
+        )?;
+        writeln!(
+            f,
+            "freed           {} blobs, {} bytes",
+            self.blobs_freed, self.bytes_freed
         )?;
         writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed",
             self.wal.bytes, self.wal.peak_bytes, self.wal.cap_bytes, self.wal.passive,

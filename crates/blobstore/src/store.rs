@@ -54,6 +54,8 @@ pub struct Store {
 
 struct Inner {
     config: Config,
+    /// The database file.
+    path: std::path::PathBuf,
     /// `None` for a store opened with [`Store::open_read_only`].
     writer: Option<WriteSide>,
     info_pool: ReadPool,
@@ -108,6 +110,10 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     // Before anything writes (even the WAL switch rewrites the header): refuse foreign and
     // damaged files untouched.
     crate::schema::inspect(&conn, path)?;
+    // Before any table exists, so a new file can give freed pages back in steps (a no-op on
+    // an existing file; see `lifecycle`).
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+        .during("set auto_vacuum")?;
     let sync = match config.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -192,7 +198,7 @@ impl Store {
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
         let pools = (info_pool, data_pool);
         let writer = Some(WriteSide { lane, checkpointer });
-        Ok(Store::assemble(config, writer, pools, Some(lock), stats))
+        Ok(Store::assemble(config, &path, writer, pools, Some(lock), stats))
     }
 
     /// Opens an existing store for reading only: no lane, no checkpointer, and SQLite
@@ -223,7 +229,7 @@ impl Store {
             Err(e) => Err(e),
         };
         let (pools, lock) = opened.map_err(|e| explain_open_error(&path, e))?;
-        let store = Store::assemble(config, None, pools, lock, stats);
+        let store = Store::assemble(config, &path, None, pools, lock, stats);
         store.check_schema_readable(&path)?;
         Ok(store)
     }
@@ -243,6 +249,7 @@ impl Store {
 
     fn assemble(
         config: Config,
+        path: &Path,
         writer: Option<WriteSide>,
         (info_pool, data_pool): (ReadPool, ReadPool),
         lock: Option<OwnerLock>,
@@ -251,6 +258,7 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 config,
+                path: path.to_path_buf(),
                 writer,
                 info_pool,
                 data_pool,
@@ -294,6 +302,15 @@ impl Store {
     fn writer(&self) -> Result<&WriteSide> {
         self.ensure_open()?;
         self.inner.writer.as_ref().ok_or(Error::ReadOnly)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub(crate) fn stats_collector(&self) -> &StatsCollector {
+        &self.inner.stats
     }
 
     /// The configuration the store was opened with.

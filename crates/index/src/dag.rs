@@ -114,8 +114,8 @@ impl Index {
         Ok(self.walk_all(root).await?.missing)
     }
 
-    /// A counter that grows in the same transaction as every blob newly indexed (the
-    /// largest `blob_index.seq`; rows are never deleted). While blobs are written through the
+    /// A counter that grows in the same transaction as every blob newly indexed and every
+    /// deletion (the largest `blob_index.seq`, deletion marker included). While blobs are written through the
     /// index, a DAG walk's answer can only change when it changes, so discovery may key a DAG
     /// scope's haves on `(root, dag_generation)`. A blob written with a plain
     /// [`Store::put`](seedbank_blobstore::Store::put) does not move it. Served by the `info`

@@ -102,9 +102,10 @@ impl Index {
     /// At most `limit` blocks are reached, present and missing together;
     /// [`DagWalk::complete`] says whether the limit cut the walk short.
     ///
-    /// Blocks are never deleted and a block's links never change once indexed, so between
-    /// two walks the present set only grows: only blocks that were missing or unindexed can
-    /// change, and a block's depth can only shrink.
+    /// A block's links never change once indexed, so between two walks with no deletion in
+    /// between (see [`DagSnapshot::indexed_after`](crate::DagSnapshot::indexed_after)) the
+    /// present set only grows: only blocks that were missing or unindexed can change, and a
+    /// block's depth can only shrink.
     ///
     /// # Errors
     /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,

@@ -72,6 +72,32 @@ pub enum Error {
         /// The limit that was reached.
         limit: usize,
     },
+    /// A delete was refused because the blob is protected (use `force` to delete it anyway).
+    /// Nothing was deleted.
+    #[error("blob {cid} is protected by {by}")]
+    Pinned {
+        /// The blob whose deletion was asked for.
+        cid: Cid,
+        /// What protects it: `pin NAME` or `temp pin`.
+        by: String,
+    },
+    /// A pin request was malformed (an empty name, a temp pin of another index).
+    #[error("invalid pin: {reason}")]
+    InvalidPin {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The store is past its configured hard size limit
+    /// ([`IndexConfig::max_bytes`](crate::IndexConfig::max_bytes)); nothing was written.
+    #[error("store full: {used} bytes used + {incoming} incoming exceeds the limit of {limit}")]
+    StoreFull {
+        /// Bytes in use (pages holding data).
+        used: u64,
+        /// Bytes of the refused write.
+        incoming: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// The blob asked for is not stored (e.g. the root of an export).
     #[error("blob {cid} is not stored")]
     NotFound {

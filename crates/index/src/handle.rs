@@ -1,5 +1,6 @@
 //! The `Index` handle: configuration, opening, staging and writing blobs with their rows.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cid::Cid;
@@ -8,6 +9,8 @@ use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store
 
 use crate::error::{from_store, Error, Result};
 use crate::extract::extract_links;
+use crate::gc::{GcOptions, GcReport};
+use crate::pin::{TempPin, TempPins};
 use crate::indexer::{Annotations, Indexer};
 use crate::schema::INDEX_SCHEMA_VERSION;
 use crate::stage::IndexOp;
@@ -22,6 +25,15 @@ pub struct IndexConfig {
     pub reachable_limit: usize,
     /// Application hooks run at staging time, in order (default none).
     pub indexers: Vec<Arc<dyn Indexer>>,
+    /// Size target in bytes (pages holding data): past it, a put starts a background
+    /// [`Index::gc`] (default none).
+    pub gc_target_bytes: Option<u64>,
+    /// Size target in stored CIDs: past it, a put starts a background [`Index::gc`]
+    /// (default none).
+    pub gc_target_blobs: Option<u64>,
+    /// Hard limit in bytes (pages holding data): a put that would pass it fails with
+    /// [`Error::StoreFull`](crate::Error::StoreFull) and writes nothing (default none).
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for IndexConfig {
@@ -29,6 +41,9 @@ impl Default for IndexConfig {
         IndexConfig {
             reachable_limit: 1_000_000,
             indexers: Vec::new(),
+            gc_target_bytes: None,
+            gc_target_blobs: None,
+            max_bytes: None,
         }
     }
 }
@@ -38,6 +53,9 @@ impl std::fmt::Debug for IndexConfig {
         f.debug_struct("IndexConfig")
             .field("reachable_limit", &self.reachable_limit)
             .field("indexers", &self.indexers.len())
+            .field("gc_target_bytes", &self.gc_target_bytes)
+            .field("gc_target_blobs", &self.gc_target_blobs)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -57,6 +75,9 @@ pub struct IndexPutOptions {
     pub put: PutOptions,
     /// Named scopes every blob joins (on top of those its indexers return).
     pub scopes: Vec<String>,
+    /// A temp pin every blob joins before it is submitted to the lane (see
+    /// [`Index::temp_pin`]). Holding it here keeps the pin alive as long as the options.
+    pub temp_pin: Option<TempPin>,
 }
 
 impl IndexPutOptions {
@@ -65,12 +86,19 @@ impl IndexPutOptions {
         IndexPutOptions {
             put: PutOptions::new(priority, source),
             scopes: Vec::new(),
+            temp_pin: None,
         }
     }
 
     /// Adds a scope every blob joins.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.scopes.push(scope.into());
+        self
+    }
+
+    /// Pins every blob of the put with `pin` before it reaches the lane.
+    pub fn temp_pin(mut self, pin: &TempPin) -> Self {
+        self.temp_pin = Some(pin.clone());
         self
     }
 }
@@ -89,6 +117,11 @@ pub struct Index {
 struct Inner {
     store: Store,
     config: IndexConfig,
+    temp_pins: Arc<TempPins>,
+    /// One collection at a time.
+    gc: tokio::sync::Mutex<()>,
+    /// Set while a size-target check (and the collection it may start) runs.
+    auto_gc: AtomicBool,
 }
 
 impl Index {
@@ -101,7 +134,13 @@ impl Index {
     /// [`Error::Storage`] if a migration failed, [`Error::Blobstore`] if the store is closed.
     pub async fn open(store: Store, config: IndexConfig) -> Result<Index> {
         let index = Index {
-            inner: Arc::new(Inner { store, config }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                temp_pins: Arc::default(),
+                gc: tokio::sync::Mutex::new(()),
+                auto_gc: AtomicBool::new(false),
+            }),
         };
         // Checked on a reader first so opening an up-to-date index writes nothing.
         let found = index.read(PoolKind::Info, crate::schema::version).await?;
@@ -177,6 +216,16 @@ impl Index {
     /// [`Error::Blobstore`] with the store's error (too large, overloaded, closed, commit
     /// failed), [`Error::Storage`] if writing index rows failed (that request is rolled back).
     pub async fn put_many(&self, blobs: Vec<Blob>, opts: IndexPutOptions) -> Result<Vec<Cid>> {
+        if let Some(pin) = &opts.temp_pin {
+            if !pin.belongs_to(&self.inner.temp_pins) {
+                return Err(Error::InvalidPin {
+                    reason: "temp pin of another index".into(),
+                });
+            }
+            // Before submission: no lane transaction can see these blobs unpinned.
+            let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+            pin.add(&cids);
+        }
         let staged = blobs
             .into_iter()
             .map(|b| self.stage(b, &opts.scopes))
@@ -189,11 +238,71 @@ impl Index {
     /// # Errors
     /// As [`Index::put_many`].
     pub async fn put_staged(&self, staged: Vec<StagedBlob>, opts: PutOptions) -> Result<Vec<Cid>> {
-        self.inner
+        if let Some(limit) = self.inner.config.max_bytes {
+            let incoming: u64 = staged.iter().map(|s| s.blob.len() as u64).sum();
+            let used = self.store().space().await?.used_bytes();
+            if used.saturating_add(incoming) > limit {
+                return Err(Error::StoreFull {
+                    used,
+                    incoming,
+                    limit,
+                });
+            }
+        }
+        let cids = self
+            .inner
             .store
             .put_staged(staged, opts)
             .await
-            .map_err(from_store)
+            .map_err(from_store)?;
+        self.after_put();
+        Ok(cids)
+    }
+
+    /// Past a size target, starts one background collection (never more than one check or
+    /// collection at a time).
+    fn after_put(&self) {
+        let c = &self.inner.config;
+        if c.gc_target_bytes.is_none() && c.gc_target_blobs.is_none() {
+            return;
+        }
+        if self.inner.auto_gc.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let index = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = index.gc_if_over_target().await {
+                tracing::warn!(error = %e, "size-target collection failed");
+            }
+            index.inner.auto_gc.store(false, Ordering::Release);
+        });
+    }
+
+    /// Runs [`Index::gc`] if the store is past a size target; returns its report if it ran.
+    ///
+    /// # Errors
+    /// As [`Index::gc`].
+    pub async fn gc_if_over_target(&self) -> Result<Option<GcReport>> {
+        let c = &self.inner.config;
+        let mut over = false;
+        if let Some(target) = c.gc_target_bytes {
+            over |= self.store().space().await?.used_bytes() > target;
+        }
+        if let (false, Some(target)) = (over, c.gc_target_blobs) {
+            over |= self.store().contents().await?.cids > target;
+        }
+        if !over {
+            return Ok(None);
+        }
+        Ok(Some(self.gc(GcOptions::default()).await?))
+    }
+
+    pub(crate) fn temp_pins(&self) -> &Arc<TempPins> {
+        &self.inner.temp_pins
+    }
+
+    pub(crate) fn gc_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.gc
     }
 
     /// Runs `f` on a read pool, mapping errors back to the index's own.

@@ -15,6 +15,9 @@
 //! - `snapshot`: [`Index::read_dag`], one read snapshot of the DAG tables lent to a closure,
 //!   for callers that walk a DAG their own way.
 //! - [`car`]: streaming CARv1/CARv2 import and CARv1 export.
+//! - `pin`, `delete`, `gc`, `repair`: the blob lifecycle — named pins and temp pins,
+//!   deletion with every index row in one transaction, incremental garbage collection, and
+//!   removal of corrupt blobs so they read as missing and can be fetched again.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -58,12 +61,16 @@
 
 pub mod car;
 mod dag;
+mod delete;
 mod depths;
 mod error;
 mod extract;
+mod gc;
 mod handle;
 mod indexer;
+mod pin;
 mod query;
+mod repair;
 mod row;
 mod schema;
 mod scope;
@@ -72,12 +79,16 @@ mod stage;
 mod tables;
 
 pub use dag::Dag;
+pub use delete::{DeleteOptions, Freed};
 pub use depths::{DagWalk, WalkedBlock};
 pub use error::{Error, Result};
 pub use extract::{extract_links, Extracted};
+pub use gc::{GcOptions, GcReport};
 pub use handle::{Index, IndexConfig, IndexPutOptions};
 pub use indexer::{Annotations, Indexer};
+pub use pin::{Pin, PinTarget, TempPin};
 pub use query::IndexedInfo;
+pub use repair::RepairReport;
 pub use schema::INDEX_SCHEMA_VERSION;
 pub use scope::{ScopeDelta, ScopeInfo, ScopeSnapshot};
 pub use snapshot::{BlockLinks, DagSnapshot, Presence};

@@ -45,8 +45,20 @@ pub(crate) fn is_identity(cid: &Cid) -> bool {
 /// Digests of real hashes are uniform, so collisions are rare; identity digests may collide
 /// more, which costs a row comparison, never a wrong answer.
 pub(crate) fn target_key(cid: &Cid) -> i64 {
+    digest_key(cid.hash().digest())
+}
+
+/// [`target_key`] from a stored multihash key (0 if it does not parse, which only costs
+/// row comparisons).
+pub(crate) fn target_key_of_mh(mh: &[u8]) -> i64 {
+    match cid::multihash::Multihash::<64>::from_bytes(mh) {
+        Ok(h) => digest_key(h.digest()),
+        Err(_) => 0,
+    }
+}
+
+fn digest_key(digest: &[u8]) -> i64 {
     let mut prefix = [0u8; 8];
-    let digest = cid.hash().digest();
     let n = digest.len().min(8);
     prefix[..n].copy_from_slice(&digest[..n]);
     i64::from_be_bytes(prefix)

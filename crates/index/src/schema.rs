@@ -5,7 +5,7 @@
 //!
 //! - `blob_index`: one row per blob written through the index: its link count and whether
 //!   its codec could decode it. `seq` is the insertion order; `max(seq)` is the DAG
-//!   generation (rows are never deleted, so it only grows).
+//!   generation (it only grows: see the deletion marker below).
 //! - `links`: `(src, pos) → target`, `src` being the source's `blob_index.seq`; the target
 //!   may not be stored yet. `links_by_target` serves backlinks. It is keyed by `tkey`, the
 //!   first 8 bytes of the target's digest, rather than the 34+ byte multihash: a third of
@@ -20,6 +20,12 @@
 //!   `(scope, blob)`. Keyed by integers, so a new blob joining a scope appends to both
 //!   b-trees instead of inserting at a random multihash.
 //! - `attributes`: key/value strings an [`Indexer`](crate::Indexer) attached to a blob.
+//! - `pins` (since v3): named pins, each either a root CID or a named scope.
+//!
+//! Deleting blobs (since v3) removes their `blob_index` rows, links, attributes and scope
+//! memberships, and moves the *deletion marker* — the `blob_index` row keyed by the empty
+//! multihash, which no CID has — to `max(seq) + 1`. So `max(seq)`, the DAG generation,
+//! still only grows, and grows on every deletion, and later blobs are numbered after it.
 
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
 
@@ -72,6 +78,19 @@ const MIGRATIONS: &[&str] = &[
     // bumped `generation` only, so `generation - last_seq` is exactly the removals so far.
     "ALTER TABLE scopes ADD COLUMN removals INTEGER NOT NULL DEFAULT 0;
      UPDATE scopes SET removals = max(generation - last_seq, 0);",
+    // v3: named pins (a root CID, or every member of a named scope) and the persistent
+    // totals of what deletions freed.
+    "CREATE TABLE pins (
+        name       TEXT    PRIMARY KEY,
+        root_mh    BLOB,
+        root_codec INTEGER,
+        root_ver   INTEGER,
+        scope      TEXT,
+        created_at INTEGER NOT NULL,
+        CHECK ((root_mh IS NULL) <> (scope IS NULL))
+     );
+     CREATE INDEX pins_by_root ON pins (root_mh, root_codec) WHERE root_mh IS NOT NULL;
+     CREATE INDEX pins_by_scope ON pins (scope) WHERE scope IS NOT NULL;",
 ];
 
 /// The index schema version this build writes.

@@ -72,7 +72,8 @@ impl<'c> DagSnapshot<'c> {
 
     /// The blobs indexed after DAG generation `generation` and up to this snapshot's, oldest
     /// first; `None` when there are more than `cap` of them (the caller then rescans, which
-    /// costs about as much as reading them).
+    /// costs about as much as reading them), or when blobs were deleted since `generation`
+    /// (what was present then may be gone: only a rescan is correct).
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) if the read failed or a row does not hold a
@@ -91,6 +92,9 @@ impl<'c> DagSnapshot<'c> {
                 return Ok(None);
             }
             let (mh, codec, version) = cid_at(row, 0).during("indexed after row")?;
+            if mh.is_empty() {
+                return Ok(None); // The deletion marker moved past `generation`.
+            }
             out.push(cid_from_row(&mh, codec, version)?);
         }
         Ok(Some(out))
@@ -150,7 +154,8 @@ impl<'c> DagSnapshot<'c> {
     }
 }
 
-/// The DAG generation: the newest `blob_index.seq` (rows are never deleted).
+/// The DAG generation: the newest `blob_index.seq`, deletion marker included (it only
+/// grows, see `schema`).
 pub(crate) fn generation_of(conn: &Connection) -> Result<u64> {
     conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM blob_index")
         .during("prepare dag generation")?

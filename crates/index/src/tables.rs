@@ -15,6 +15,15 @@ pub(crate) fn seq_of(conn: &Connection, b: &CidRow) -> Result<Option<i64>> {
         .during("find indexed blob")
 }
 
+/// The `blob_index.seq` of a storage key `(multihash, codec)`, if it was indexed.
+pub(crate) fn seq_of_key(conn: &Connection, key: &(Vec<u8>, i64)) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT seq FROM blob_index WHERE mh = ?1 AND codec = ?2")
+        .during("prepare find indexed blob")?
+        .query_row((&key.0, key.1), |r| r.get(0))
+        .optional()
+        .during("find indexed blob")
+}
+
 /// Adds the indexed blob `blob` (its `blob_index.seq`) to `scope`, created on first use.
 /// Returns true if it was not a member yet, in which case the member got the next sequence
 /// number and the generation was bumped.

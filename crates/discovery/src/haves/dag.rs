@@ -4,12 +4,13 @@
 //!
 //! A full build is the index's walk ([`DagSnapshot::walk_with_depths`]). Blocks are visited
 //! in increasing depth, so a visited block's depth is final. That makes an incremental walk
-//! possible. Blocks are never deleted, so the present set only grows, and only through *open*
+//! possible. Between deletions the present set only grows, and only through *open*
 //! blocks: missing blocks that got stored and unindexed leaves that got indexed. Re-walking
 //! from the open blocks that were indexed since the previous snapshot (seeded at their
 //! recorded depths, in increasing depth, like the full walk) gives exactly the full walk's
 //! answer, unless a new block offers a shorter path to a block that was already an item; then
 //! its depth (timestamp) would change, and we fall back to a full walk rather than patch it.
+//! A deletion since the previous snapshot also forces a full walk (`indexed_after` is `None`).
 //!
 //! A build reads everything (the generation, the blocks indexed since the previous snapshot,
 //! the walk) from one [`DagSnapshot`], so it is exactly the DAG at the generation it records,

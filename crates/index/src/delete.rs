@@ -1,0 +1,240 @@
+//! Deleting blobs with everything the index holds about them, in one lane transaction.
+//!
+//! Deleting a CID removes its bytes (unless another codec of the same multihash still needs
+//! them), its metadata row, its `blob_index` row, links and attributes, and its scope
+//! memberships (bumping each scope's `generation` and `removals`, so discovery's named-scope
+//! haves rebuild). Then the deletion marker moves past `max(seq)`: the DAG generation grows,
+//! so discovery's DAG-scope haves rebuild too, and [`DagSnapshot::indexed_after`] reports
+//! that a deletion happened since an older generation. Discovery never advertises a deleted
+//! blob: every snapshot it builds is keyed by a generation read in the same snapshot.
+//!
+//! [`DagSnapshot::indexed_after`]: crate::DagSnapshot::indexed_after
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cid::Cid;
+use seedbank_blobstore::lifecycle::delete_blob_rows;
+use seedbank_blobstore::rusqlite::Connection;
+use seedbank_blobstore::{Priority, PutOptions};
+
+use crate::error::{Error, Result, SqlContext};
+use crate::pin::{key_of, pinned_directly, Key, TempPins};
+use crate::Index;
+
+/// Options for [`Index::delete`].
+#[derive(Clone, Debug)]
+pub struct DeleteOptions {
+    /// Delete even blobs a pin or temp pin protects (default false: refuse them).
+    pub force: bool,
+    /// Priority and source of the lane write (default `Interactive`, source `delete`).
+    pub put: PutOptions,
+}
+
+impl Default for DeleteOptions {
+    fn default() -> Self {
+        DeleteOptions {
+            force: false,
+            put: PutOptions::new(Priority::Interactive, "delete"),
+        }
+    }
+}
+
+impl DeleteOptions {
+    /// Default options with `force` set.
+    pub fn forced() -> Self {
+        DeleteOptions {
+            force: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// What a deletion freed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freed {
+    /// CIDs whose blob was stored and is gone now.
+    pub blobs: u64,
+    /// Bytes of blob data removed.
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Freed {
+    fn add_assign(&mut self, o: Freed) {
+        self.blobs += o.blobs;
+        self.bytes += o.bytes;
+    }
+}
+
+/// The DAG generation (`max(seq)`, deletion marker included).
+pub(crate) fn max_seq(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM blob_index")
+        .during("prepare max seq")?
+        .query_row([], |r| r.get(0))
+        .during("max seq")
+}
+
+/// Deletes one key's blob and index rows. Returns what was freed and whether anything (blob
+/// or index row) was removed.
+pub(crate) fn delete_key(conn: &Connection, key: &Key) -> Result<(Freed, bool)> {
+    let gone = delete_blob_rows(conn, &key.0, key.1)?;
+    let seq: Option<i64> = crate::tables::seq_of_key(conn, key)?;
+    if let Some(seq) = seq {
+        conn.prepare_cached("DELETE FROM links WHERE src = ?1")
+            .during("prepare delete links")?
+            .execute([seq])
+            .during("delete links")?;
+        conn.prepare_cached("DELETE FROM attributes WHERE src = ?1")
+            .during("prepare delete attributes")?
+            .execute([seq])
+            .during("delete attributes")?;
+        let scopes: Vec<i64> = conn
+            .prepare_cached("DELETE FROM scope_members WHERE blob = ?1 RETURNING scope")
+            .during("prepare delete memberships")?
+            .query_map([seq], |r| r.get(0))
+            .during("delete memberships")?
+            .collect::<Result<_, _>>()
+            .during("delete memberships")?;
+        for scope in scopes {
+            conn.prepare_cached(
+                "UPDATE scopes SET generation = generation + 1, removals = removals + 1
+                 WHERE id = ?1",
+            )
+            .during("prepare bump scope")?
+            .execute([scope])
+            .during("bump scope on delete")?;
+        }
+        conn.prepare_cached("DELETE FROM blob_index WHERE seq = ?1")
+            .during("prepare delete index row")?
+            .execute([seq])
+            .during("delete index row")?;
+    }
+    let freed = Freed {
+        blobs: u64::from(gone.existed),
+        bytes: gone.bytes_freed,
+    };
+    Ok((freed, gone.existed || seq.is_some()))
+}
+
+/// Moves the deletion marker to `max(before, max(seq)) + 1`, `before` being `max(seq)` read
+/// before anything was deleted in this transaction, so the DAG generation grows even when
+/// the newest rows were the ones deleted.
+pub(crate) fn bump_generation(conn: &Connection, before: i64) -> Result<()> {
+    let next = before.max(max_seq(conn)?) + 1;
+    conn.prepare_cached(
+        "INSERT INTO blob_index (seq, mh, codec, version, links, indexable)
+         VALUES (?1, X'', 0, 0, 0, 0)
+         ON CONFLICT (mh, codec) DO UPDATE SET seq = excluded.seq",
+    )
+    .during("prepare move deletion marker")?
+    .execute([next])
+    .during("move deletion marker")?;
+    Ok(())
+}
+
+/// Why `key` may not be deleted: the first pin or temp pin that reaches it (walking its
+/// ancestors through the link index), or `None`. At most `limit` ancestors are visited.
+fn protected_by(
+    conn: &Connection,
+    cid: &Cid,
+    temp: &TempPins,
+    limit: usize,
+) -> Result<Option<String>> {
+    let start = key_of(cid);
+    let mut seen: HashSet<Key> = HashSet::from([start.clone()]);
+    let mut stack = vec![start];
+    while let Some(k) = stack.pop() {
+        if temp.contains(&k) {
+            return Ok(Some("temp pin".into()));
+        }
+        if let Some(name) = pinned_directly(conn, &k)? {
+            return Ok(Some(format!("pin {name}")));
+        }
+        for parent in parents(conn, &k)? {
+            if seen.insert(parent.clone()) {
+                if seen.len() > limit {
+                    return Err(Error::LimitExceeded { root: *cid, limit });
+                }
+                stack.push(parent);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The indexed blobs linking to `key`.
+fn parents(conn: &Connection, key: &Key) -> Result<Vec<Key>> {
+    let tkey = crate::row::target_key_of_mh(&key.0);
+    conn.prepare_cached(
+        "SELECT i.mh, i.codec FROM links l JOIN blob_index i ON i.seq = l.src
+         WHERE l.tkey = ?1 AND l.mh = ?2 AND l.codec = ?3",
+    )
+    .during("prepare parents")?
+    .query_map((tkey, &key.0, key.1), |r| Ok((r.get(0)?, r.get(1)?)))
+    .during("parents")?
+    .collect::<Result<_, _>>()
+    .during("parent row")
+}
+
+/// The blobs `key` links to (empty if it is not indexed).
+pub(crate) fn children(conn: &Connection, key: &Key) -> Result<Vec<Key>> {
+    conn.prepare_cached(
+        "SELECT l.mh, l.codec FROM blob_index i JOIN links l ON l.src = i.seq
+         WHERE i.mh = ?1 AND i.codec = ?2",
+    )
+    .during("prepare children")?
+    .query_map((&key.0, key.1), |r| Ok((r.get(0)?, r.get(1)?)))
+    .during("children")?
+    .collect::<Result<_, _>>()
+    .during("child row")
+}
+
+/// Deletes `keys` in the open lane transaction (after any protection check) and bumps the
+/// generations if anything was removed.
+pub(crate) fn delete_keys(conn: &Connection, keys: &[Key]) -> Result<Freed> {
+    let before = max_seq(conn)?;
+    let (mut freed, mut changed) = (Freed::default(), false);
+    for k in keys {
+        let (f, c) = delete_key(conn, k)?;
+        freed += f;
+        changed |= c;
+    }
+    if changed {
+        bump_generation(conn, before)?;
+    }
+    Ok(freed)
+}
+
+impl Index {
+    /// Deletes blobs through the lane, with their links, attributes and scope memberships,
+    /// in one transaction: all of them or (on error) none. CIDs that are not stored are
+    /// skipped. Unless `opts.force`, a blob that a pin or temp pin protects (it or one of its
+    /// ancestors in the link index is pinned) is refused with [`Error::Pinned`] and nothing
+    /// is deleted.
+    ///
+    /// # Errors
+    /// [`Error::Pinned`], [`Error::LimitExceeded`] if a blob has more ancestors than
+    /// [`IndexConfig::reachable_limit`](crate::IndexConfig::reachable_limit) (nothing is
+    /// deleted), [`Error::Blobstore`] if the lane rejected the write, [`Error::Storage`].
+    pub async fn delete(&self, cids: &[Cid], opts: DeleteOptions) -> Result<Freed> {
+        let cids = cids.to_vec();
+        let temp: Arc<TempPins> = self.temp_pins().clone();
+        let limit = self.config().reachable_limit;
+        let force = opts.force;
+        let freed = self
+            .write(opts.put, move |conn| {
+                if !force {
+                    for cid in &cids {
+                        if let Some(by) = protected_by(conn, cid, &temp, limit)? {
+                            return Err(Error::Pinned { cid: *cid, by });
+                        }
+                    }
+                }
+                let keys: Vec<Key> = cids.iter().map(key_of).collect();
+                delete_keys(conn, &keys)
+            })
+            .await?;
+        self.store().record_freed(freed.blobs, freed.bytes);
+        Ok(freed)
+    }
+}
