@@ -174,6 +174,8 @@ fn scope_members_after(conn: &Connection, scope: &str, after: i64) -> Result<(Ve
 fn mark_phase(conn: &Connection, temp: &TempPins) -> Result<(Mark, Vec<(Key, u64)>)> {
     let tx = conn.unchecked_transaction().during("begin mark")?;
     let mut mark = Mark::new();
+    // Everything indexed so far is reached (or not) by the walk from the roots.
+    mark.seen_seq = max_seq(&tx)?;
     mark.catch_up(&tx, temp)?;
     let mut candidates = Vec::new();
     {
