@@ -88,7 +88,7 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify => {
+        Command::Verify { .. } => {
             let report = store.verify().await?;
             for p in &report.problems {
                 outln!("problem: {p}")?;
@@ -100,7 +100,9 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             )?;
             Ok(verdict(report.problems.is_empty()))
         }
-        Command::Sim(_) | Command::Bench(_) => unreachable!("dispatched in cli::run"),
+        Command::Sim(_) | Command::Bench(_) | Command::Lifecycle(_) => {
+            unreachable!("dispatched in cli::run")
+        }
     }
 }
 

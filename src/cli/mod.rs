@@ -3,6 +3,7 @@
 mod bench;
 mod blobs;
 mod dag;
+mod lifecycle;
 pub mod out;
 mod sim;
 
@@ -68,7 +69,11 @@ pub enum Command {
         json: bool,
     },
     /// Re-hash every blob and run SQLite's integrity check; exits 1 on any problem.
-    Verify,
+    Verify {
+        /// First remove blobs whose bytes do not hash to their CID (they read as missing).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Import a CARv1/CARv2 file: prints blocks, bytes, roots and the missing count.
     Import {
         /// The CAR file.
@@ -105,6 +110,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    Lifecycle(lifecycle::LifecycleCommand),
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
@@ -114,7 +122,11 @@ pub enum Command {
 impl Command {
     /// True for commands that write to the database (they open it read-write).
     pub fn writes(&self) -> bool {
-        matches!(self, Command::Put { .. } | Command::Import { .. })
+        match self {
+            Command::Lifecycle(c) => c.writes(),
+            Command::Verify { repair } => *repair,
+            c => matches!(c, Command::Put { .. } | Command::Import { .. }),
+        }
     }
 }
 
@@ -134,6 +146,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Bench(b) => bench::run(b).await,
         Command::Sim(s) => sim::run(s).await,
+        Command::Lifecycle(c) => lifecycle::run(&args.db, c).await,
+        Command::Verify { repair: true } => lifecycle::repair(&args.db).await,
         command => blobs::run(&args.db, command).await,
     }
 }

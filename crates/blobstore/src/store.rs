@@ -198,7 +198,14 @@ impl Store {
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
         let pools = (info_pool, data_pool);
         let writer = Some(WriteSide { lane, checkpointer });
-        Ok(Store::assemble(config, &path, writer, pools, Some(lock), stats))
+        Ok(Store::assemble(
+            config,
+            &path,
+            writer,
+            pools,
+            Some(lock),
+            stats,
+        ))
     }
 
     /// Opens an existing store for reading only: no lane, no checkpointer, and SQLite

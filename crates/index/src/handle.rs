@@ -10,8 +10,8 @@ use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store
 use crate::error::{from_store, Error, Result};
 use crate::extract::extract_links;
 use crate::gc::{GcOptions, GcReport};
-use crate::pin::{TempPin, TempPins};
 use crate::indexer::{Annotations, Indexer};
+use crate::pin::{TempPin, TempPins};
 use crate::schema::INDEX_SCHEMA_VERSION;
 use crate::stage::IndexOp;
 

@@ -95,7 +95,10 @@ impl Index {
                     let same = conn
                         .prepare_cached("SELECT 1 FROM blob_data WHERE id = ?1 AND mh = ?2")
                         .during("prepare recheck corrupt")?
-                        .exists((c.data_id, &c.keys.first().map(|k| k.0.clone()).unwrap_or_default()))
+                        .exists((
+                            c.data_id,
+                            &c.keys.first().map(|k| k.0.clone()).unwrap_or_default(),
+                        ))
                         .during("recheck corrupt")?;
                     if same {
                         keys.extend(c.keys);

@@ -135,7 +135,10 @@ async fn delete_refuses_protected_blobs_unless_forced() {
         .unwrap();
     assert_eq!(freed.blobs, 1);
 
-    let freed = index.delete(&[leaf], DeleteOptions::forced()).await.unwrap();
+    let freed = index
+        .delete(&[leaf], DeleteOptions::forced())
+        .await
+        .unwrap();
     assert_eq!((freed.blobs, freed.bytes), (1, 100));
     assert_eq!(present(&index, &[leaf]).await, vec![false]);
     assert_eq!(index.missing(&root).await.unwrap(), vec![leaf]);
@@ -177,7 +180,10 @@ async fn delete_keeps_links_scopes_and_generations_consistent() {
     let fresh = index.put(raw("fresh", 10)).await.unwrap();
     let gen2 = index.dag_generation().await.unwrap();
     assert!(gen2 > gen1);
-    index.delete(&[fresh], DeleteOptions::default()).await.unwrap();
+    index
+        .delete(&[fresh], DeleteOptions::default())
+        .await
+        .unwrap();
     let gen3 = index.dag_generation().await.unwrap();
     assert!(gen3 > gen2);
     let again = index.put(raw("again", 10)).await.unwrap();
@@ -208,7 +214,9 @@ async fn gc_shrinks_the_file() {
     let path = dir.path().join("blobs.db");
     let store = Store::open(&path, Config::default()).unwrap();
     let index = Index::open(store, IndexConfig::default()).await.unwrap();
-    let blobs: Vec<Blob> = (0..400).map(|i| raw(&format!("big{i}"), 8 * 1024)).collect();
+    let blobs: Vec<Blob> = (0..400)
+        .map(|i| raw(&format!("big{i}"), 8 * 1024))
+        .collect();
     let keep = *blobs[0].cid();
     index
         .put_many(blobs, IndexPutOptions::default())
@@ -277,7 +285,10 @@ async fn repair_removes_corrupt_blobs_and_a_re_put_heals_them() {
     let parent = node("parent", &[*leaf.cid()]);
     let (leaf_cid, root) = (*leaf.cid(), *parent.cid());
     index
-        .put_many(vec![parent.clone(), leaf.clone()], IndexPutOptions::default())
+        .put_many(
+            vec![parent.clone(), leaf.clone()],
+            IndexPutOptions::default(),
+        )
         .await
         .unwrap();
     index.store().close().await.unwrap();
@@ -305,7 +316,10 @@ async fn repair_removes_corrupt_blobs_and_a_re_put_heals_them() {
     assert_eq!(index.missing(&root).await.unwrap(), vec![]);
     let verified = index.store().verify().await.unwrap();
     assert!(verified.problems.is_empty(), "{:?}", verified.problems);
-    assert_eq!(index.store().get(&leaf_cid).await.unwrap().unwrap().len(), 200);
+    assert_eq!(
+        index.store().get(&leaf_cid).await.unwrap().unwrap().len(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

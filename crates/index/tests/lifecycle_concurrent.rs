@@ -41,7 +41,10 @@ async fn run(seed: u64) {
     let junk: Vec<Blob> = (0..2000)
         .map(|i| Blob::new(codec::RAW, format!("junk {seed} {i}").into_bytes()))
         .collect();
-    index.put_many(junk, IndexPutOptions::default()).await.unwrap();
+    index
+        .put_many(junk, IndexPutOptions::default())
+        .await
+        .unwrap();
 
     let mut producers = Vec::new();
     for p in 0..64 {
@@ -70,7 +73,10 @@ async fn run(seed: u64) {
                 }
                 // Must be present right after the write, whatever GC is doing.
                 let has = index.store().has_many(&cids).await.unwrap();
-                assert!(has.iter().all(|&h| h), "seed {seed}: protected blob deleted");
+                assert!(
+                    has.iter().all(|&h| h),
+                    "seed {seed}: protected blob deleted"
+                );
                 kept.extend(cids);
             }
             kept
@@ -99,8 +105,14 @@ async fn run(seed: u64) {
     assert!(freed > 0, "the collections deleted something");
     index.gc(GcOptions::default()).await.unwrap();
     let has = index.store().has_many(&kept).await.unwrap();
-    assert!(has.iter().all(|&h| h), "seed {seed}: a pinned blob was collected");
-    assert_eq!(index.store().contents().await.unwrap().cids, kept.len() as u64);
+    assert!(
+        has.iter().all(|&h| h),
+        "seed {seed}: a pinned blob was collected"
+    );
+    assert_eq!(
+        index.store().contents().await.unwrap().cids,
+        kept.len() as u64
+    );
     index.store().close().await.unwrap();
 }
 
@@ -125,7 +137,10 @@ async fn a_pin_taken_during_the_sweep_is_honoured() {
         late.push((root, dag.iter().map(|b| *b.cid()).collect::<Vec<_>>()));
         blobs.extend(dag);
     }
-    index.put_many(blobs, IndexPutOptions::default()).await.unwrap();
+    index
+        .put_many(blobs, IndexPutOptions::default())
+        .await
+        .unwrap();
     let gc = {
         let index = index.clone();
         tokio::spawn(async move {
@@ -150,8 +165,14 @@ async fn a_pin_taken_during_the_sweep_is_honoured() {
     }
     let report = gc.await.unwrap();
     assert!(report.blobs_freed > 0);
-    assert!(!survivors.is_empty(), "some pins landed before their blobs were swept");
+    assert!(
+        !survivors.is_empty(),
+        "some pins landed before their blobs were swept"
+    );
     let has = index.store().has_many(&survivors).await.unwrap();
-    assert!(has.iter().all(|&h| h), "a blob pinned mid-sweep was collected");
+    assert!(
+        has.iter().all(|&h| h),
+        "a blob pinned mid-sweep was collected"
+    );
     index.store().close().await.unwrap();
 }

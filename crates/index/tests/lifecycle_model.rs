@@ -9,7 +9,9 @@ use ipld_core::ipld::Ipld;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, RngAlgorithm, TestRng, TestRunner};
 use seedbank_blobstore::{codec, Blob, Config, Store};
-use seedbank_index::{DeleteOptions, Error, GcOptions, Index, IndexConfig, IndexPutOptions, TempPin};
+use seedbank_index::{
+    DeleteOptions, Error, GcOptions, Index, IndexConfig, IndexPutOptions, TempPin,
+};
 
 /// Blobs of the universe; blob `i` links to a fixed set of higher-numbered blobs, so the
 /// link graph is a DAG with shared children.
