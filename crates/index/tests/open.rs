@@ -69,11 +69,12 @@ async fn an_index_at_schema_v1_upgrades_with_its_removal_counts_backfilled() {
     db.remove_from_scope("old", &cids[..1], PutOptions::default())
         .await
         .unwrap();
-    // Back to the v1 layout: no `removals` column, version 1.
+    // Back to the v1 layout: no `removals` column, no `pins` table, version 1.
     db.store()
         .write(PutOptions::default(), |conn| {
             conn.execute_batch(
                 "ALTER TABLE scopes DROP COLUMN removals;
+                 DROP TABLE pins;
                  UPDATE index_meta SET value = 1 WHERE key = 'schema_version';",
             )?;
             Ok(())
