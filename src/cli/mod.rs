@@ -3,6 +3,7 @@
 mod bench;
 mod blobs;
 mod dag;
+mod net;
 pub mod out;
 mod sim;
 
@@ -105,6 +106,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the store to other nodes until SIGINT/SIGTERM; prints the node's ticket.
+    Serve(net::ServeArgs),
+    /// Fetch what SCOPE (a root CID or a scope name) is missing from peers; exits 0 when
+    /// complete, 1 when not.
+    Sync(net::SyncArgs),
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
@@ -134,6 +140,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Bench(b) => bench::run(b).await,
         Command::Sim(s) => sim::run(s).await,
+        Command::Serve(s) => net::serve(&args.db, s).await,
+        Command::Sync(s) => net::sync(&args.db, s).await,
         command => blobs::run(&args.db, command).await,
     }
 }
