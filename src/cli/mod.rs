@@ -6,6 +6,7 @@ mod dag;
 mod net;
 pub mod out;
 mod sim;
+mod sim_net;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
