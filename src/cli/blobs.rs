@@ -100,7 +100,9 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             )?;
             Ok(verdict(report.problems.is_empty()))
         }
-        Command::Sim(_) | Command::Bench(_) | Command::Serve(_) | Command::Sync(_) => unreachable!("dispatched in cli::run"),
+        Command::Sim(_) | Command::Bench(_) | Command::Serve(_) | Command::Sync(_) => {
+            unreachable!("dispatched in cli::run")
+        }
     }
 }
 
