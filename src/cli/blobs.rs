@@ -100,9 +100,11 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             )?;
             Ok(verdict(report.problems.is_empty()))
         }
-        Command::Sim(_) | Command::Bench(_) | Command::Lifecycle(_) => {
-            unreachable!("dispatched in cli::run")
-        }
+        Command::Sim(_)
+        | Command::Bench(_)
+        | Command::Lifecycle(_)
+        | Command::Serve(_)
+        | Command::Sync(_) => unreachable!("dispatched in cli::run"),
     }
 }
 

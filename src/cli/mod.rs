@@ -4,6 +4,7 @@ mod bench;
 mod blobs;
 mod dag;
 mod lifecycle;
+mod net;
 pub mod out;
 mod sim;
 
@@ -113,6 +114,11 @@ pub enum Command {
     #[command(flatten)]
     #[allow(missing_docs)]
     Lifecycle(lifecycle::LifecycleCommand),
+    /// Serve the store to other nodes until SIGINT/SIGTERM; prints the node's ticket.
+    Serve(net::ServeArgs),
+    /// Fetch what SCOPE (a root CID or a scope name) is missing from peers; exits 0 when
+    /// complete, 1 when not.
+    Sync(net::SyncArgs),
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
@@ -148,6 +154,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Sim(s) => sim::run(s).await,
         Command::Lifecycle(c) => lifecycle::run(&args.db, c).await,
         Command::Verify { repair: true } => lifecycle::repair(&args.db).await,
+        Command::Serve(s) => net::serve(&args.db, s).await,
+        Command::Sync(s) => net::sync(&args.db, s).await,
         command => blobs::run(&args.db, command).await,
     }
 }

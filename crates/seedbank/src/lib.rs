@@ -10,6 +10,7 @@
 //! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
 //! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
 //!   blobs from peers.
+//! - [`net`]: serving and syncing between nodes over iroh (QUIC), offline first.
 //!
 //! ```
 //! use seedbank::blobstore::{codec, Blob, Config, Store};
@@ -34,3 +35,4 @@ pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
 pub use seedbank_discovery as discovery;
 pub use seedbank_index as index;
+pub use seedbank_net as net;
