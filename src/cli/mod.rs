@@ -7,6 +7,7 @@ mod lifecycle;
 mod net;
 pub mod out;
 mod sim;
+mod sim_net;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

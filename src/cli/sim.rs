@@ -24,6 +24,10 @@ pub struct SimArgs {
     /// Concurrent `discover` calls for the target (they share one run).
     #[arg(long, default_value_t = 8)]
     callers: usize,
+    /// Run over real QUIC against this many `seedbank serve` processes on 127.0.0.1
+    /// (`--failing` of them dead, `--liars` serving corrupted bytes) instead of in-process.
+    #[arg(long)]
+    processes: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -34,6 +38,16 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         (0.0..=1.0).contains(&args.failing),
         "--failing must be within 0..=1"
     );
+    if let Some(processes) = args.processes {
+        return super::sim_net::run(super::sim_net::ProcessSim {
+            processes,
+            seed: args.seed,
+            failing: args.failing,
+            liars: args.liars,
+            json: args.json,
+        })
+        .await;
+    }
     let config = SimConfig {
         peers: args.peers,
         seed: args.seed,
