@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::config::PeerConfig;
 use crate::frame::{self, FrameError, HEADER_LEN};
-use crate::protocol::{FailCode, Kind, Request, Response, MAX_FETCH_CIDS};
+use crate::protocol::{FailCode, Request, Response, MAX_FETCH_CIDS};
 use crate::ticket::Ticket;
 use crate::ALPN;
 

@@ -50,7 +50,7 @@ impl From<EndpointAddr> for Ticket {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        EndpointTicket::new(self.addr.clone()).fmt(f)
+        fmt::Display::fmt(&EndpointTicket::new(self.addr.clone()), f)
     }
 }
 
