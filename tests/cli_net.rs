@@ -26,7 +26,10 @@ fn start_serve(db: &Path, ticket_file: &Path, extra: &[&str]) -> (Child, String)
         if let Ok(ticket) = std::fs::read_to_string(ticket_file) {
             return (child, ticket);
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "serve did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -71,7 +74,15 @@ fn serve_and_sync_between_processes_then_serve_stops_cleanly() {
     let db = dir.path().join("client.db");
     let sync = seedbank(
         &db,
-        &["sync", SAMPLE_ROOT, "--peer", &dead_ticket, "--peer", &ticket, "--json"],
+        &[
+            "sync",
+            SAMPLE_ROOT,
+            "--peer",
+            &dead_ticket,
+            "--peer",
+            &ticket,
+            "--json",
+        ],
     );
     assert_eq!(sync.status.code(), Some(0), "{}", stderr(&sync));
     let report: serde_json::Value = serde_json::from_slice(&sync.stdout).unwrap();
@@ -85,7 +96,12 @@ fn serve_and_sync_between_processes_then_serve_stops_cleanly() {
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
 
     let out = terminate(child);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ticket.trim());
 
     // The store was closed: its owner lock is free and everything it held is intact.

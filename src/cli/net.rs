@@ -15,7 +15,9 @@ use seedbank::discovery::{
     ResponderConfig, Scope,
 };
 use seedbank::index::{Index, IndexConfig};
-use seedbank::net::{bind_endpoint, Endpoint, EndpointId, NetPeer, Node, NodeConfig, SecretKey, Ticket};
+use seedbank::net::{
+    bind_endpoint, Endpoint, EndpointId, NetPeer, Node, NodeConfig, SecretKey, Ticket,
+};
 
 use super::out::{self, outln};
 
@@ -218,10 +220,7 @@ async fn sync_index(index: &Index, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let peers = gather_peers(&endpoint, &config, &args.peers).await;
     let haves = HavesCache::new(index.clone(), HavesConfig::default());
     let discovery = Discovery::new(haves, DiscoveryConfig::default());
-    let dyn_peers: Vec<Arc<dyn Peer>> = peers
-        .iter()
-        .map(|p| p.clone() as Arc<dyn Peer>)
-        .collect();
+    let dyn_peers: Vec<Arc<dyn Peer>> = peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
     let result = discovery.discover(&scope, &dyn_peers).await;
     for p in &peers {
         p.close().await;

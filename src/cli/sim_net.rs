@@ -61,7 +61,10 @@ fn wait_ticket(path: &Path) -> anyhow::Result<Ticket> {
         if let Ok(text) = std::fs::read_to_string(path) {
             return Ok(text.parse()?);
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "serve did not start");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -94,9 +97,8 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
         let db: PathBuf = dir.path().join(format!("serve{i}.db"));
         let node = SimNode::open(&db).await?;
         // Every leaf on one honest process at least, and on each other one with p = 0.3.
-        let blobs = dag.subset(|b, l| {
-            (i < honest && (b * 50 + l) % honest == i) || rng.gen_bool(0.3)
-        });
+        let blobs =
+            dag.subset(|b, l| (i < honest && (b * 50 + l) % honest == i) || rng.gen_bool(0.3));
         node.put(blobs, None).await?;
         node.store().close().await?;
         let ticket_file = dir.path().join(format!("serve{i}.ticket"));
@@ -104,7 +106,10 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
         children.push(spawn_serve(&db, &ticket_file, lie)?);
         tickets.push(ticket_file);
     }
-    let tickets: Vec<Ticket> = tickets.iter().map(|t| wait_ticket(t)).collect::<Result<_, _>>()?;
+    let tickets: Vec<Ticket> = tickets
+        .iter()
+        .map(|t| wait_ticket(t))
+        .collect::<Result<_, _>>()?;
     let children: Vec<Child> = children
         .into_iter()
         .enumerate()
@@ -123,7 +128,13 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
     let endpoint = bind_endpoint(&config).await?;
     let peers: Vec<Arc<NetPeer>> = tickets
         .iter()
-        .map(|t| Arc::new(NetPeer::new(endpoint.clone(), t.clone(), config.peer.clone())))
+        .map(|t| {
+            Arc::new(NetPeer::new(
+                endpoint.clone(),
+                t.clone(),
+                config.peer.clone(),
+            ))
+        })
         .collect();
     let dyn_peers: Vec<Arc<dyn Peer>> = peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
     let discovery = Discovery::new(
@@ -132,7 +143,9 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
     );
     let cpu_before = cpu_seconds("self");
     let start = Instant::now();
-    let result = discovery.discover(&Scope::dag(dag.root_cid()), &dyn_peers).await;
+    let result = discovery
+        .discover(&Scope::dag(dag.root_cid()), &dyn_peers)
+        .await;
     let wall = start.elapsed();
     let cpu = cpu_seconds("self").zip(cpu_before).map(|(a, b)| a - b);
     let servers_cpu: f64 = children

@@ -50,7 +50,9 @@ impl Node {
         config: NodeConfig,
     ) -> Result<Node> {
         if config.max_inbound == 0 || config.max_inbound > u32::MAX as usize {
-            return Err(Error::Config("max_inbound must be within 1..=u32::MAX".into()));
+            return Err(Error::Config(
+                "max_inbound must be within 1..=u32::MAX".into(),
+            ));
         }
         let endpoint = bind_endpoint(&config).await?;
         let handler = Arc::new(Handler::new(local, policy, config.clone()));
@@ -97,7 +99,11 @@ impl Node {
     /// A [`Peer`] for the node behind `ticket`, dialling from this node's endpoint (so the
     /// remote sees this node's id, which its allowlist and policy judge).
     pub fn peer(&self, ticket: &Ticket) -> NetPeer {
-        NetPeer::new(self.endpoint.clone(), ticket.clone(), self.config.peer.clone())
+        NetPeer::new(
+            self.endpoint.clone(),
+            ticket.clone(),
+            self.config.peer.clone(),
+        )
     }
 
     /// Remembers `ticket` to hand out when remotes ask for peers (peer exchange; newest

@@ -68,7 +68,9 @@ struct Counters {
 
 impl std::fmt::Debug for NetPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetPeer").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NetPeer")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,7 +112,10 @@ impl NetPeer {
     /// Traffic so far.
     pub async fn stats(&self) -> PeerStats {
         let c = &self.counters;
-        let (mut sent, mut received) = (c.udp_sent_done.load(Relaxed), c.udp_received_done.load(Relaxed));
+        let (mut sent, mut received) = (
+            c.udp_sent_done.load(Relaxed),
+            c.udp_received_done.load(Relaxed),
+        );
         if let ConnState::Open(conn) = &*self.conn.lock().await {
             let s = conn.stats();
             sent += s.udp_tx.bytes;
@@ -138,8 +143,12 @@ impl NetPeer {
 
     fn retire(&self, conn: &Connection) {
         let s = conn.stats();
-        self.counters.udp_sent_done.fetch_add(s.udp_tx.bytes, Relaxed);
-        self.counters.udp_received_done.fetch_add(s.udp_rx.bytes, Relaxed);
+        self.counters
+            .udp_sent_done
+            .fetch_add(s.udp_tx.bytes, Relaxed);
+        self.counters
+            .udp_received_done
+            .fetch_add(s.udp_rx.bytes, Relaxed);
     }
 
     async fn connection(&self) -> Result<Connection> {
@@ -161,11 +170,17 @@ impl NetPeer {
             }
             Ok(Err(e)) => {
                 *state = ConnState::Failed(Instant::now());
-                Err(Error::transport(format!("cannot connect to {}: {e}", self.short())))
+                Err(Error::transport(format!(
+                    "cannot connect to {}: {e}",
+                    self.short()
+                )))
             }
             Err(_) => {
                 *state = ConnState::Failed(Instant::now());
-                Err(Error::transport(format!("connecting to {} timed out", self.short())))
+                Err(Error::transport(format!(
+                    "connecting to {} timed out",
+                    self.short()
+                )))
             }
         }
     }
@@ -179,14 +194,19 @@ impl NetPeer {
         self.counters.requests.fetch_add(1, Relaxed);
         let (kind, body) = request.encode();
         let exchange = async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| FrameError::Stream(e.to_string()))?;
+            let (mut send, mut recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| FrameError::Stream(e.to_string()))?;
             frame::write(&mut send, kind, &body).await?;
-            send.finish().map_err(|e| FrameError::Stream(e.to_string()))?;
-            self.counters.frame_sent.fetch_add((HEADER_LEN + body.len()) as u64, Relaxed);
+            send.finish()
+                .map_err(|e| FrameError::Stream(e.to_string()))?;
+            self.counters
+                .frame_sent
+                .fetch_add((HEADER_LEN + body.len()) as u64, Relaxed);
             frame::read(&mut recv, |k| !k.is_request()).await
         };
-        let (kind, body) = match tokio::time::timeout(self.config.request_timeout, exchange).await
-        {
+        let (kind, body) = match tokio::time::timeout(self.config.request_timeout, exchange).await {
             Err(_) => {
                 return Err(Error::Timeout {
                     peer: self.id.clone(),
@@ -253,7 +273,10 @@ impl Peer for NetPeer {
         let mut out = Vec::new();
         // Requests stay within the protocol's per-request cap.
         for chunk in cids.chunks(MAX_FETCH_CIDS) {
-            match self.request(&Request::Fetch(chunk.to_vec()), "fetch").await? {
+            match self
+                .request(&Request::Fetch(chunk.to_vec()), "fetch")
+                .await?
+            {
                 Response::Blobs(blobs) => out.extend(blobs),
                 other => return Err(self.unexpected(&other)),
             }

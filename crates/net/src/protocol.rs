@@ -268,7 +268,11 @@ impl Response {
                 let count = take_count(&mut rest, MAX_PEERS, 1).map_err(err)?;
                 let mut tickets = Vec::with_capacity(count);
                 for _ in 0..count {
-                    tickets.push(take_str(&mut rest, MAX_TICKET_BYTES).map_err(err)?.to_string());
+                    tickets.push(
+                        take_str(&mut rest, MAX_TICKET_BYTES)
+                            .map_err(err)?
+                            .to_string(),
+                    );
                 }
                 Response::PeerList(tickets)
             }
@@ -434,7 +438,9 @@ mod tests {
         put_len(&mut body, 100_000);
         body.extend_from_slice(&[1; 64]);
         assert_eq!(
-            Response::decode(Kind::Reconciled, &body).unwrap_err().reason,
+            Response::decode(Kind::Reconciled, &body)
+                .unwrap_err()
+                .reason,
             "too many CIDs in message"
         );
         // A request must not carry CIDs, an answer no ids.

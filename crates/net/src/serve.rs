@@ -109,8 +109,8 @@ impl Handler {
     pub(crate) async fn drain(&self) {
         self.closing.store(true, Relaxed);
         let all = u32::try_from(self.config.max_inbound).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(self.config.shutdown_grace, self.inbound.acquire_many(all))
-            .await;
+        let _ =
+            tokio::time::timeout(self.config.shutdown_grace, self.inbound.acquire_many(all)).await;
     }
 
     async fn serve_stream(
@@ -188,8 +188,7 @@ impl Handler {
         match tokio::time::timeout(self.config.request_timeout, sent).await {
             Ok(Ok(())) => {
                 // Wait for the peer to acknowledge the data (or stop the stream).
-                let _ =
-                    tokio::time::timeout(self.config.request_timeout, send.stopped()).await;
+                let _ = tokio::time::timeout(self.config.request_timeout, send.stopped()).await;
             }
             Ok(Err(e)) => tracing::debug!("answer not delivered: {e}"),
             Err(_) => {
