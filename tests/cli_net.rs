@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 /// Starts `seedbank serve` on `db` and waits for its ticket file.
+// The child is returned; callers reap it through `terminate`.
+#[allow(clippy::zombie_processes)]
 fn start_serve(db: &Path, ticket_file: &Path, extra: &[&str]) -> (Child, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
         .arg("--db")
         .arg(db)
         .arg("serve")
@@ -26,10 +28,11 @@ fn start_serve(db: &Path, ticket_file: &Path, extra: &[&str]) -> (Child, String)
         if let Ok(ticket) = std::fs::read_to_string(ticket_file) {
             return (child, ticket);
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "serve did not start"
-        );
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

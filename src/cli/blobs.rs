@@ -104,9 +104,7 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Bench(_)
         | Command::Lifecycle(_)
         | Command::Serve(_)
-        | Command::Sync(_) => {
-            unreachable!("dispatched in cli::run")
-        }
+        | Command::Sync(_) => unreachable!("dispatched in cli::run"),
     }
 }
 

@@ -79,7 +79,6 @@ async fn assert_holds(node: &SimNode, dag: &SimDag) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs partial-replica discovery fix"]
 async fn a_dag_split_across_three_nodes_syncs_completely() {
     let dir = tempfile::tempdir().unwrap();
     let dag = dag(1, 12, 25);

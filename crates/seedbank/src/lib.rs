@@ -10,7 +10,8 @@
 //! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
 //! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
 //!   blobs from peers.
-//! - [`net`]: serving and syncing between nodes over iroh (QUIC), offline first.
+//! - `net` (feature `net`): serving and syncing between nodes over iroh (QUIC), offline
+//!   first.
 //!
 //! ```
 //! use seedbank::blobstore::{codec, Blob, Config, Store};
@@ -35,4 +36,5 @@ pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
 pub use seedbank_discovery as discovery;
 pub use seedbank_index as index;
+#[cfg(feature = "net")]
 pub use seedbank_net as net;
