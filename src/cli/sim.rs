@@ -28,9 +28,36 @@ pub struct SimArgs {
     /// (`--failing` of them dead, `--liars` serving corrupted bytes) instead of in-process.
     #[arg(long)]
     processes: Option<usize>,
+    /// With `--processes`: blocks in the DAG.
+    #[arg(long, default_value_t = 1021, requires = "processes")]
+    blocks: usize,
+    /// With `--processes`: leaf sizes in bytes, `SIZE` or `MIN-MAX` (drawn log-uniformly).
+    #[arg(long, default_value = "1024", value_parser = parse_sizes, requires = "processes")]
+    sizes: (usize, usize),
+    /// With `--processes`: repetitions (fresh client and baseline each), reported as
+    /// medians with their range.
+    #[arg(long, default_value_t = 1, requires = "processes")]
+    repeat: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `SIZE` or `MIN-MAX`, in bytes.
+fn parse_sizes(text: &str) -> Result<(usize, usize), String> {
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("{t:?} is not a size in bytes: {e}"))
+    };
+    let (min, max) = match text.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(text)?, parse(text)?),
+    };
+    if min > max {
+        return Err(format!("MIN {min} is larger than MAX {max}"));
+    }
+    Ok((min, max))
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +71,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             seed: args.seed,
             failing: args.failing,
             liars: args.liars,
+            blocks: args.blocks,
+            sizes: args.sizes,
+            repeat: args.repeat,
             json: args.json,
         })
         .await;

@@ -47,7 +47,7 @@ pub use engines::{
     count_stored, prepare_database, Counters, Drive, Engine, EngineKind, EngineSettings, Limit,
     Naive, PeerWrite, Seedbank,
 };
-pub use figures::{jain, Latency};
+pub use figures::{jain, median, Latency};
 pub use plot::write_svg;
 pub use readers::TimelinePoint;
 pub use report::{render, render_footer, render_header, render_workload, BenchReport};

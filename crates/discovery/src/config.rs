@@ -16,7 +16,8 @@ pub struct DiscoveryConfig {
     /// (default 30 s). Each fetch is bounded by `round_timeout` alone, so a peer that keeps
     /// delivering is never cut off; time spent storing what it sent never counts.
     pub peer_timeout: Duration,
-    /// How long "nobody has it" is remembered (default 30 s; zero disables the cache).
+    /// How long "none of these peers has it" is remembered (default 30 s; zero disables
+    /// the cache). A call offering a peer the remembered run was not offered is not cached.
     pub negative_ttl: Duration,
     /// Most scopes in the negative cache (default 10,000).
     pub negative_capacity: usize,

@@ -95,11 +95,15 @@ impl Discovery {
     ///
     /// # Errors
     /// [`Error::NotFound`] when no contacted peer had anything the scope needs (remembered
-    /// for `negative_ttl` when some peer answered; repeats within it send nothing and get
-    /// `cached: true`), [`Error::Index`] / [`Error::Blobstore`] if the local store failed,
+    /// for `negative_ttl` when some peer answered; repeats within it that offer no peer
+    /// the run was not offered send nothing and get `cached: true`), [`Error::Index`] / [`Error::Blobstore`] if the local store failed,
     /// [`Error::Aborted`] if the run panicked.
     pub async fn discover(&self, scope: &Scope, peers: &[Arc<dyn Peer>]) -> Result<Report> {
-        if self.inner.negative.contains(scope) {
+        if self
+            .inner
+            .negative
+            .contains(scope, peers.iter().map(|p| p.id()))
+        {
             self.inner.negative_hits.fetch_add(1, Relaxed);
             return Err(Error::NotFound {
                 scope: scope.clone(),
@@ -154,7 +158,9 @@ async fn run_once(inner: Arc<Inner>, scope: Scope, peers: Vec<Arc<dyn Peer>>) ->
     // Recorded before the run leaves the single-flight table, so no caller can slip in
     // between and dial again.
     match &outcome.result {
-        Err(Error::NotFound { .. }) if outcome.answered => inner.negative.insert(scope.clone()),
+        Err(Error::NotFound { .. }) if outcome.answered => inner
+            .negative
+            .insert(scope.clone(), peers.iter().map(|p| p.id())),
         Ok(report) if report.complete => inner.negative.remove(&scope),
         _ => {}
     }

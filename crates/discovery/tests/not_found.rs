@@ -107,3 +107,34 @@ async fn when_every_peer_failed_not_found_is_not_cached() {
     );
     assert!(messages(&peers) > sent);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_not_asked_before_is_asked_despite_the_negative_cache() {
+    let mut net = Net::new();
+    let target = common::dag(1, 2, 4);
+    let empty = net
+        .peer("empty", Behavior::Honest, ms(5), raw_blobs("x", 0, 3), None)
+        .await;
+    let holder = net
+        .peer("holder", Behavior::Honest, ms(5), target.blocks(), None)
+        .await;
+    let client = net.node().await;
+    let discovery = client.discovery(config());
+    let scope = Scope::dag(target.root_cid());
+    let first = discovery
+        .discover(&scope, &dyn_peers(std::slice::from_ref(&empty)))
+        .await;
+    assert!(matches!(first, Err(Error::NotFound { cached: false, .. })));
+    // The same peer again: answered from the cache.
+    let repeat = discovery
+        .discover(&scope, &dyn_peers(std::slice::from_ref(&empty)))
+        .await;
+    assert!(matches!(repeat, Err(Error::NotFound { cached: true, .. })));
+    // A peer learned of since (a new ticket, peer exchange): asked at once.
+    let report = discovery
+        .discover(&scope, &dyn_peers(&[empty.clone(), holder.clone()]))
+        .await
+        .unwrap();
+    assert!(report.complete, "{report}");
+    assert!(holder.messages() > 0);
+}

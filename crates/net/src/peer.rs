@@ -1,7 +1,7 @@
 //! [`NetPeer`]: discovery's [`Peer`] over an iroh connection to a remote node.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cid::Cid;
@@ -21,6 +21,8 @@ use crate::ALPN;
 pub struct PeerStats {
     /// Connections established (1 while the first one lives; more after reconnects).
     pub connects: u64,
+    /// Time spent establishing those connections (QUIC and TLS handshakes), all together.
+    pub connect_time: Duration,
     /// Requests sent.
     pub requests: u64,
     /// Frame bytes sent (headers and bodies).
@@ -58,6 +60,7 @@ enum ConnState {
 #[derive(Default)]
 struct Counters {
     connects: AtomicU64,
+    connect_micros: AtomicU64,
     requests: AtomicU64,
     frame_sent: AtomicU64,
     frame_received: AtomicU64,
@@ -123,6 +126,7 @@ impl NetPeer {
         }
         PeerStats {
             connects: c.connects.load(Relaxed),
+            connect_time: Duration::from_micros(c.connect_micros.load(Relaxed)),
             requests: c.requests.load(Relaxed),
             frame_bytes_sent: c.frame_sent.load(Relaxed),
             frame_bytes_received: c.frame_received.load(Relaxed),
@@ -162,9 +166,13 @@ impl NetPeer {
             _ => {}
         }
         let dial = self.endpoint.connect(self.ticket.addr().clone(), ALPN);
+        let started = Instant::now();
         match tokio::time::timeout(self.config.connect_timeout, dial).await {
             Ok(Ok(conn)) => {
                 self.counters.connects.fetch_add(1, Relaxed);
+                self.counters
+                    .connect_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                 *state = ConnState::Open(conn.clone());
                 Ok(conn)
             }

@@ -203,6 +203,105 @@ async fn dead_lying_and_stalling_peers_do_not_stop_a_sync() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_is_scored_down_and_not_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let dag = dag(4, 4, 10);
+    let mut served = Vec::new();
+    for (name, behavior) in [("liar", Behavior::Liar), ("honest", Behavior::Honest)] {
+        let node = open(&dir, name).await;
+        node.put(dag.blocks(), None).await.unwrap();
+        let local = SimPeer::new(
+            name,
+            behavior,
+            Duration::ZERO,
+            Some(node.responder(name, ResponderConfig::default())),
+        );
+        served.push(Node::spawn(Arc::new(local), config()).await.unwrap());
+    }
+    let client = open(&dir, "client").await;
+    let client_node = serve(&client, "client").await;
+    let liar: Arc<dyn Peer> = Arc::new(client_node.peer(&served[0].ticket()));
+    let honest: Arc<dyn Peer> = Arc::new(client_node.peer(&served[1].ticket()));
+    let discovery = client.discovery(discovery_config());
+    let scope = Scope::dag(dag.root_cid());
+    // The liar alone: it is fetched from, caught, and nothing it sent is stored.
+    let first = discovery.discover(&scope, &[liar.clone()]).await;
+    let stored = client
+        .store()
+        .has_many(&dag.blocks().iter().map(|b| *b.cid()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|has| !has),
+        "a liar's bytes were stored: {first:?}"
+    );
+    let score = discovery
+        .peer_score(liar.id())
+        .expect("the liar was contacted");
+    assert!(score.liar, "{score:?}");
+    // Then the liar first in the list and an honest node second (not asked before, so the
+    // negative cache does not answer): the liar is ranked out, the honest node completes.
+    let report = discovery
+        .discover(&scope, &[liar.clone(), honest.clone()])
+        .await
+        .unwrap();
+    assert!(report.complete, "{report}");
+    assert!(
+        report.sessions.iter().all(|s| s.peer != liar.id()),
+        "the liar was asked again: {report}"
+    );
+    assert_holds(&client, &dag).await;
+    client_node.shutdown().await.unwrap();
+    for n in served {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_responder_builds_its_haves_once_however_many_peers_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let dag = dag(5, 6, 20);
+    let server = open(&dir, "server").await;
+    server.put(dag.blocks(), Some("doc")).await.unwrap();
+    let served = serve(&server, "server").await;
+    // Six clients at once: three sync the named scope, three the DAG.
+    let mut clients = Vec::new();
+    for c in 0..6 {
+        let client = open(&dir, &format!("c{c}")).await;
+        let node = serve(&client, &format!("c{c}")).await;
+        clients.push((client, node));
+    }
+    let mut runs = tokio::task::JoinSet::new();
+    for (c, (client, node)) in clients.iter().enumerate() {
+        let peers: Vec<Arc<dyn Peer>> = vec![Arc::new(node.peer(&served.ticket()))];
+        let discovery = client.discovery(discovery_config());
+        let scope = if c % 2 == 0 {
+            Scope::named("doc")
+        } else {
+            Scope::dag(dag.root_cid())
+        };
+        runs.spawn(async move { discovery.discover(&scope, &peers).await });
+    }
+    while let Some(done) = runs.join_next().await {
+        let report = done.unwrap().unwrap();
+        assert!(report.complete, "{report}");
+        assert_eq!(report.peers_contacted, 1);
+    }
+    for (client, _) in &clients {
+        assert_holds(client, &dag).await;
+    }
+    // Nothing changed on the server, so it built one snapshot per scope asked for (the
+    // named scope and the DAG): 2 builds for 6 sessions; every other lookup was a hit.
+    let stats = server.haves.stats();
+    assert_eq!(stats.builds, 2, "{stats:?}");
+    assert!(stats.hits >= 4, "{stats:?}");
+    for (_, node) in clients {
+        node.shutdown().await.unwrap();
+    }
+    served.shutdown().await.unwrap();
+}
+
 async fn raw_client() -> Endpoint {
     Endpoint::builder(presets::Minimal)
         .clear_ip_transports()

@@ -41,6 +41,19 @@ impl SimDag {
         leaf_size: usize,
         base: Option<(&SimDag, usize)>,
     ) -> SimDag {
+        Self::generate_sized(rng, name, branches, leaves_per_branch, |_| leaf_size, base)
+    }
+
+    /// As [`SimDag::generate`], with each leaf's size drawn by `leaf_size` (mixed sizes; see
+    /// [`log_uniform`]).
+    pub fn generate_sized<R: RngCore>(
+        rng: &mut R,
+        name: &str,
+        branches: usize,
+        leaves_per_branch: usize,
+        mut leaf_size: impl FnMut(&mut R) -> usize,
+        base: Option<(&SimDag, usize)>,
+    ) -> SimDag {
         let (mut branch_blobs, mut leaves) = (Vec::new(), Vec::new());
         if let Some((base, shared)) = base {
             let shared = shared.min(base.branches.len()).min(branches);
@@ -50,7 +63,7 @@ impl SimDag {
         while branch_blobs.len() < branches {
             let own: Vec<Blob> = (0..leaves_per_branch)
                 .map(|_| {
-                    let mut data = vec![0u8; leaf_size];
+                    let mut data = vec![0u8; leaf_size(rng)];
                     rng.fill_bytes(&mut data);
                     Blob::new(codec::RAW, data)
                 })
@@ -128,6 +141,14 @@ impl SimDag {
         }
         out
     }
+}
+
+/// A size between `min` and `max` bytes (inclusive), log-uniformly distributed: as many
+/// blobs of 100 B–1 KiB as of 1–10 KiB, like the mixed content of real stores.
+pub fn log_uniform(rng: &mut impl RngCore, min: usize, max: usize) -> usize {
+    let (lo, hi) = ((min.max(1) as f64).ln(), (max.max(min).max(1) as f64).ln());
+    let size = rng.gen_range(lo..=hi).exp().round() as usize;
+    size.clamp(min, max.max(min))
 }
 
 /// A DAG-CBOR block `{name, links}`.

@@ -33,7 +33,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-pub use dag::{Part, SimDag, SimTree};
+pub use dag::{log_uniform, Part, SimDag, SimTree};
 pub use node::SimNode;
 pub use peer::{Behavior, SimPeer};
 

@@ -32,6 +32,14 @@ impl SimNode {
             synchronous: Synchronous::Normal,
             ..Config::default()
         };
+        Self::open_with(path, config).await
+    }
+
+    /// Opens a node at `path` with the given store configuration.
+    ///
+    /// # Errors
+    /// As [`SimNode::open`].
+    pub async fn open_with(path: &Path, config: Config) -> Result<SimNode> {
         let store = Store::open(path, config)?;
         let index = Index::open(store, IndexConfig::default()).await?;
         let haves = HavesCache::new(index.clone(), HavesConfig::default());
