@@ -4,6 +4,7 @@ mod bench;
 mod blobs;
 mod dag;
 mod lifecycle;
+mod metrics;
 mod net;
 pub mod out;
 mod sim;

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Use iroh's public relays and address lookup (internet; default: offline).
     #[arg(long)]
     internet: bool,
+    /// Serve the store's, the responder's and the node's stats in Prometheus text format
+    /// over HTTP at this address (e.g. `127.0.0.1:9090`; any path), refreshed every second.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Test only: serve corrupted bytes for every blob.
     #[arg(long, hide = true)]
     lie: bool,
@@ -151,16 +155,19 @@ pub async fn serve(db: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve_index(index: &Index, key: SecretKey, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let haves = HavesCache::new(index.clone(), HavesConfig::default());
-    let responder = Responder::new("local", haves, ResponderConfig::default());
+    let responder = Responder::new("local", haves.clone(), ResponderConfig::default());
+    if let Some(addr) = args.metrics {
+        super::metrics::install(addr)?;
+    }
     let local: Arc<dyn Peer> = if args.lie {
         Arc::new(seedbank_sim::SimPeer::new(
             "liar",
             seedbank_sim::Behavior::Liar,
             Duration::ZERO,
-            Some(responder),
+            Some(responder.clone()),
         ))
     } else {
-        Arc::new(responder)
+        Arc::new(responder.clone())
     };
     let config = NodeConfig {
         listen: args.listen,
@@ -179,7 +186,23 @@ async fn serve_index(index: &Index, key: SecretKey, args: ServeArgs) -> anyhow::
     }
     outln!("{ticket}")?;
     std::io::stdout().flush()?;
-    let stopped = stop_signal().await;
+    let publish = async {
+        if args.metrics.is_none() {
+            return std::future::pending().await;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            index.store().stats().publish();
+            responder.stats().publish();
+            haves.stats().publish();
+            node.stats().publish();
+        }
+    };
+    let stopped = tokio::select! {
+        stopped = stop_signal() => stopped,
+        never = publish => never,
+    };
     tracing::info!("stopping");
     node.shutdown().await?;
     stopped?;

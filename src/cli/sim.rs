@@ -34,6 +34,9 @@ pub struct SimArgs {
     /// With `--processes`: leaf sizes in bytes, `SIZE` or `MIN-MAX` (drawn log-uniformly).
     #[arg(long, default_value = "1024", value_parser = parse_sizes, requires = "processes")]
     sizes: (usize, usize),
+    /// With `--processes`: every process holds the whole DAG (default: partial replicas).
+    #[arg(long, requires = "processes")]
+    full_replicas: bool,
     /// With `--processes`: repetitions (fresh client and baseline each), reported as
     /// medians with their range.
     #[arg(long, default_value_t = 1, requires = "processes")]
@@ -73,6 +76,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             liars: args.liars,
             blocks: args.blocks,
             sizes: args.sizes,
+            full_replicas: args.full_replicas,
             repeat: args.repeat,
             json: args.json,
         })

@@ -62,6 +62,8 @@ mod haves;
 mod item;
 mod local;
 mod message;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod negative_cache;
 mod peer;
 mod reconcile;

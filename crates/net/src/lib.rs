@@ -52,6 +52,8 @@
 mod config;
 mod error;
 pub mod frame;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod node;
 mod peer;
 mod policy;

@@ -41,6 +41,9 @@ pub struct ProcessSim {
     pub blocks: usize,
     /// Leaf sizes in bytes, drawn log-uniformly from this range.
     pub sizes: (usize, usize),
+    /// Every process holds the whole DAG (default: each leaf on one honest process, and
+    /// on each other one with p = 0.3).
+    pub full_replicas: bool,
     /// Repetitions, each with a fresh client and a fresh baseline store.
     pub repeat: usize,
     /// Print JSON.
@@ -50,7 +53,9 @@ pub struct ProcessSim {
 /// The generated DAG: `branches ≈ √blocks`, leaves spread evenly under them.
 fn generate(sim: &ProcessSim, rng: &mut StdRng) -> SimDag {
     let branches = ((sim.blocks as f64).sqrt().round() as usize).max(1);
-    let leaves = (sim.blocks.saturating_sub(branches + 1) / branches).max(1);
+    let leaves = ((sim.blocks.saturating_sub(branches + 1) as f64 / branches as f64).round()
+        as usize)
+        .max(1);
     let (min, max) = sim.sizes;
     SimDag::generate_sized(
         rng,
@@ -228,7 +233,9 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
         let node = SimNode::open(&db).await?;
         // Every leaf on one honest process at least, and on each other one with p = 0.3.
         let blobs = dag.subset(|b, l| {
-            (i < honest && (b * leaves_per_branch + l) % honest == i) || rng.gen_bool(0.3)
+            sim.full_replicas
+                || (i < honest && (b * leaves_per_branch + l) % honest == i)
+                || rng.gen_bool(0.3)
         });
         node.put(blobs, Some(SCOPE)).await?;
         node.store().close().await?;
@@ -281,8 +288,9 @@ pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
     } else {
         outln!("{}", report.to_string().trim_end())?;
         outln!(
-            "processes       {} ({honest} honest, {liars} lying, {dead} dead); DAG {} blocks, {:.1} MB (leaves {}–{} B), {missing} missing after",
+            "processes       {} ({honest} honest, {liars} lying, {dead} dead; {} replicas); DAG {} blocks, {:.1} MB (leaves {}–{} B), {missing} missing after",
             sim.processes,
+            if sim.full_replicas { "full" } else { "partial" },
             dag.len(),
             dag_bytes as f64 / 1e6,
             sim.sizes.0,
