@@ -1,7 +1,8 @@
 //! A streaming CAR reader (CARv1, and CARv2 by reading its inner CARv1 payload).
 //!
 //! Memory is bounded by one section: lengths are checked against limits before anything is
-//! allocated, and bytes are pulled through a fixed-size buffer. Every error names the byte
+//! allocated, nothing is reserved at a size the input claims before those bytes arrive, and
+//! bytes are pulled through a fixed-size buffer. Every error names the byte
 //! offset, from the start of the file, of the header or section that is wrong. The reader
 //! does not verify hashes; [`import`](super::import) does, block by block.
 //!
@@ -46,7 +47,34 @@ pub struct CarBlock {
 struct RawHeader {
     version: u64,
     #[serde(default)]
-    roots: Option<Vec<Cid>>,
+    roots: Option<Roots>,
+}
+
+/// The header's roots, collected as they are decoded: a `Vec<Cid>` would reserve room for
+/// the count the array claims (up to 1 MiB) before reading a single CID.
+struct Roots(Vec<Cid>);
+
+impl<'de> Deserialize<'de> for Roots {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Roots;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of CIDs")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Roots, A::Error> {
+                let mut roots = Vec::new();
+                while let Some(cid) = seq.next_element()? {
+                    roots.push(cid);
+                }
+                Ok(Roots(roots))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
 /// Reads a CAR one block at a time.
@@ -228,7 +256,10 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
 
     /// Reads exactly `len` bytes of the header or section starting at `offset`.
     async fn read_exact_or(&mut self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(len as usize);
+        // `len` is the input's claim: reserve only what is already buffered, so a short
+        // input cannot cost an allocation of the claimed size; the rest grows as it arrives.
+        let have = self.inner.buffer().len() as u64;
+        let mut buf = Vec::with_capacity(len.min(have) as usize);
         let got = (&mut self.inner)
             .take(len)
             .read_to_end(&mut buf)
@@ -244,6 +275,7 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
                 format!("truncated {what}: expected {len} bytes after its length, found {got}"),
             ));
         }
+        buf.shrink_to_fit();
         Ok(buf)
     }
 
@@ -277,7 +309,8 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         }
         self.roots = header
             .roots
-            .ok_or_else(|| corrupt(offset, "CARv1 header has no roots"))?;
+            .ok_or_else(|| corrupt(offset, "CARv1 header has no roots"))?
+            .0;
         if self.version == 0 {
             self.version = 1;
         }
