@@ -4,9 +4,12 @@
 //! commits this thread runs PASSIVE checkpoints (never blocks readers or the writer) at most
 //! every `checkpoint_interval`. When the WAL file passes the cap it escalates to TRUNCATE:
 //! it takes the lane's write gate first (so it never fights the lane for SQLite's write lock,
-//! which would surface as SQLITE_BUSY), backfills what it can with PASSIVE, then takes the
-//! data readers' gate: in-flight data reads finish (waiting at most `checkpoint_max_wait`,
-//! the reader transaction limit), new ones wait the few ms the TRUNCATE takes.
+//! which would surface as SQLITE_BUSY), backfills what it can with PASSIVE, then tries the
+//! TRUNCATE without waiting in SQLite's busy handler. While a reader's snapshot blocks it,
+//! it ends app reads older than `checkpoint_max_wait` (the reader transaction limit, see
+//! `lease`) and tries again every few ms, for at most twice that. New reads
+//! never wait for any of this: once the backfill is complete SQLite starts new readers
+//! past the WAL (read mark 0), so they do not block the truncation.
 //!
 //! Under continuous ingest a PASSIVE checkpoint never catches up with the lane, and SQLite
 //! only rewinds the WAL to its start when a write begins with every frame backfilled. So
@@ -16,13 +19,11 @@
 //!
 //! The lane checks the WAL size before each batch; past the cap it waits for the
 //! checkpointer's TRUNCATE (at most `checkpoint_max_wait` plus one checkpoint), so the WAL
-//! never exceeds the cap by more than one batch even when ingest outruns checkpoints.
-//!
-//! Why a readers' gate: a reader that starts a new snapshot as soon as its last one ends
-//! keeps a WAL read slot locked forever from SQLite's point of view, and SQLite's busy
-//! handler (which polls) never sees it free, so TRUNCATE would starve and the WAL grow
-//! without bound. Metadata `info` reads are exempt: they last microseconds, never overlap
-//! a poll for long, and must not wait behind a checkpoint.
+//! never exceeds the cap by more than one batch even when ingest outruns checkpoints. The
+//! one exception: a snapshot that may not be ended (a library scan, `Store::scan`) and
+//! outlives the TRUNCATE. Then the lane does not wait again batch after batch for a
+//! TRUNCATE that cannot finish: it writes on past the cap while the checkpointer retries
+//! once per interval, until a TRUNCATE completes.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,10 +31,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
 
 use crate::error::{Result, SqlContext};
+use crate::lease::Leases;
 use crate::stats::StatsCollector;
 
 /// Which checkpoint to run.
@@ -51,8 +53,8 @@ enum Mode {
 pub(crate) struct Checkpointer {
     /// Held by the lane for a whole batch and by the checkpointer for TRUNCATE.
     gate: Arc<Mutex<()>>,
-    /// Shared by every data-pool read; taken exclusively for TRUNCATE.
-    readers: Arc<RwLock<()>>,
+    /// App reads, which a blocked TRUNCATE may end.
+    leases: Arc<Leases>,
     state: Mutex<State>,
     wake: Condvar,
     /// Signalled when an escalation the lane asked for has run.
@@ -74,6 +76,9 @@ struct State {
     escalate: bool,
     /// TRUNCATE checkpoints finished (to tell the waiting lane its request ran).
     escalations: u64,
+    /// The last TRUNCATE could not finish (a snapshot that may not be ended holds the
+    /// WAL): the lane writes on instead of waiting, and the checkpointer retries.
+    stuck: bool,
 }
 
 impl Checkpointer {
@@ -83,13 +88,14 @@ impl Checkpointer {
         db_path: PathBuf,
         config: &crate::Config,
         stats: Arc<StatsCollector>,
+        leases: Arc<Leases>,
     ) -> Result<Arc<Self>> {
         let mut wal_path = db_path.into_os_string();
         wal_path.push("-wal");
         stats.wal.cap.store(config.wal_cap_bytes, Relaxed);
         let this = Arc::new(Checkpointer {
             gate: Arc::new(Mutex::new(())),
-            readers: Arc::new(RwLock::new(())),
+            leases,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             escalated: Condvar::new(),
@@ -113,11 +119,6 @@ impl Checkpointer {
         self.gate.clone()
     }
 
-    /// The gate data-pool reads hold shared for the length of their transaction.
-    pub fn reader_gate(&self) -> Arc<RwLock<()>> {
-        self.readers.clone()
-    }
-
     /// Called by the lane after every commit.
     pub fn notify_commit(&self) {
         // The one WAL size sample per batch: the lane's next check and this thread's
@@ -137,6 +138,12 @@ impl Checkpointer {
         let target = s.escalations + 1;
         s.escalate = true;
         self.wake.notify_one();
+        if s.stuck {
+            // A snapshot that may not be ended holds the WAL: waiting would stall every
+            // batch for nothing. The checkpointer retries; write on.
+            return;
+        }
+        self.stats.wal.lane_waits.fetch_add(1, Relaxed);
         // Bounded so a stuck checkpoint can slow writes but never stop them.
         let deadline = Instant::now() + self.max_wait * 4 + Duration::from_secs(1);
         while s.escalations < target && !s.stop {
@@ -180,7 +187,10 @@ impl Checkpointer {
                 std::mem::take(&mut s.escalate)
             };
             let wal = self.wal_size();
-            let mode = if escalate || wal > self.cap {
+            let stuck = self.state.lock().stuck;
+            let mode = if (escalate || wal > self.cap)
+                && !(stuck && last_passive.elapsed() < self.interval)
+            {
                 Some(Mode::Truncate)
             } else if wal > self.cap / 4 && last_passive.elapsed() >= self.interval {
                 Some(Mode::Rewind)
@@ -197,21 +207,32 @@ impl Checkpointer {
                 None
             };
             if let Some(mode) = mode {
-                if let Err(e) = self.checkpoint(&conn, mode) {
-                    tracing::warn!(error = %e, ?mode, "checkpoint failed");
-                }
+                let done = match self.checkpoint(&conn, mode) {
+                    Ok(done) => done,
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?mode, "checkpoint failed");
+                        false
+                    }
+                };
                 last_passive = Instant::now();
                 self.sample_wal();
                 if matches!(mode, Mode::Truncate) {
-                    self.state.lock().escalations += 1;
+                    let mut s = self.state.lock();
+                    s.escalations += 1;
+                    s.stuck = !done && self.wal_size() > self.cap;
+                    if s.stuck {
+                        // Retried once per interval while the lane writes on.
+                        s.dirty = true;
+                    }
+                    drop(s);
                     self.escalated.notify_all();
                 }
             }
         }
     }
 
-    /// Runs one checkpoint and records its outcome.
-    fn checkpoint(&self, conn: &Connection, mode: Mode) -> Result<()> {
+    /// Runs one checkpoint and records its outcome; true when it completed.
+    fn checkpoint(&self, conn: &Connection, mode: Mode) -> Result<bool> {
         let w = &self.stats.wal;
         let result = match mode {
             Mode::Passive => {
@@ -229,17 +250,7 @@ impl Checkpointer {
             }
             Mode::Truncate => {
                 w.truncate.fetch_add(1, Relaxed);
-                // Taking the gate waits for the lane's current batch to commit.
-                let _lane = self.gate.lock();
-                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
-                match self.readers.try_write_for(self.max_wait) {
-                    Some(_readers) => {
-                        conn.busy_timeout(self.max_wait)
-                            .during("set checkpoint wait")?;
-                        run_pragma(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
-                    }
-                    None => Ok(false),
-                }
+                self.truncate(conn)
             }
         };
         match result {
@@ -247,7 +258,7 @@ impl Checkpointer {
                 if !complete && matches!(mode, Mode::Truncate) {
                     w.truncate_incomplete.fetch_add(1, Relaxed);
                 }
-                Ok(())
+                Ok(complete)
             }
             Err(e) => {
                 w.failures.fetch_add(1, Relaxed);
@@ -256,7 +267,34 @@ impl Checkpointer {
         }
     }
 
-    /// Reads the WAL file size into stats and returns it.
+    /// TRUNCATE with the lane paused, polling instead of sleeping in SQLite's busy handler
+    /// (so the lane's gate is held only for each attempt), ending app reads older than the
+    /// limit while a snapshot blocks it. Gives up after twice the limit: within the first
+    /// every read that blocked it at the start has passed the limit and been ended, the
+    /// second lets those reads return.
+    fn truncate(&self, conn: &Connection) -> Result<bool> {
+        conn.busy_timeout(Duration::ZERO)
+            .during("set checkpoint wait")?;
+        let deadline = Instant::now() + self.max_wait * 2;
+        loop {
+            {
+                // Taking the gate waits for the lane's current batch to commit; the lane
+                // itself waits in `hold_writes_if_over_cap` meanwhile, so nothing is written
+                // between attempts.
+                let _lane = self.gate.lock();
+                run_pragma(conn, "PRAGMA wal_checkpoint(PASSIVE)")?;
+                if run_pragma(conn, "PRAGMA wal_checkpoint(TRUNCATE)")? {
+                    return Ok(true);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            self.leases.expire_older_than(self.max_wait);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The WAL size last sampled (after the last commit or checkpoint).
     fn wal_size(&self) -> u64 {
         self.stats.wal.bytes.load(Relaxed)

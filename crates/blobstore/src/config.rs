@@ -65,9 +65,11 @@ pub struct Config {
     pub wal_cap_bytes: u64,
     /// How often the checkpointer runs a PASSIVE checkpoint when writes are flowing.
     pub checkpoint_interval: Duration,
-    /// Longest a TRUNCATE checkpoint waits for readers to leave the WAL. Read transactions
-    /// that must not stall checkpoints should stay shorter than this (the reader
-    /// transaction limit).
+    /// The reader transaction limit (default 500 ms): when the WAL is over its cap and a
+    /// TRUNCATE cannot finish, app reads ([`Store::read`](crate::Store::read) on the data
+    /// pool) holding a snapshot longer than this are ended with
+    /// [`Error::ReadExpired`](crate::Error::ReadExpired). A TRUNCATE tries for at most
+    /// twice this long before the lane writes on.
     pub checkpoint_max_wait: Duration,
     /// Lowest share of batches that `Normal` and `Background` each lead while higher classes
     /// keep the lane saturated, so bulk work always progresses (default 0.1).

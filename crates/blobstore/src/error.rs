@@ -109,6 +109,17 @@ pub enum Error {
     /// error (nothing of it is acknowledged). Only the lane may end its transaction.
     #[error("a write ended or restarted the writer lane's transaction; the batch was rolled back")]
     TransactionEnded,
+    /// An app read ([`Store::read`](crate::Store::read) on the data pool) held its snapshot
+    /// longer than the reader transaction limit (`Config::checkpoint_max_wait`) while the
+    /// WAL was over its cap: its SQL was interrupted so the WAL could be rewound. Nothing
+    /// was changed; retry, or read in smaller pieces (each its own `read`).
+    #[error(
+        "read ended: its snapshot was held longer than {limit:?} while the WAL needed rewinding"
+    )]
+    ReadExpired {
+        /// The reader transaction limit it passed.
+        limit: std::time::Duration,
+    },
     /// The disk (or SQLite's `max_page_count`) is full. Nothing of the failed request or its
     /// batch was written; everything acknowledged before is intact, reads keep working and
     /// writes succeed again as soon as there is room (no reopen needed).

@@ -38,6 +38,7 @@ pub mod cid;
 mod config;
 mod error;
 mod lane;
+mod lease;
 pub mod lifecycle;
 #[cfg(feature = "metrics")]
 mod metrics;

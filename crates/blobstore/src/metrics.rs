@@ -27,11 +27,13 @@ impl Stats {
             ("seedbank_storage_errors_total", self.storage_errors),
             ("seedbank_lane_panics_total", self.lane_panics),
             ("seedbank_transactions_ended_total", self.transactions_ended),
+            ("seedbank_reads_expired_total", self.reads_expired),
             ("seedbank_disk_full_total", self.disk_full),
             ("seedbank_wal_checkpoints_passive_total", self.wal.passive),
             ("seedbank_wal_checkpoints_rewind_total", self.wal.rewind),
             ("seedbank_wal_checkpoints_truncate_total", self.wal.truncate),
             ("seedbank_wal_checkpoint_failures_total", self.wal.failures),
+            ("seedbank_wal_lane_waits_total", self.wal.lane_waits),
         ];
         for (name, value) in totals {
             counter!(name).absolute(value);

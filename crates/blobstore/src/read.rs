@@ -8,11 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result, SqlContext};
+use crate::lease::Leases;
 
 /// Which pool a read goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,9 +30,9 @@ pub(crate) struct ReadPool {
     permits: Arc<Semaphore>,
     stats: Arc<crate::stats::StatsCollector>,
     kind: PoolKind,
-    /// Held shared for each read so a TRUNCATE checkpoint can wait for in-flight reads
-    /// (see `checkpoint`); `None` for the info pool, whose reads never wait for it.
-    checkpoint_gate: Option<Arc<RwLock<()>>>,
+    /// App reads' leases (the reader transaction limit, see `lease`): the owner's data pool
+    /// only.
+    leases: Option<(Arc<Leases>, Duration)>,
     /// Where connections are reopened from when one cannot be cleaned for reuse.
     path: Arc<Path>,
     mode: ReaderMode,
@@ -96,7 +97,7 @@ impl ReadPool {
         size: usize,
         kind: PoolKind,
         stats: Arc<crate::stats::StatsCollector>,
-        checkpoint_gate: Option<Arc<RwLock<()>>>,
+        leases: Option<(Arc<Leases>, Duration)>,
         mode: ReaderMode,
     ) -> Result<Self> {
         let size = size.max(1);
@@ -109,17 +110,36 @@ impl ReadPool {
             permits: Arc::new(Semaphore::new(size)),
             stats,
             kind,
-            checkpoint_gate,
+            leases,
             path: path.into(),
             mode,
         })
     }
 
-    /// Runs `f` on a pooled connection on a blocking thread.
+    /// Runs `f` on a pooled connection on a blocking thread (for the library's own reads:
+    /// never ended early).
     ///
     /// # Errors
     /// [`Error::Closed`] once the pool is closed, or whatever `f` returns.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.run(false, f).await
+    }
+
+    /// As [`ReadPool::read`], under the reader transaction limit where this pool has one: an
+    /// app read the checkpointer ends fails with [`Error::ReadExpired`].
+    pub async fn read_limited<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.run(true, f).await
+    }
+
+    async fn run<T, F>(&self, limited: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -134,7 +154,7 @@ impl ReadPool {
         let waited = asked.elapsed();
         if self.kind == PoolKind::Info {
             // Inline on the caller's task: an info read is a point lookup of microseconds
-            // that never waits on a lock (the checkpointer's gate exempts this pool), so a
+            // that never waits on a lock, so a
             // hop to a blocking thread would cost more than the read and add a scheduler
             // wakeup to its tail latency.
             let result = {
@@ -150,11 +170,11 @@ impl ReadPool {
         }
         let idle = self.idle.clone();
         let (path, mode) = (self.path.clone(), self.mode);
-        let gate = self.checkpoint_gate.clone();
+        let leases = self.leases.clone().filter(|_| limited);
+        let stats = self.stats.clone();
         let result = tokio::task::spawn_blocking(move || {
             // Declared first so it drops last: the connection is back before the room is.
             let _permit = permit;
-            let _gate = gate.as_ref().map(|g| g.read());
             let conn = idle.lock().pop();
             let conn = Checkout {
                 conn,
@@ -162,10 +182,22 @@ impl ReadPool {
                 path,
                 mode,
             };
-            f(conn
+            let conn = conn
                 .conn
                 .as_ref()
-                .expect("a permit guarantees an idle connection"))
+                .expect("a permit guarantees an idle connection");
+            let Some((leases, limit)) = leases else {
+                return f(conn);
+            };
+            let lease = leases.begin(conn);
+            let result = f(conn);
+            if lease.interrupted() {
+                stats
+                    .reads_expired
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(Error::ReadExpired { limit });
+            }
+            result
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("read task failed: {e}"))))?;

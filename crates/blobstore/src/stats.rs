@@ -106,6 +106,8 @@ pub struct WalStats {
     pub truncate: u64,
     /// TRUNCATE checkpoints that could not finish within their wait (a reader stayed).
     pub truncate_incomplete: u64,
+    /// Batches the lane held because the WAL was over the cap, until a TRUNCATE ran.
+    pub lane_waits: u64,
     /// Checkpoints that returned an error.
     pub failures: u64,
 }
@@ -140,6 +142,8 @@ pub struct Stats {
     pub lane_panics: u64,
     /// Batches rolled back because a write ended or restarted the lane's transaction.
     pub transactions_ended: u64,
+    /// App reads ended by the reader transaction limit ([`Error::ReadExpired`](crate::Error::ReadExpired)).
+    pub reads_expired: u64,
     /// Writes that failed because the disk (or `max_page_count`) was full.
     pub disk_full: u64,
     /// Share of wall time the lane held the write lock (0..1).
@@ -180,6 +184,7 @@ pub(crate) struct StatsCollector {
     storage_errors: AtomicU64,
     pub(crate) lane_panics: AtomicU64,
     pub(crate) transactions_ended: AtomicU64,
+    pub(crate) reads_expired: AtomicU64,
     disk_full: AtomicU64,
     hold_ns: AtomicU64,
     freed: [AtomicU64; 2],
@@ -223,6 +228,7 @@ pub(crate) struct WalRecorder {
     pub rewind: AtomicU64,
     pub truncate: AtomicU64,
     pub truncate_incomplete: AtomicU64,
+    pub lane_waits: AtomicU64,
     pub failures: AtomicU64,
 }
 
@@ -312,6 +318,7 @@ impl StatsCollector {
             storage_errors: AtomicU64::new(0),
             lane_panics: AtomicU64::new(0),
             transactions_ended: AtomicU64::new(0),
+            reads_expired: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             hold_ns: AtomicU64::new(0),
             freed: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -452,6 +459,7 @@ impl StatsCollector {
             storage_errors: self.storage_errors.load(Relaxed),
             lane_panics: self.lane_panics.load(Relaxed),
             transactions_ended: self.transactions_ended.load(Relaxed),
+            reads_expired: self.reads_expired.load(Relaxed),
             disk_full: self.disk_full.load(Relaxed),
             lane_utilisation: self.hold_ns.load(Relaxed) as f64 / uptime.as_nanos().max(1) as f64,
             batch_blobs: Percentiles::of(&lane.batch_blobs),
@@ -470,6 +478,7 @@ impl StatsCollector {
                 rewind: w.rewind.load(Relaxed),
                 truncate: w.truncate.load(Relaxed),
                 truncate_incomplete: w.truncate_incomplete.load(Relaxed),
+                lane_waits: w.lane_waits.load(Relaxed),
                 failures: w.failures.load(Relaxed),
             },
         }
@@ -514,14 +523,16 @@ impl fmt::Display for Stats {
             "storage errors  {} ({} disk full); lane panics {}, transactions ended {}",
             self.storage_errors, self.disk_full, self.lane_panics, self.transactions_ended
         )?;
+        writeln!(f, "reads expired   {}", self.reads_expired)?;
         writeln!(
             f,
             "freed           {} blobs, {} bytes",
             self.blobs_freed, self.bytes_freed
         )?;
-        writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed",
+        writeln!(f, "wal             {} bytes (peak {}, cap {}); checkpoints {} passive, {} rewind, {} truncate, {} incomplete, {} failed; lane waited {}",
             self.wal.bytes, self.wal.peak_bytes, self.wal.cap_bytes, self.wal.passive,
-            self.wal.rewind, self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures)?;
+            self.wal.rewind, self.wal.truncate, self.wal.truncate_incomplete, self.wal.failures,
+            self.wal.lane_waits)?;
         for p in &self.pools {
             writeln!(
                 f,

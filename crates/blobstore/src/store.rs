@@ -14,6 +14,7 @@ use crate::cid::{check_supported, multihash_key, verify, Blob};
 use crate::config::{Config, PutOptions, Synchronous};
 use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
+use crate::lease::Leases;
 use crate::owner::OwnerLock;
 use crate::read::{in_snapshot, PoolKind, ReadPool, ReaderMode};
 use crate::schema::{FileState, SCHEMA_VERSION};
@@ -176,8 +177,14 @@ impl Store {
         checkpoint_conn
             .execute_batch(apple_fullfsync(&config))
             .during("configure checkpointer")?;
-        let checkpointer =
-            Checkpointer::start(checkpoint_conn, path.clone(), &config, stats.clone())?;
+        let leases = Arc::new(Leases::default());
+        let checkpointer = Checkpointer::start(
+            checkpoint_conn,
+            path.clone(),
+            &config,
+            stats.clone(),
+            leases.clone(),
+        )?;
         let info_pool = ReadPool::open(
             &path,
             config.info_pool_size,
@@ -186,13 +193,12 @@ impl Store {
             None,
             ReaderMode::Owner,
         )?;
-        let data_gate = Some(checkpointer.reader_gate());
         let data_pool = ReadPool::open(
             &path,
             config.data_pool_size,
             PoolKind::Data,
             stats.clone(),
-            data_gate,
+            Some((leases, config.checkpoint_max_wait)),
             ReaderMode::Owner,
         )?;
         let lane = Lane::start(writer, &config, stats.clone(), checkpointer.clone())?;
@@ -585,22 +591,51 @@ impl Store {
         Ok(self.has_many(std::slice::from_ref(cid)).await?[0])
     }
 
-    /// Runs a read-only closure on a pooled connection (for seedbank's index and discovery
-    /// crates, and apps reading their own tables). Reads never wait for the writer.
+    /// Runs a read-only closure on a pooled connection (apps reading their own tables or
+    /// seedbank's). Reads never wait for the writer, nor for a checkpoint.
+    ///
+    /// A read on the data pool is under the **reader transaction limit**: if it holds its
+    /// snapshot longer than `Config::checkpoint_max_wait` while the WAL is over its cap, its
+    /// running or next SQL statement is interrupted and the read fails with
+    /// [`Error::ReadExpired`], so that one long reader cannot stall ingest or grow the WAL.
+    /// Read large sets in pieces (each its own `read`). A closure that keeps its transaction
+    /// open without calling SQLite (sleeping, awaiting something) cannot be interrupted: it
+    /// pins the WAL until it returns.
     ///
     /// # Errors
-    /// [`Error::Closed`], [`Error::App`] with the closure's error.
+    /// [`Error::Closed`], [`Error::ReadExpired`], [`Error::App`] with the closure's error.
     pub async fn read<T, F>(&self, pool: PoolKind, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     {
         self.ensure_open()?;
-        let pool = match pool {
-            PoolKind::Info => &self.inner.info_pool,
-            PoolKind::Data => &self.inner.data_pool,
-        };
-        pool.read(move |conn| f(conn).map_err(Error::App)).await
+        let f = move |conn: &Connection| f(conn).map_err(Error::App);
+        match pool {
+            PoolKind::Info => self.inner.info_pool.read(f).await,
+            PoolKind::Data => self.inner.data_pool.read_limited(f).await,
+        }
+    }
+
+    /// As [`Store::read`], but never ended by the reader transaction limit: for seedbank's
+    /// own scans (DAG walks, haves snapshots, GC marking), whose length the store's size
+    /// bounds. While a scan holds a snapshot the WAL cannot be rewound past it, so the lane
+    /// writes on past the cap instead of waiting (see the design doc, "WAL and
+    /// checkpoints"). Apps should use [`Store::read`].
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::App`] with the closure's error.
+    pub async fn scan<T, F>(&self, pool: PoolKind, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    {
+        self.ensure_open()?;
+        let f = move |conn: &Connection| f(conn).map_err(Error::App);
+        match pool {
+            PoolKind::Info => self.inner.info_pool.read(f).await,
+            PoolKind::Data => self.inner.data_pool.read(f).await,
+        }
     }
 
     /// Re-hashes every stored blob and runs SQLite's integrity check.

@@ -17,12 +17,12 @@ use crate::run::ingest;
 use crate::scope::Scope;
 
 /// The stored bytes of each CID's multihash, whatever codec they were stored under. Read
-/// in one hop to the data pool. The blobstore has no public read by multihash; its `read`
+/// in one hop to the data pool. The blobstore has no public read by multihash; its `scan`
 /// hook exists for the index and discovery crates, so the one statement lives here.
 async fn bytes_by_multihash(store: &Store, cids: &[Cid]) -> Result<Vec<Option<Bytes>>> {
     let keys: Vec<Vec<u8>> = cids.iter().map(multihash_key).collect();
     let found = store
-        .read(PoolKind::Data, move |conn| {
+        .scan(PoolKind::Data, move |conn| {
             let mut stmt = conn.prepare_cached("SELECT data FROM blob_data WHERE mh = ?1")?;
             let mut out = Vec::with_capacity(keys.len());
             for key in &keys {

@@ -313,7 +313,7 @@ impl Index {
     {
         self.inner
             .store
-            .read(pool, move |conn| f(conn).map_err(Error::boxed))
+            .scan(pool, move |conn| f(conn).map_err(Error::boxed))
             .await
             .map_err(from_store)
     }
