@@ -165,3 +165,109 @@ async fn closures_ending_the_transaction_never_lose_acknowledged_puts() {
     store.close().await.unwrap();
     drop(dir);
 }
+
+/// A staged op that runs `sql` on the lane's connection, then returns its error or not.
+struct EndingOp {
+    sql: &'static str,
+    propagate: bool,
+}
+
+impl StagedOp for EndingOp {
+    fn apply(
+        self: Box<Self>,
+        conn: &seedbank_blobstore::rusqlite::Connection,
+        _blob: &Blob,
+        _inserted: bool,
+    ) -> Result<(), AppError> {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS junk (x)")?;
+        let ran = conn.execute_batch(self.sql);
+        if self.propagate {
+            ran?;
+        }
+        Ok(())
+    }
+}
+
+/// The staged-op variant of issue 12: 400 concurrent puts race staged ops that end the
+/// lane's transaction (and either swallow or return SQLite's error). Every acknowledged put
+/// must be stored after a reopen, no bad op's blob or table may be, and each bad put — and
+/// every put that shared its batch — must get `TransactionEnded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_ops_ending_the_transaction_never_lose_acknowledged_puts() {
+    let mut config = Config::default();
+    config.batch.max_blobs = 16;
+    let (store, dir, path) = temp_store(config);
+    let blobs = random_blobs(6, 400, 512);
+    let mut puts = Vec::new();
+    for (i, blob) in blobs.into_iter().enumerate() {
+        let store = store.clone();
+        let opts = PutOptions::new(Priority::Normal, &format!("src{}", i % 8));
+        puts.push(tokio::spawn(async move {
+            (*blob.cid(), store.put_with(blob, opts).await)
+        }));
+    }
+    let mut bad = Vec::new();
+    let bad_blobs = random_blobs(7, 10, 256);
+    let sqls = [
+        "COMMIT; BEGIN",
+        "ROLLBACK; BEGIN",
+        "COMMIT",
+        "ROLLBACK; BEGIN IMMEDIATE",
+        "ROLLBACK",
+    ];
+    let ops = sqls
+        .into_iter()
+        .flat_map(|sql| [false, true].map(|propagate| EndingOp { sql, propagate }));
+    for (op, blob) in ops.zip(bad_blobs.iter().cloned()) {
+        let store = store.clone();
+        let what = format!("{} ({})", op.sql, op.propagate);
+        bad.push(tokio::spawn(async move {
+            let staged = vec![StagedBlob {
+                blob,
+                op: Some(Box::new(op)),
+            }];
+            (what, store.put_staged(staged, PutOptions::default()).await)
+        }));
+        tokio::task::yield_now().await;
+    }
+    let mut acked = Vec::new();
+    for p in puts {
+        let (cid, r) = bounded(p).await.unwrap();
+        match r {
+            Ok(_) => acked.push(cid),
+            Err(Error::TransactionEnded) => {}
+            Err(e) => panic!("unexpected put error: {e}"),
+        }
+    }
+    for b in bad {
+        let (what, r) = bounded(b).await.unwrap();
+        assert!(matches!(r, Err(Error::TransactionEnded)), "{what}: {r:?}");
+    }
+    assert!(!acked.is_empty());
+    assert!(store.stats().transactions_ended >= bad_blobs.len() as u64);
+    let after = random_blobs(8, 1, 64).remove(0);
+    acked.push(bounded(store.put(after)).await.unwrap());
+    bounded(store.close()).await.unwrap();
+    drop(store);
+
+    let store = Store::open(&path, Config::default()).unwrap();
+    let present = bounded(store.has_many(&acked)).await.unwrap();
+    let lost = present.iter().filter(|p| !**p).count();
+    assert_eq!(lost, 0, "{lost} of {} acknowledged puts lost", acked.len());
+    let bad_cids: Vec<_> = bad_blobs.iter().map(|b| *b.cid()).collect();
+    let stored = bounded(store.has_many(&bad_cids)).await.unwrap();
+    assert_eq!(stored, vec![false; bad_cids.len()], "a bad op's blob");
+    let junk: i64 = store
+        .read(PoolKind::Info, |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(junk, 0);
+    bounded(store.close()).await.unwrap();
+    drop(dir);
+}

@@ -51,6 +51,8 @@ struct TxnWatch {
     commit_allowed: AtomicBool,
     /// Commits and rollbacks seen (the lane's own and anyone else's).
     ends: AtomicU64,
+    /// `COMMIT`s refused: issued by code the lane ran, never by the lane.
+    refused: AtomicU64,
 }
 
 impl TxnWatch {
@@ -60,8 +62,12 @@ impl TxnWatch {
         let w = watch.clone();
         conn.commit_hook(Some(move || {
             w.ends.fetch_add(1, Relaxed);
+            let refuse = !w.commit_allowed.load(Relaxed);
+            if refuse {
+                w.refused.fetch_add(1, Relaxed);
+            }
             // `true` turns this COMMIT into a rollback.
-            !w.commit_allowed.load(Relaxed)
+            refuse
         }));
         let w = watch.clone();
         conn.rollback_hook(Some(move || {
@@ -251,6 +257,7 @@ impl Writer {
         let exec_started = Instant::now();
         let queue_wait = exec_started.saturating_duration_since(req.enqueued);
         let ends_before = self.watch.ends.load(Relaxed);
+        let refused_before = self.watch.refused.load(Relaxed);
         let result = match std::mem::replace(&mut req.work, Work::Blobs(Vec::new())) {
             Work::Blobs(blobs) => {
                 let conn = &self.conn;
@@ -266,9 +273,11 @@ impl Writer {
         // Whatever the request returned: if its transaction ended under it, the batch is no
         // longer one unit and nothing in it may be acknowledged.
         // (A request that already fails its batch keeps its own error: SQLite itself rolls
-        // back on some errors, e.g. a full disk.)
+        // back on some errors, e.g. a full disk. Not after a refused `COMMIT`, which only
+        // the request can have issued: the error it returns is that refusal.)
         let ended = self.watch.ends.load(Relaxed) != ends_before || self.conn.is_autocommit();
-        let result = if ended && !matches!(result, Err(Failed::Batch(_))) {
+        let refused = self.watch.refused.load(Relaxed) != refused_before;
+        let result = if refused || (ended && !matches!(result, Err(Failed::Batch(_)))) {
             Err(Failed::Batch(Error::TransactionEnded))
         } else {
             result
