@@ -106,6 +106,11 @@ fn apple_fullfsync(config: &Config) -> &'static str {
 }
 
 /// Opens the writer connection and applies the settings the design relies on.
+///
+/// `foreign_keys = OFF`: the bundled SQLite enforces foreign keys by default, and deleting a
+/// `blob_data` row would then scan all of `blobs` for a reference (no index on `data_id`),
+/// making every delete O(store size). The lane keeps the tables consistent itself (a blob's
+/// bytes go only when no CID uses them), as `tests/delete_plan.rs` in the index checks.
 fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
     let mut conn = Connection::open(path).during("open database")?;
     // Before anything writes (even the WAL switch rewrites the header): refuse foreign and
@@ -136,7 +141,8 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA journal_size_limit = {};
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -32768;",
+         PRAGMA cache_size = -32768;
+         PRAGMA foreign_keys = OFF;",
         config.wal_cap_bytes
     ))
     .during("configure writer")?;

@@ -91,6 +91,11 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX pins_by_root ON pins (root_mh, root_codec) WHERE root_mh IS NOT NULL;
      CREATE INDEX pins_by_scope ON pins (scope) WHERE scope IS NOT NULL;",
+    // v4: memberships found by blob first. Deleting a blob and "is it in a pinned scope"
+    // look memberships up by blob alone, which the (scope, blob) order could only scan;
+    // (blob, scope) serves those and the uniqueness of a pair alike, still one index.
+    "DROP INDEX scope_members_by_blob;
+     CREATE UNIQUE INDEX scope_members_by_blob ON scope_members (blob, scope);",
 ];
 
 /// The index schema version this build writes.

@@ -237,7 +237,11 @@ pub(crate) fn open_connection(path: &Path, sync: Synchronous) -> rusqlite::Resul
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))?;
+    // foreign_keys as seedbank's writer sets it: a baseline paying for reference checks
+    // seedbank skips would flatter seedbank.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"
+    ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
