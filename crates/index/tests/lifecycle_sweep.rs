@@ -1,0 +1,152 @@
+//! A garbage collection sweeping a large unprotected set stays out of the way: interactive
+//! puts wait for at most a few lane batches (counted with `stats().batches` before and
+//! after each put, never timed), `info`/`has` reads answer during the sweep, and the WAL
+//! stays within `Config::wal_bound_bytes()` (its peak, from `stats().wal.peak_bytes`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cid::Cid;
+use ipld_core::ipld::Ipld;
+use seedbank_blobstore::{codec, Blob, Config, Priority, Store};
+use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
+
+/// Unprotected blobs for the sweep, and their size.
+const GARBAGE: usize = 30_000;
+const GARBAGE_SIZE: usize = 512;
+
+fn raw(tag: &str, size: usize) -> Blob {
+    let mut data = tag.as_bytes().to_vec();
+    data.resize(size.max(tag.len()), b'.');
+    Blob::new(codec::RAW, data)
+}
+
+fn node(tag: &str, links: &[Cid]) -> Blob {
+    let ipld = Ipld::Map(BTreeMap::from([
+        ("t".to_string(), Ipld::String(tag.to_string())),
+        (
+            "l".to_string(),
+            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
+        ),
+    ]));
+    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
+}
+
+/// The sweep runs with a WAL cap small enough that it writes many times the WAL bound
+/// (about 2 MB of WAL per batch of 256 deletes, over 100 batches): the bound holds only if
+/// checkpoints keep up between batches.
+fn config() -> Config {
+    Config {
+        wal_cap_bytes: 4 * 1024 * 1024,
+        ..Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_puts_and_reads_during_a_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sweep.db");
+    let store = Store::open(&path, Config::default()).unwrap();
+    let index = Index::open(store, IndexConfig::default()).await.unwrap();
+
+    // Pinned DAGs (kept, and read during the sweep) and the garbage.
+    let mut pinned = Vec::new();
+    for d in 0..50 {
+        let leaves: Vec<Blob> = (0..4).map(|l| raw(&format!("p{d}/{l}"), 200)).collect();
+        let root = node(
+            &format!("p{d}"),
+            &leaves.iter().map(|b| *b.cid()).collect::<Vec<_>>(),
+        );
+        index.pin(&format!("p{d}"), root.cid()).await.unwrap();
+        pinned.push(*root.cid());
+        pinned.extend(leaves.iter().map(|b| *b.cid()));
+        let mut blobs = vec![root];
+        blobs.extend(leaves);
+        index.put_many(blobs, Default::default()).await.unwrap();
+    }
+    let garbage: Vec<Blob> = (0..GARBAGE)
+        .map(|i| raw(&format!("garbage {i}"), GARBAGE_SIZE))
+        .collect();
+    let opts = IndexPutOptions::new(Priority::Background, "fill");
+    index.put_many(garbage, opts).await.unwrap();
+    // Reopened, so the counters (WAL peak included) cover the sweep only.
+    index.store().close().await.unwrap();
+    let config = config();
+    let store = Store::open(&path, config.clone()).unwrap();
+    let index = Index::open(store, IndexConfig::default()).await.unwrap();
+
+    let gc = {
+        let index = index.clone();
+        tokio::spawn(async move { index.gc(GcOptions::default()).await.unwrap() })
+    };
+    let started = tokio::time::timeout(Duration::from_secs(60), async {
+        while index.store().stats().blobs_freed == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    started.await.expect("the sweep started");
+
+    let (mut during, mut worst, mut reads) = (0, 0, 0);
+    let mut written = Vec::new();
+    for i in 0..400 {
+        if gc.is_finished() {
+            break;
+        }
+        let blob = raw(&format!("interactive {i}"), 256);
+        let cid = *blob.cid();
+        let before = index.store().stats().batches;
+        let opts = IndexPutOptions::new(Priority::Interactive, "user");
+        index.put_many(vec![blob], opts).await.unwrap();
+        // The batch in progress, at most one owed to a lower class, then its own.
+        let waited = index.store().stats().batches - before;
+        worst = worst.max(waited);
+        assert!(waited <= 3, "interactive put {i} waited {waited} batches");
+        written.push(cid);
+
+        // Reads answer mid-sweep: what was just written, and pinned blobs.
+        let p = pinned[i % pinned.len()];
+        for c in [cid, p] {
+            assert!(index.store().has(&c).await.unwrap(), "has {c}");
+            let info = index.info(&c).await.unwrap().expect("info");
+            assert!(info.indexed);
+            reads += 2;
+        }
+        if !gc.is_finished() {
+            during += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let report = gc.await.unwrap();
+    assert!(
+        during >= 20,
+        "only {during} interactive puts landed during the sweep"
+    );
+    assert_eq!(report.blobs_freed, GARBAGE as u64, "{report:?}");
+    assert_eq!(report.kept_late, 0);
+    assert!(report.batches >= (GARBAGE / 256) as u64);
+
+    // Written after the mark: not candidates, still there; pinned blobs kept.
+    let has = index.store().has_many(&written).await.unwrap();
+    assert!(has.iter().all(|&h| h));
+    let has = index.store().has_many(&pinned).await.unwrap();
+    assert!(has.iter().all(|&h| h));
+
+    let stats = index.store().stats();
+    assert_eq!(stats.sqlite_busy, 0);
+    let checkpoints = stats.wal.passive + stats.wal.rewind + stats.wal.truncate;
+    assert!(checkpoints > 0, "checkpoints ran during the sweep");
+    let user = stats.sources.iter().find(|s| s.name == "user").unwrap();
+    assert_eq!(user.acks, written.len() as u64);
+    let bound = config.wal_bound_bytes();
+    eprintln!(
+        "{during} puts during the sweep, worst {worst} batches; {reads} reads; WAL peak {}, \
+         bound {bound}; {report:?}\n{stats}",
+        stats.wal.peak_bytes
+    );
+    assert!(
+        stats.wal.peak_bytes <= bound,
+        "WAL peaked at {} bytes, bound {bound}",
+        stats.wal.peak_bytes
+    );
+    index.store().close().await.unwrap();
+}
