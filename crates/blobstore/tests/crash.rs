@@ -1,13 +1,15 @@
 //! Ack means durable: a writer process killed with SIGKILL mid-ingest loses nothing it
 //! acknowledged, and the database it leaves behind opens and verifies cleanly.
 //!
-//! The test binary re-runs itself as the writer (`crash_child_writer`, active only when
-//! `SEEDBANK_CRASH_DB` is set), reads the CIDs it prints after each ack, and kills it.
+//! The test binary re-runs itself as the writer (`crash_child_writer`, an ignored test run
+//! only as that child, with the database path in `SEEDBANK_CRASH_DB`), reads the CIDs it
+//! prints after each ack, and kills it.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use cid::Cid;
 use common::random_blobs;
@@ -16,10 +18,13 @@ use seedbank_blobstore::{Config, PutOptions, Store};
 const DB_VAR: &str = "SEEDBANK_CRASH_DB";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the writer process of acknowledged_blobs_survive_a_killed_writer, which runs it"]
 async fn crash_child_writer() {
-    let Ok(path) = std::env::var(DB_VAR) else {
-        return;
-    };
+    let path = std::env::var(DB_VAR).unwrap_or_else(|_| {
+        panic!(
+            "run only as the child of acknowledged_blobs_survive_a_killed_writer ({DB_VAR} unset)"
+        )
+    });
     let store = Store::open(&path, Config::default()).unwrap();
     let mut out = std::io::stdout();
     for round in 0u64.. {
@@ -39,6 +44,7 @@ async fn acknowledged_blobs_survive_a_killed_writer() {
     let path = dir.path().join("crash.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
             "crash_child_writer",
             "--nocapture",
@@ -49,10 +55,26 @@ async fn acknowledged_blobs_survive_a_killed_writer() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Lines arrive through a thread, so a child that stalls or never starts fails the test
+    // after a minute instead of hanging it.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut acked: Vec<Cid> = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     while acked.len() < 3_000 {
-        let line = lines.next().expect("child keeps writing").unwrap();
+        let line = match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line.unwrap(),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("child stopped writing after {} acks: {e}", acked.len());
+            }
+        };
         if let Some(cid) = line.strip_prefix("ACK ") {
             acked.push(Cid::try_from(cid).unwrap());
         }

@@ -294,61 +294,176 @@ async fn a_read_left_open_by_a_closure_is_rolled_back_before_reuse() {
     store.close().await.unwrap();
 }
 
-#[tokio::test]
+/// Bounds a wait, so a stuck lane or close fails the test instead of hanging it.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
+}
+
+/// Reopens the store at `path` and checks that every blob in `acked` is there with its bytes
+/// (read back verified against its CID), that nothing in `refused` is, and that the whole
+/// database verifies. Returns how many blobs it holds.
+async fn assert_durable(path: &std::path::Path, acked: &[Blob], refused: &[Blob]) -> u64 {
+    let store = Store::open(path, Config::default()).unwrap();
+    let cids: Vec<Cid> = acked.iter().map(|b| *b.cid()).collect();
+    let got = bounded("reading back", store.get_many(&cids))
+        .await
+        .unwrap();
+    for (blob, got) in acked.iter().zip(got) {
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", blob.cid()));
+        assert_eq!(
+            got.as_ref(),
+            Some(blob.data()),
+            "acknowledged blob {} lost",
+            blob.cid()
+        );
+    }
+    let refused: Vec<Cid> = refused.iter().map(|b| *b.cid()).collect();
+    let stored = bounded("has_many", store.has_many(&refused)).await.unwrap();
+    assert!(
+        stored.iter().all(|s| !s),
+        "a put refused with Closed was stored"
+    );
+    let report = bounded("verify", store.verify()).await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    bounded("close", store.close()).await.unwrap();
+    report.blobs_checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_drains_queued_writes_and_later_calls_get_closed() {
     let (store, _dir, path) = temp_store(Config::default());
-    let blobs = random_blobs(11, 2000, 512);
-    let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-    let writer = {
+    // Hold the lane so that 100 puts are certainly queued when close starts.
+    let (blocker, release) = common::block_lane(&store).await;
+    let blobs = random_blobs(11, 100, 512);
+    let puts: Vec<_> = blobs
+        .iter()
+        .cloned()
+        .map(|b| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put(b).await })
+        })
+        .collect();
+    bounded("100 queued puts", async {
+        while store.stats().classes[1].queued_requests < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    let closing = {
         let store = store.clone();
-        tokio::spawn(async move { store.put_many(blobs, PutOptions::default()).await })
+        tokio::spawn(async move { store.close().await })
     };
-    tokio::task::yield_now().await;
-    store.close().await.unwrap();
-    // Whatever was acked before close is durable; anything refused got `Closed`.
-    match writer.await.unwrap() {
-        Ok(got) => assert_eq!(got, cids),
-        Err(e) => assert!(matches!(e, Error::Closed), "{e}"),
-    }
+    bounded("close to start", async {
+        while !store.is_closed() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // Closing: new work is refused at once, while the queued work is still waiting.
+    let late = Blob::new(codec::RAW, &b"late"[..]);
+    let r = bounded("a late put", store.put(late.clone())).await;
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    let r = bounded(
+        "a late write",
+        store.write(PutOptions::default(), |_| Ok(())),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
     assert!(matches!(
-        store.put(Blob::new(codec::RAW, &b"late"[..])).await,
+        store.get(blobs[0].cid()).await,
         Err(Error::Closed)
     ));
-    assert!(matches!(store.get(&cids[0]).await, Err(Error::Closed)));
-    assert!(matches!(store.info(&cids[0]).await, Err(Error::Closed)));
-    store.close().await.unwrap(); // idempotent
+    assert!(matches!(
+        store.info(blobs[0].cid()).await,
+        Err(Error::Closed)
+    ));
+    assert_eq!(
+        store.stats().classes[1].queued_requests,
+        100,
+        "queued work kept"
+    );
+    // Let the lane go: close drains every queued put, and each is acknowledged.
+    release.send(()).unwrap();
+    bounded("the blocker", blocker).await.unwrap().unwrap();
+    bounded("close", closing).await.unwrap().unwrap();
+    for (p, blob) in puts.into_iter().zip(&blobs) {
+        let r = bounded("a queued put", p).await.unwrap();
+        assert_eq!(r.unwrap(), *blob.cid(), "a put queued before close");
+    }
+    assert!(matches!(store.put(late.clone()).await, Err(Error::Closed)));
+    bounded("close again", store.close()).await.unwrap(); // idempotent
     assert_eq!(store.stats().sqlite_busy, 0);
     // close ran a TRUNCATE checkpoint.
     let wal = std::fs::metadata(path.with_extension("db-wal"))
         .map(|m| m.len())
         .unwrap_or(0);
     assert_eq!(wal, 0);
+    drop(store);
+    assert_eq!(assert_durable(&path, &blobs, &[late]).await, 100);
 }
 
-#[tokio::test]
-async fn close_acks_a_queued_put_only_after_its_commit() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_racing_puts_loses_nothing_it_acknowledged() {
     let (store, _dir, path) = temp_store(Config::default());
-    let blobs = random_blobs(12, 500, 1024);
-    let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-    let put = {
-        let store = store.clone();
-        tokio::spawn(async move { store.put_many(blobs, PutOptions::default()).await })
-    };
-    // Let the put be admitted, then close while it may still be queued.
-    while store.stats().requests_acked == 0 && !put.is_finished() {
-        tokio::task::yield_now().await;
+    // Eight producers put blobs one by one, and one put_many after another, until refused.
+    let producers: Vec<_> = (0..8u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (mut acked, mut refused) = (Vec::new(), Vec::new());
+                for round in 0u64.. {
+                    let seed = i << 32 | round;
+                    if round % 4 == 3 {
+                        // A put_many: acknowledged whole, or refused (some requests of it
+                        // may be stored: each request is committed whole or not at all).
+                        let blobs = random_blobs(seed, 200, 700);
+                        match store.put_many(blobs.clone(), PutOptions::default()).await {
+                            Ok(_) => acked.extend(blobs),
+                            Err(Error::Closed) => break,
+                            Err(e) => panic!("put_many: {e}"),
+                        }
+                    } else {
+                        let blob = random_blobs(seed, 1, 1024).remove(0);
+                        match store.put(blob.clone()).await {
+                            Ok(_) => acked.push(blob),
+                            Err(Error::Closed) => {
+                                refused.push(blob);
+                                break;
+                            }
+                            Err(e) => panic!("put: {e}"),
+                        }
+                    }
+                }
+                (acked, refused)
+            })
+        })
+        .collect();
+    bounded("the producers to get going", async {
+        while store.stats().requests_acked < 300 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    bounded("close", store.close()).await.unwrap();
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for p in producers {
+        // Every producer ends with `Closed`; none is left waiting.
+        let (a, r) = bounded("a producer", p).await.unwrap();
+        acked.extend(a);
+        refused.extend(r);
     }
-    store.close().await.unwrap();
-    let acked = put.await.unwrap().is_ok();
-    let reopened = Store::open(&path, Config::default()).unwrap();
-    let present = reopened.has_many(&cids).await.unwrap();
-    if acked {
-        assert!(
-            present.iter().all(|&p| p),
-            "an acked put must be fully durable"
-        );
-    }
-    reopened.close().await.unwrap();
+    assert!(acked.len() >= 300, "{} acknowledged", acked.len());
+    assert!(matches!(
+        store.put(Blob::new(codec::RAW, &b"after"[..])).await,
+        Err(Error::Closed)
+    ));
+    drop(store);
+    // Everything acknowledged is stored and verifies; no single put refused with `Closed`
+    // was stored.
+    let stored = assert_durable(&path, &acked, &refused).await;
+    assert!(stored >= acked.len() as u64);
 }
 
 #[tokio::test]
