@@ -105,7 +105,7 @@ async fn put_op(index: &Index, round: u64, op: u64, rng: &mut StdRng) {
     let (root, blobs) = wide_dag(&tag, rng, 20, 40);
     let acked = cids(&blobs);
     mark("BEGIN", "put");
-    if op % 2 == 0 {
+    if op.is_multiple_of(2) {
         index.pin(&tag, &root).await.unwrap();
         index.put_many(blobs, Default::default()).await.unwrap();
     } else {
@@ -132,7 +132,7 @@ async fn generated_car(tag: &str, rng: &mut StdRng) -> (Vec<u8>, Vec<Cid>) {
 async fn car_op(index: &Index, round: u64, op: u64, rng: &mut StdRng) {
     let scope = format!("car/{round}/{op}");
     index.pin_scope(&scope, &scope).await.unwrap();
-    let (bytes, acked) = if op % 2 == 0 {
+    let (bytes, acked) = if op.is_multiple_of(2) {
         let bytes = common::fixture_bytes("sample-v1.car");
         let (_, blocks) = common::read_all(&bytes).await.unwrap();
         (bytes, blocks.iter().map(|b| b.cid).collect())
