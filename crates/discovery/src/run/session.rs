@@ -273,6 +273,25 @@ impl<'a> Session<'a> {
                 .await
                 .map_err(Stop::Local)?;
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
+            // A collection may have deleted some of them since `has_many` (`add_to_scope`
+            // skips what is not stored): those are wanted after all. What is still stored
+            // now is a member, so a pinned scope keeps it from here on.
+            let still = self
+                .ctx
+                .index
+                .store()
+                .has_many(&present)
+                .await
+                .map_err(local)?;
+            let mut kept = Vec::with_capacity(present.len());
+            for (cid, stored) in present.into_iter().zip(still) {
+                if stored {
+                    kept.push(cid);
+                } else {
+                    absent.push(cid);
+                }
+            }
+            present = kept;
         }
         state.want(absent);
         let present: HashSet<ItemId> = present.iter().chain(&adopted).map(ItemId::of).collect();

@@ -1,0 +1,230 @@
+//! Garbage collection beside a discovery run and 256 producers: nothing protected is ever
+//! deleted, and the run still completes its scope.
+//!
+//! The client holds junk and unprotected copies of part of the scope (stored, not members:
+//! discovery only adds their membership, racing the collections that want them gone). The
+//! scope is pinned (`pin_scope`) before the run. While collections run back to back, 256
+//! producers write small DAGs under temp pins (then pin them by name, or pin first and
+//! write, or only hold the temp pin while they check), and the run ingests the named scope
+//! from an in-process peer. Three seeds.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use common::*;
+use ipld_core::ipld::Ipld;
+use rand::{Rng, SeedableRng};
+use seedbank_blobstore::{codec, Blob};
+use seedbank_discovery::Scope;
+use seedbank_index::{GcOptions, Index, IndexPutOptions};
+use seedbank_sim::{Behavior, SimDag};
+
+const PRODUCERS: u64 = 256;
+const DAGS_PER_PRODUCER: usize = 8;
+
+fn node(tag: String, links: &[Cid]) -> Blob {
+    let ipld = Ipld::Map(BTreeMap::from([
+        ("t".to_string(), Ipld::String(tag)),
+        (
+            "l".to_string(),
+            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
+        ),
+    ]));
+    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
+}
+
+/// `leaves` raw blobs under one root; returns (root, blobs).
+fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
+    let leaves: Vec<Blob> = (0..leaves)
+        .map(|i| Blob::new(codec::RAW, format!("{tag}/{i}").into_bytes()))
+        .collect();
+    let links: Vec<Cid> = leaves.iter().map(|b| *b.cid()).collect();
+    let root = node(format!("{tag}/root"), &links);
+    let cid = *root.cid();
+    let mut all = vec![root];
+    all.extend(leaves);
+    (cid, all)
+}
+
+/// One producer: its DAGs, each protected one of three ways. Returns the CIDs it pinned by
+/// name (kept for good); the third way only holds a temp pin while checking, then lets go.
+async fn produce(index: Index, seed: u64, p: u64) -> Vec<Cid> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 10_000 + p);
+    let mut kept = Vec::new();
+    for d in 0..DAGS_PER_PRODUCER {
+        // Spread over the run, so collections start (and mark) between the writes.
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
+        let tag = format!("{seed}/{p}/{d}");
+        let (root, blobs) = small_dag(&tag, rng.gen_range(1..8));
+        let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+        let check = |what: &str, has: Vec<bool>| {
+            assert!(
+                has.iter().all(|&h| h),
+                "seed {seed}: producer {p} dag {d}: {what} blob deleted"
+            );
+        };
+        match rng.gen_range(0..3) {
+            0 => {
+                let tp = index.temp_pin();
+                let opts = IndexPutOptions::default().temp_pin(&tp);
+                index.put_many(blobs, opts).await.unwrap();
+                tokio::task::yield_now().await;
+                check("temp-pinned", index.store().has_many(&cids).await.unwrap());
+                index.pin(&tag, &root).await.unwrap();
+                drop(tp);
+                kept.extend(cids);
+            }
+            1 => {
+                index.pin(&tag, &root).await.unwrap();
+                index.put_many(blobs, Default::default()).await.unwrap();
+                kept.extend(cids);
+            }
+            _ => {
+                let tp = index.temp_pin();
+                let opts = IndexPutOptions::default().temp_pin(&tp);
+                index.put_many(blobs, opts).await.unwrap();
+                for _ in 0..3 {
+                    tokio::task::yield_now().await;
+                    check("temp-pinned", index.store().has_many(&cids).await.unwrap());
+                }
+                drop(tp);
+            }
+        }
+    }
+    kept
+}
+
+async fn run(seed: u64) {
+    let mut net = Net::new();
+    let doc = SimDag::generate(&mut rng(seed), &format!("doc{seed}"), 20, 50, 64, None);
+    let doc_cids: Vec<Cid> = doc.blocks().iter().map(|b| *b.cid()).collect();
+    let peer = net
+        .peer("p", Behavior::Honest, ms(10), doc.blocks(), Some("doc"))
+        .await;
+    let client = net.node().await;
+    let index = client.index.clone();
+    client
+        .put(raw_blobs(&format!("junk{seed}"), 0, 200), None)
+        .await
+        .unwrap();
+    // Every third block of the scope is here already, unprotected.
+    let overlap: Vec<Blob> = doc.blocks().into_iter().step_by(3).collect();
+    let overlap_len = overlap.len() as u64;
+    let overlap_cids: std::collections::HashSet<Cid> = overlap.iter().map(|b| *b.cid()).collect();
+    client.put(overlap, None).await.unwrap();
+    index.pin_scope("doc-pin", "doc").await.unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let gc = {
+        let (index, done) = (index.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut starts, mut freed) = (Vec::new(), 0u64);
+            while !done.load(Ordering::SeqCst) && starts.len() < 500 {
+                let opts = GcOptions {
+                    batch_blobs: 128,
+                    ..Default::default()
+                };
+                starts.push(Instant::now());
+                freed += index.gc(opts).await.unwrap().blobs_freed;
+                tokio::task::yield_now().await;
+            }
+            (starts, freed)
+        })
+    };
+    // Let the first collection start on the junk and the overlap.
+    while index.store().stats().blobs_freed == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let discovery = {
+        let discovery = client.discovery(config());
+        let peers = dyn_peers(std::slice::from_ref(&peer));
+        tokio::spawn(async move { discovery.discover(&Scope::named("doc"), &peers).await })
+    };
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| tokio::spawn(produce(index.clone(), seed, p)))
+        .collect();
+    let mut kept = Vec::new();
+    for p in producers {
+        kept.extend(p.await.unwrap());
+    }
+    let producers_done = Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(60), discovery)
+        .await
+        .expect("the discovery run ends")
+        .unwrap()
+        .unwrap();
+    done.store(true, Ordering::SeqCst);
+    let (starts, freed) = gc.await.unwrap();
+    // Collections marked (and swept) while the producers and the run were writing: the
+    // first before any of it, at least one more in the middle of it.
+    let runs = starts.iter().filter(|s| **s < producers_done).count();
+
+    assert!(report.complete, "seed {seed}: {report}");
+    // The whole scope is here and a member, the overlap included.
+    let has = index.store().has_many(&doc_cids).await.unwrap();
+    let missing: Vec<Cid> = doc_cids
+        .iter()
+        .zip(&has)
+        .filter(|(_, h)| !**h)
+        .map(|(c, _)| *c)
+        .collect();
+    let stored_before = missing.iter().filter(|c| overlap_cids.contains(c)).count();
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: {} blocks of the pinned scope are missing, {stored_before} of them stored \
+         here before the run ({report})",
+        missing.len()
+    );
+    let members = index.scope_members("doc").await.unwrap();
+    assert_eq!(members.len(), doc.len(), "seed {seed}");
+    assert!(report.blobs_fetched + report.memberships_added >= doc.len() as u64 - overlap_len);
+    assert_dag_complete(&client, &doc).await;
+    let has = index.store().has_many(&kept).await.unwrap();
+    assert!(
+        has.iter().all(|&h| h),
+        "seed {seed}: a pinned blob was collected"
+    );
+
+    assert!(
+        runs >= 2 && freed > 0,
+        "seed {seed}: {runs} collections during the writes freed {freed}"
+    );
+
+    // The next collection leaves exactly the pinned scope and the producers' pinned DAGs.
+    index.gc(GcOptions::default()).await.unwrap();
+    assert_eq!(
+        index.store().contents().await.unwrap().cids,
+        (kept.len() + doc.len()) as u64,
+        "seed {seed}"
+    );
+    let verify = index.store().verify().await.unwrap();
+    assert!(verify.problems.is_empty(), "{:?}", verify.problems);
+    eprintln!(
+        "seed {seed}: {runs} collections freed {freed} beside the run ({} fetched, {} joined); \
+         {} producer blobs pinned",
+        report.blobs_fetched,
+        report.memberships_added,
+        kept.len()
+    );
+    index.store().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_beside_discovery_and_256_producers_seed_1() {
+    run(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_beside_discovery_and_256_producers_seed_2() {
+    run(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_beside_discovery_and_256_producers_seed_3() {
+    run(3).await;
+}
