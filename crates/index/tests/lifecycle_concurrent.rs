@@ -1,4 +1,4 @@
-//! Garbage collection concurrent with many producers writing DAGs under temp pins, and with
+//! Garbage collection concurrent with 256 producers writing DAGs under temp pins, and with
 //! pins taken on blobs written without one: nothing protected is ever deleted.
 
 use std::collections::BTreeMap;
@@ -47,7 +47,7 @@ async fn run(seed: u64) {
         .unwrap();
 
     let mut producers = Vec::new();
-    for p in 0..64 {
+    for p in 0..256 {
         let index = index.clone();
         producers.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 1000 + p);
