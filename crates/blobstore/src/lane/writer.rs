@@ -122,7 +122,18 @@ impl Writer {
 
     /// Runs batches until the lane is closed and its queues are empty.
     pub fn run(mut self) {
-        while let Some(first) = self.next_first() {
+        loop {
+            // The scheduler is the lane's own code too: a bug in it costs a pick, not the
+            // lane (parking_lot's mutex is not poisoned by the unwind).
+            let first = match catch_unwind(AssertUnwindSafe(|| self.next_first())) {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(panic) => {
+                    self.record_panic("lane scheduler", &panic);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    continue;
+                }
+            };
             // Code run for others is caught closer to it; this catches the lane's own bugs
             // so that one of them costs a batch, not the lane (its requests' callers see
             // their acks dropped and get `Error::Panicked`).
