@@ -5,13 +5,14 @@
 //! discovery only adds their membership, racing the collections that want them gone). The
 //! scope is pinned (`pin_scope`) before the run. While collections run back to back, 256
 //! producers write small DAGs under temp pins (then pin them by name, or pin first and
-//! write, or only hold the temp pin while they check), and the run ingests the named scope
-//! from an in-process peer. Three seeds.
+//! write, or only hold the temp pin while they check; each holds its first DAG under a temp
+//! pin alone until a whole collection marked after the write went by), and the run ingests
+//! the named scope from an in-process peer. Three seeds; every wait is bounded.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,11 +52,43 @@ fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
     (cid, all)
 }
 
+/// Waits until `n` collections finished (at most a minute).
+async fn collections_done(finished: &AtomicU64, n: u64) {
+    let wait = async {
+        while finished.load(Ordering::SeqCst) < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("the collections go on");
+}
+
 /// One producer: its DAGs, each protected one of three ways. Returns the CIDs it pinned by
 /// name (kept for good); the third way only holds a temp pin while checking, then lets go.
-async fn produce(index: Index, seed: u64, p: u64) -> Vec<Cid> {
+/// Its first DAG is held under its temp pin until a whole collection, marked after the
+/// write, went by: only the temp pin protects it from that one.
+async fn produce(index: Index, seed: u64, p: u64, finished: Arc<AtomicU64>) -> Vec<Cid> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 10_000 + p);
     let mut kept = Vec::new();
+    {
+        let tag = format!("{seed}/{p}/held");
+        let (root, blobs) = small_dag(&tag, rng.gen_range(1..8));
+        let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
+        let tp = index.temp_pin();
+        let opts = IndexPutOptions::default().temp_pin(&tp);
+        index.put_many(blobs, opts).await.unwrap();
+        // The one running now may have marked before the write; the next one did not.
+        collections_done(&finished, finished.load(Ordering::SeqCst) + 2).await;
+        let has = index.store().has_many(&cids).await.unwrap();
+        assert!(
+            has.iter().all(|&h| h),
+            "seed {seed}: producer {p}: a temp-pinned blob was collected"
+        );
+        index.pin(&tag, &root).await.unwrap();
+        drop(tp);
+        kept.extend(cids);
+    }
     for d in 0..DAGS_PER_PRODUCER {
         // Spread over the run, so collections start (and mark) between the writes.
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
@@ -120,8 +153,9 @@ async fn run(seed: u64) {
     index.pin_scope("doc-pin", "doc").await.unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicU64::new(0));
     let gc = {
-        let (index, done) = (index.clone(), done.clone());
+        let (index, done, finished) = (index.clone(), done.clone(), finished.clone());
         tokio::spawn(async move {
             let (mut starts, mut freed) = (Vec::new(), 0u64);
             while !done.load(Ordering::SeqCst) && starts.len() < 500 {
@@ -131,6 +165,7 @@ async fn run(seed: u64) {
                 };
                 starts.push(Instant::now());
                 freed += index.gc(opts).await.unwrap().blobs_freed;
+                finished.fetch_add(1, Ordering::SeqCst);
                 tokio::task::yield_now().await;
             }
             (starts, freed)
@@ -146,7 +181,7 @@ async fn run(seed: u64) {
         tokio::spawn(async move { discovery.discover(&Scope::named("doc"), &peers).await })
     };
     let producers: Vec<_> = (0..PRODUCERS)
-        .map(|p| tokio::spawn(produce(index.clone(), seed, p)))
+        .map(|p| tokio::spawn(produce(index.clone(), seed, p, finished.clone())))
         .collect();
     let mut kept = Vec::new();
     for p in producers {
@@ -191,7 +226,7 @@ async fn run(seed: u64) {
     );
 
     assert!(
-        runs >= 2 && freed > 0,
+        runs >= 3 && freed > 0,
         "seed {seed}: {runs} collections during the writes freed {freed}"
     );
 
@@ -214,17 +249,24 @@ async fn run(seed: u64) {
     index.store().close().await.unwrap();
 }
 
+/// Fails the test rather than hang if a write never returns.
+async fn within_two_minutes(run: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the test finished within two minutes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_beside_discovery_and_256_producers_seed_1() {
-    run(1).await;
+    within_two_minutes(run(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_beside_discovery_and_256_producers_seed_2() {
-    run(2).await;
+    within_two_minutes(run(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_beside_discovery_and_256_producers_seed_3() {
-    run(3).await;
+    within_two_minutes(run(3)).await;
 }

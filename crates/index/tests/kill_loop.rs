@@ -312,7 +312,9 @@ async fn kill_loop(kills: usize, seed: u64) -> [PhaseCounts; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_loop_short() {
-    let counts = kill_loop(6, 1).await;
+    let counts = tokio::time::timeout(Duration::from_secs(120), kill_loop(6, 1))
+        .await
+        .expect("the kill loop finished within two minutes");
     for c in &counts {
         assert_eq!(c.kills, 2);
     }
@@ -322,7 +324,9 @@ async fn kill_loop_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "102 kills, minutes: cargo test -p seedbank-index --release --test kill_loop -- --ignored --nocapture"]
 async fn kill_loop_full() {
-    let counts = kill_loop(102, 2).await;
+    let counts = tokio::time::timeout(Duration::from_secs(3600), kill_loop(102, 2))
+        .await
+        .expect("the kill loop finished within an hour");
     for c in &counts {
         assert_eq!(c.kills, 34);
         // Most kills land inside an operation, not between two.

@@ -287,18 +287,25 @@ async fn kill_mid_sweep(seed: u64) {
     index.store().close().await.unwrap();
 }
 
+/// Fails the test rather than hang if a write never returns.
+async fn within_two_minutes(run: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the test finished within two minutes");
+}
+
 // One test per seed, so each stays within the time budget of a default run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_killed_mid_sweep_loses_nothing_protected_seed_1() {
-    kill_mid_sweep(1).await;
+    within_two_minutes(kill_mid_sweep(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_killed_mid_sweep_loses_nothing_protected_seed_2() {
-    kill_mid_sweep(2).await;
+    within_two_minutes(kill_mid_sweep(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_killed_mid_sweep_loses_nothing_protected_seed_3() {
-    kill_mid_sweep(3).await;
+    within_two_minutes(kill_mid_sweep(3)).await;
 }

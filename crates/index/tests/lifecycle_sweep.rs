@@ -44,6 +44,13 @@ fn config() -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_puts_and_reads_during_a_sweep() {
+    // Fails the test rather than hang if a write never returns.
+    tokio::time::timeout(Duration::from_secs(120), sweep())
+        .await
+        .expect("the test finished within two minutes");
+}
+
+async fn sweep() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sweep.db");
     let store = Store::open(&path, Config::default()).unwrap();
