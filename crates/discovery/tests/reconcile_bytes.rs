@@ -10,7 +10,7 @@ const LOCAL: usize = 100_000;
 const MISSING: usize = 10;
 
 #[tokio::test(start_paused = true)]
-async fn reconciling_100k_local_blobs_with_10_missing_costs_under_5_percent_of_the_id_list() {
+async fn reconciling_100k_local_blobs_with_10_missing_costs_under_1_percent_of_the_id_list() {
     let net = Net::new();
     let (client_path, peer_path) = (
         net.dir.path().join("client.db"),
@@ -58,8 +58,10 @@ async fn reconciling_100k_local_blobs_with_10_missing_costs_under_5_percent_of_t
         (MISSING as u64, 0)
     );
     assert_eq!(report.local_blobs, LOCAL as u64);
+    // The README's figure is 15.3 KB (0.48%); the guarantee is under 1% (32 KB): the
+    // exchange is deterministic, the margin is for negentropy's own tuning.
     assert!(
-        report.reconcile_bytes * 20 <= id_list,
+        report.reconcile_bytes * 100 <= id_list,
         "{} bytes",
         report.reconcile_bytes
     );
