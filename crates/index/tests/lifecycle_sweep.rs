@@ -140,8 +140,6 @@ async fn sweep() {
 
     let stats = index.store().stats();
     assert_eq!(stats.sqlite_busy, 0);
-    let checkpoints = stats.wal.passive + stats.wal.rewind + stats.wal.truncate;
-    assert!(checkpoints > 0, "checkpoints ran during the sweep");
     let user = stats.sources.iter().find(|s| s.name == "user").unwrap();
     assert_eq!(user.acks, written.len() as u64);
     let bound = config.wal_bound_bytes();
@@ -155,5 +153,9 @@ async fn sweep() {
         "WAL peaked at {} bytes, bound {bound}",
         stats.wal.peak_bytes
     );
+    // The bound is not met by luck: the sweep wrote more WAL than the cap, checkpoints
+    // kept taking it back.
+    let checkpoints = stats.wal.passive + stats.wal.rewind + stats.wal.truncate;
+    assert!(checkpoints > 0, "checkpoints ran during the sweep");
     index.store().close().await.unwrap();
 }
