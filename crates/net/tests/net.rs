@@ -226,7 +226,9 @@ async fn a_liar_is_scored_down_and_not_asked_again() {
     let discovery = client.discovery(discovery_config());
     let scope = Scope::dag(dag.root_cid());
     // The liar alone: it is fetched from, caught, and nothing it sent is stored.
-    let first = discovery.discover(&scope, std::slice::from_ref(&liar)).await;
+    let first = discovery
+        .discover(&scope, std::slice::from_ref(&liar))
+        .await;
     let stored = client
         .store()
         .has_many(&dag.blocks().iter().map(|b| *b.cid()).collect::<Vec<_>>())
