@@ -89,9 +89,11 @@ impl Discovery {
     /// and each gets its result. A run takes the scope's haves snapshot once, contacts at
     /// most `fanout` peers best-ranked first, `concurrency` at a time, replacing failed and
     /// slow ones, claims each missing blob once across sessions, verifies every blob, stores
-    /// them through the lane at `Normal` priority, and stops as soon as the scope is
-    /// complete, cancelling the sessions still running. The run is a task of its own: it
-    /// finishes even if every caller stops waiting.
+    /// them through the lane at `Normal` priority under a temp pin of the run's own (so a
+    /// garbage collection meanwhile never takes them; pin the scope or root to keep them
+    /// afterwards), and stops as soon as the scope is complete, cancelling the sessions
+    /// still running. The run is a task of its own: it finishes even if every caller stops
+    /// waiting.
     ///
     /// # Errors
     /// [`Error::NotFound`] when no contacted peer had anything the scope needs (remembered

@@ -10,7 +10,7 @@ use cid::Cid;
 use seedbank_blobstore::cid::multihash_key;
 use seedbank_blobstore::rusqlite::OptionalExtension;
 use seedbank_blobstore::{Blob, PoolKind, Priority, Store};
-use seedbank_index::{Index, IndexPutOptions};
+use seedbank_index::{Index, IndexPutOptions, TempPin};
 
 use crate::error::Result;
 use crate::run::ingest;
@@ -36,7 +36,8 @@ async fn bytes_by_multihash(store: &Store, cids: &[Cid]) -> Result<Vec<Option<By
 }
 
 /// Of `absent` (CIDs not stored here), stores those whose bytes are stored under another
-/// codec, from those bytes, joining `scope` when it is named. Returns the CIDs stored.
+/// codec, from those bytes, joining `scope` when it is named and `pin`. Returns the CIDs
+/// stored.
 ///
 /// # Errors
 /// [`Error::Index`](crate::Error::Index) / [`Error::Blobstore`](crate::Error::Blobstore)
@@ -45,6 +46,7 @@ pub(crate) async fn adopt(
     index: &Index,
     scope: &Scope,
     source: &str,
+    pin: &TempPin,
     absent: &[Cid],
 ) -> Result<Vec<Cid>> {
     if absent.is_empty() {
@@ -61,7 +63,7 @@ pub(crate) async fn adopt(
         return Ok(Vec::new());
     }
     let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-    let mut opts = IndexPutOptions::new(Priority::Normal, source);
+    let mut opts = IndexPutOptions::new(Priority::Normal, source).temp_pin(pin);
     if let Scope::Named(name) = scope {
         opts = opts.scope(name.clone());
     }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::{Blob, Priority};
-use seedbank_index::{extract_links, Index, IndexPutOptions};
+use seedbank_index::{extract_links, Index, IndexPutOptions, TempPin};
 
 use crate::error::{Error, Result};
 use crate::haves::Haves;
@@ -77,8 +77,9 @@ fn protocol(peer: &str, reason: String) -> Error {
     }
 }
 
-/// Stores verified blobs through the index (links indexed, named-scope membership recorded)
-/// at `Normal` priority, as one `put_many` that the store splits into lane requests.
+/// Stores verified blobs through the index (links indexed, named-scope membership recorded,
+/// under the run's temp pin) at `Normal` priority, as one `put_many` that the store splits
+/// into lane requests.
 ///
 /// The write runs as a task of its own: dropping a `put_many` future cancels the lane
 /// requests not started yet, and a session cancelled mid-store (the scope completed, the run
@@ -90,9 +91,10 @@ pub(crate) async fn submit(
     index: &Index,
     scope: &Scope,
     source: &str,
+    pin: &TempPin,
     blobs: Vec<Blob>,
 ) -> Result<()> {
-    let mut opts = IndexPutOptions::new(Priority::Normal, source);
+    let mut opts = IndexPutOptions::new(Priority::Normal, source).temp_pin(pin);
     if let Scope::Named(name) = scope {
         opts = opts.scope(name.clone());
     }

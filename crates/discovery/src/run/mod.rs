@@ -13,7 +13,7 @@ use std::sync::Arc;
 use cid::Cid;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use seedbank_index::Index;
+use seedbank_index::{Index, TempPin};
 use tokio::time::Instant;
 
 use crate::config::DiscoveryConfig;
@@ -83,6 +83,10 @@ pub(crate) struct RunCtx {
     counters: RunCounters,
     /// Serialises completion checks of a DAG scope (each is a walk).
     confirming: tokio::sync::Mutex<()>,
+    /// Everything the run stores joins this temp pin, so a GC running meanwhile never takes
+    /// a block whose parent has not arrived yet (or a member before the app pins its scope).
+    /// Dropped with the run: keeping the content afterwards is the app's pin.
+    pub pin: TempPin,
 }
 
 impl RunCtx {
@@ -97,6 +101,7 @@ impl RunCtx {
         RunCtx {
             id,
             scope,
+            pin: index.temp_pin(),
             index,
             haves,
             config,
@@ -133,7 +138,14 @@ impl RunCtx {
                     absent.push(cid);
                 }
             }
-            let adopted = adopt(&self.index, &self.scope, &self.config.source, &absent).await?;
+            let adopted = adopt(
+                &self.index,
+                &self.scope,
+                &self.config.source,
+                &self.pin,
+                &absent,
+            )
+            .await?;
             self.counters
                 .adopted
                 .fetch_add(adopted.len() as u64, Relaxed);

@@ -258,9 +258,15 @@ impl<'a> Session<'a> {
             }
         }
         let ctx = self.ctx;
-        let adopted = crate::local::adopt(&ctx.index, &ctx.scope, &ctx.config.source, &absent)
-            .await
-            .map_err(Stop::Local)?;
+        let adopted = crate::local::adopt(
+            &ctx.index,
+            &ctx.scope,
+            &ctx.config.source,
+            &ctx.pin,
+            &absent,
+        )
+        .await
+        .map_err(Stop::Local)?;
         ctx.counters
             .adopted
             .fetch_add(adopted.len() as u64, Relaxed);
@@ -409,7 +415,7 @@ async fn store(
     } else {
         Vec::new()
     };
-    ingest::submit(&ctx.index, &ctx.scope, &ctx.config.source, blobs)
+    ingest::submit(&ctx.index, &ctx.scope, &ctx.config.source, &ctx.pin, blobs)
         .await
         .map_err(Stop::Local)?;
     let duplicates = ctx.state.fetched(session, &fetched, children);
