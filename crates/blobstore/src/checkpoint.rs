@@ -275,7 +275,14 @@ impl Checkpointer {
     fn truncate(&self, conn: &Connection) -> Result<bool> {
         conn.busy_timeout(Duration::ZERO)
             .during("set checkpoint wait")?;
-        let deadline = Instant::now() + self.max_wait * 2;
+        // Already stuck behind a snapshot that may not be ended, with the lane writing on:
+        // one attempt per retry, not a polling loop interleaved with the lane's batches.
+        let wait = if self.state.lock().stuck {
+            Duration::ZERO
+        } else {
+            self.max_wait * 2
+        };
+        let deadline = Instant::now() + wait;
         loop {
             {
                 // Taking the gate waits for the lane's current batch to commit; the lane
