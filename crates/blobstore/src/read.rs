@@ -129,17 +129,9 @@ impl ReadPool {
         self.run(false, f).await
     }
 
-    /// As [`ReadPool::read`], under the reader transaction limit where this pool has one: an
-    /// app read the checkpointer ends fails with [`Error::ReadExpired`].
-    pub async fn read_limited<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        self.run(true, f).await
-    }
-
-    async fn run<T, F>(&self, limited: bool, f: F) -> Result<T>
+    /// As [`ReadPool::read`]; with `limited`, under the reader transaction limit where this
+    /// pool has one: an app read the checkpointer ends fails with [`Error::ReadExpired`].
+    pub async fn run<T, F>(&self, limited: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,

@@ -615,12 +615,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     {
-        self.ensure_open()?;
-        let f = move |conn: &Connection| f(conn).map_err(Error::App);
-        match pool {
-            PoolKind::Info => self.inner.info_pool.read(f).await,
-            PoolKind::Data => self.inner.data_pool.read_limited(f).await,
-        }
+        self.app_read(pool, true, f).await
     }
 
     /// As [`Store::read`], but never ended by the reader transaction limit: for seedbank's
@@ -636,11 +631,20 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
     {
+        self.app_read(pool, false, f).await
+    }
+
+    /// [`Store::read`] (`limited`) or [`Store::scan`].
+    async fn app_read<T, F>(&self, pool: PoolKind, limited: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    {
         self.ensure_open()?;
         let f = move |conn: &Connection| f(conn).map_err(Error::App);
         match pool {
             PoolKind::Info => self.inner.info_pool.read(f).await,
-            PoolKind::Data => self.inner.data_pool.read(f).await,
+            PoolKind::Data => self.inner.data_pool.run(limited, f).await,
         }
     }
 
