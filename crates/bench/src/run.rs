@@ -473,9 +473,7 @@ impl WalSampler {
     const EVERY: Duration = Duration::from_millis(5);
 
     fn start(db: &Path) -> WalSampler {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = std::path::PathBuf::from(wal);
+        let wal = seedbank_blobstore::wal_path(db);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let task = tokio::spawn(async move {

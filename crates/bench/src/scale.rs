@@ -175,9 +175,7 @@ async fn run_engine<E: Engine>(
 
 /// Database plus WAL file size.
 fn file_bytes(db: &Path) -> u64 {
-    let mut wal = db.as_os_str().to_os_string();
-    wal.push("-wal");
-    [db.to_path_buf(), wal.into()]
+    [db.to_path_buf(), seedbank_blobstore::wal_path(db)]
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum()

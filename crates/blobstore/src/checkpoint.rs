@@ -90,8 +90,6 @@ impl Checkpointer {
         stats: Arc<StatsCollector>,
         leases: Arc<Leases>,
     ) -> Result<Arc<Self>> {
-        let mut wal_path = db_path.into_os_string();
-        wal_path.push("-wal");
         stats.wal.cap.store(config.wal_cap_bytes, Relaxed);
         let this = Arc::new(Checkpointer {
             gate: Arc::new(Mutex::new(())),
@@ -100,7 +98,7 @@ impl Checkpointer {
             wake: Condvar::new(),
             escalated: Condvar::new(),
             thread: Mutex::new(None),
-            wal_path: wal_path.into(),
+            wal_path: crate::wal_path(&db_path),
             cap: config.wal_cap_bytes,
             interval: config.checkpoint_interval,
             max_wait: config.checkpoint_max_wait,

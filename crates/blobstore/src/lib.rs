@@ -57,5 +57,5 @@ pub use read::PoolKind;
 pub use rusqlite;
 pub use schema::{sql, APPLICATION_ID, SCHEMA_VERSION};
 pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
-pub use store::{BlobInfo, Contents, Store};
+pub use store::{wal_path, BlobInfo, Contents, Store};
 pub use verify::VerifyReport;

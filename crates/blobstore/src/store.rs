@@ -1,6 +1,6 @@
 //! The `Store` handle: opens the database and ties the lane, pools and checkpointer together.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,11 +86,16 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// True if the database's WAL file exists and holds frames (more than its 32-byte header).
-fn wal_has_frames(db: &Path) -> bool {
+/// The WAL file SQLite keeps beside the database at `db` (`<db>-wal`).
+pub fn wal_path(db: &Path) -> PathBuf {
     let mut wal = db.as_os_str().to_os_string();
     wal.push("-wal");
-    std::fs::metadata(wal).is_ok_and(|m| m.len() > 32)
+    wal.into()
+}
+
+/// True if the database's WAL file exists and holds frames (more than its 32-byte header).
+fn wal_has_frames(db: &Path) -> bool {
+    std::fs::metadata(wal_path(db)).is_ok_and(|m| m.len() > 32)
 }
 
 /// On Apple platforms `fsync` does not flush the drive's cache; only `F_FULLFSYNC` does. With

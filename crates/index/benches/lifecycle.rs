@@ -60,9 +60,7 @@ fn node(i: usize, links: &[Cid]) -> Blob {
 /// Database plus WAL bytes on disk.
 fn file_bytes(db: &Path) -> u64 {
     let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    len(db) + len(Path::new(&wal))
+    len(db) + len(&seedbank_blobstore::wal_path(db))
 }
 
 fn mb(bytes: u64) -> f64 {

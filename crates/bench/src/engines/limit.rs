@@ -47,9 +47,7 @@ impl Limit {
                  PRAGMA journal_mode = WAL;"
             ))?;
         }
-        let mut wal = path.as_os_str().to_os_string();
-        wal.push("-wal");
-        let wal: Arc<Path> = std::path::PathBuf::from(wal).into();
+        let wal: Arc<Path> = seedbank_blobstore::wal_path(path).into();
         Self::open_with(path, settings, Some((wal, settings.bounded_wal_cap)))
     }
 
