@@ -49,6 +49,25 @@ async fn serve(node: &SimNode, name: &str) -> Node {
     Node::spawn(Arc::new(responder), config()).await.unwrap()
 }
 
+/// A node holding `blobs`, served through a simulated peer that behaves as `behavior`
+/// (lies, hangs or answers honestly) on the real network.
+async fn serve_as(
+    dir: &tempfile::TempDir,
+    name: &str,
+    behavior: Behavior,
+    blobs: Vec<Blob>,
+) -> Node {
+    let node = open(dir, name).await;
+    node.put(blobs, None).await.unwrap();
+    let local = SimPeer::new(
+        name,
+        behavior,
+        Duration::ZERO,
+        Some(node.responder(name, ResponderConfig::default())),
+    );
+    Node::spawn(Arc::new(local), config()).await.unwrap()
+}
+
 fn dag(seed: u64, branches: usize, leaves: usize) -> SimDag {
     let mut rng = StdRng::seed_from_u64(seed);
     SimDag::generate(&mut rng, "net", branches, leaves, 300, None)
@@ -155,22 +174,12 @@ async fn dead_lying_and_stalling_peers_do_not_stop_a_sync() {
     let dir = tempfile::tempdir().unwrap();
     let dag = dag(3, 6, 20);
     let mut served = Vec::new();
-    let mut holders = Vec::new();
     for (name, behavior) in [
         ("liar", Behavior::Liar),
         ("stall", Behavior::Hanging),
         ("honest", Behavior::Honest),
     ] {
-        let node = open(&dir, name).await;
-        node.put(dag.blocks(), None).await.unwrap();
-        let local = SimPeer::new(
-            name,
-            behavior,
-            Duration::ZERO,
-            Some(node.responder(name, ResponderConfig::default())),
-        );
-        served.push(Node::spawn(Arc::new(local), config()).await.unwrap());
-        holders.push(node);
+        served.push(serve_as(&dir, name, behavior, dag.blocks()).await);
     }
     let client = open(&dir, "client").await;
     let client_node = serve(&client, "client").await;
@@ -209,15 +218,7 @@ async fn a_liar_is_scored_down_and_not_asked_again() {
     let dag = dag(4, 4, 10);
     let mut served = Vec::new();
     for (name, behavior) in [("liar", Behavior::Liar), ("honest", Behavior::Honest)] {
-        let node = open(&dir, name).await;
-        node.put(dag.blocks(), None).await.unwrap();
-        let local = SimPeer::new(
-            name,
-            behavior,
-            Duration::ZERO,
-            Some(node.responder(name, ResponderConfig::default())),
-        );
-        served.push(Node::spawn(Arc::new(local), config()).await.unwrap());
+        served.push(serve_as(&dir, name, behavior, dag.blocks()).await);
     }
     let client = open(&dir, "client").await;
     let client_node = serve(&client, "client").await;
