@@ -17,6 +17,50 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("a caller waited on the lane for 60 s")
 }
 
+type PutTask = tokio::task::JoinHandle<(cid::Cid, seedbank_blobstore::Result<cid::Cid>)>;
+
+/// 400 puts of 512 B from 8 sources, each its own task, racing whatever the test runs.
+fn spawn_puts(store: &Store, seed: u64) -> Vec<PutTask> {
+    random_blobs(seed, 400, 512)
+        .into_iter()
+        .enumerate()
+        .map(|(i, blob)| {
+            let store = store.clone();
+            let opts = PutOptions::new(Priority::Normal, &format!("src{}", i % 8));
+            tokio::spawn(async move { (*blob.cid(), store.put_with(blob, opts).await) })
+        })
+        .collect()
+}
+
+/// The CIDs of the puts that were acknowledged; any failure but `TransactionEnded` fails
+/// the test.
+async fn acknowledged(puts: Vec<PutTask>) -> Vec<cid::Cid> {
+    let mut acked = Vec::new();
+    for p in puts {
+        let (cid, r) = bounded(p).await.unwrap();
+        match r {
+            Ok(_) => acked.push(cid),
+            Err(Error::TransactionEnded) => {}
+            Err(e) => panic!("unexpected put error: {e}"),
+        }
+    }
+    acked
+}
+
+/// Tables named `junk` (what the bad closures and ops create) the database holds.
+async fn junk_tables(store: &Store) -> i64 {
+    store
+        .read(PoolKind::Info, |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_panicking_closure_fails_alone_and_the_lane_carries_on() {
     let (store, _dir, _) = temp_store(Config::default());
@@ -94,15 +138,7 @@ async fn closures_ending_the_transaction_never_lose_acknowledged_puts() {
     let mut config = Config::default();
     config.batch.max_blobs = 16;
     let (store, dir, path) = temp_store(config);
-    let blobs = random_blobs(4, 400, 512);
-    let mut puts = Vec::new();
-    for (i, blob) in blobs.into_iter().enumerate() {
-        let store = store.clone();
-        let opts = PutOptions::new(Priority::Normal, &format!("src{}", i % 8));
-        puts.push(tokio::spawn(async move {
-            (*blob.cid(), store.put_with(blob, opts).await)
-        }));
-    }
+    let puts = spawn_puts(&store, 4);
     let mut bad = Vec::new();
     for sql in [
         "COMMIT; BEGIN",
@@ -125,15 +161,7 @@ async fn closures_ending_the_transaction_never_lose_acknowledged_puts() {
             tokio::task::yield_now().await;
         }
     }
-    let mut acked = Vec::new();
-    for p in puts {
-        let (cid, r) = bounded(p).await.unwrap();
-        match r {
-            Ok(_) => acked.push(cid),
-            Err(Error::TransactionEnded) => {}
-            Err(e) => panic!("unexpected put error: {e}"),
-        }
-    }
+    let mut acked = acknowledged(puts).await;
     for b in bad {
         let r = bounded(b).await.unwrap();
         assert!(matches!(r, Err(Error::TransactionEnded)), "{r:?}");
@@ -151,16 +179,7 @@ async fn closures_ending_the_transaction_never_lose_acknowledged_puts() {
     let lost = present.iter().filter(|p| !**p).count();
     assert_eq!(lost, 0, "{lost} of {} acknowledged puts lost", acked.len());
     // No bad closure's table was committed.
-    let junk: i64 = store
-        .read(PoolKind::Info, |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap();
+    let junk: i64 = junk_tables(&store).await;
     assert_eq!(junk, 0);
     store.close().await.unwrap();
     drop(dir);
@@ -197,15 +216,7 @@ async fn staged_ops_ending_the_transaction_never_lose_acknowledged_puts() {
     let mut config = Config::default();
     config.batch.max_blobs = 16;
     let (store, dir, path) = temp_store(config);
-    let blobs = random_blobs(6, 400, 512);
-    let mut puts = Vec::new();
-    for (i, blob) in blobs.into_iter().enumerate() {
-        let store = store.clone();
-        let opts = PutOptions::new(Priority::Normal, &format!("src{}", i % 8));
-        puts.push(tokio::spawn(async move {
-            (*blob.cid(), store.put_with(blob, opts).await)
-        }));
-    }
+    let puts = spawn_puts(&store, 6);
     let mut bad = Vec::new();
     let bad_blobs = random_blobs(7, 10, 256);
     let sqls = [
@@ -230,15 +241,7 @@ async fn staged_ops_ending_the_transaction_never_lose_acknowledged_puts() {
         }));
         tokio::task::yield_now().await;
     }
-    let mut acked = Vec::new();
-    for p in puts {
-        let (cid, r) = bounded(p).await.unwrap();
-        match r {
-            Ok(_) => acked.push(cid),
-            Err(Error::TransactionEnded) => {}
-            Err(e) => panic!("unexpected put error: {e}"),
-        }
-    }
+    let mut acked = acknowledged(puts).await;
     for b in bad {
         let (what, r) = bounded(b).await.unwrap();
         assert!(matches!(r, Err(Error::TransactionEnded)), "{what}: {r:?}");
@@ -257,16 +260,7 @@ async fn staged_ops_ending_the_transaction_never_lose_acknowledged_puts() {
     let bad_cids: Vec<_> = bad_blobs.iter().map(|b| *b.cid()).collect();
     let stored = bounded(store.has_many(&bad_cids)).await.unwrap();
     assert_eq!(stored, vec![false; bad_cids.len()], "a bad op's blob");
-    let junk: i64 = store
-        .read(PoolKind::Info, |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap();
+    let junk: i64 = junk_tables(&store).await;
     assert_eq!(junk, 0);
     bounded(store.close()).await.unwrap();
     drop(dir);
