@@ -35,16 +35,17 @@ async fn ingest(store: &Store, seed: u64, rounds: u64) -> Vec<cid::Cid> {
 }
 
 /// Holds one snapshot (a transaction with a statement every 5 ms) until `done` is set or
-/// 8 s pass, setting `holding` once the snapshot is taken; returns the statements it ran.
+/// `most` passes, setting `holding` once the snapshot is taken; returns the statements run.
 fn hold_snapshot(
     conn: &rusqlite::Connection,
     holding: &AtomicBool,
     done: &AtomicBool,
+    most: Duration,
 ) -> rusqlite::Result<u64> {
     let tx = conn.unchecked_transaction()?;
     let start = Instant::now();
     let mut statements = 0;
-    while !done.load(Relaxed) && start.elapsed() < Duration::from_secs(8) {
+    while !done.load(Relaxed) && start.elapsed() < most {
         let _: i64 = tx.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?;
         holding.store(true, Relaxed);
         statements += 1;
@@ -75,7 +76,12 @@ async fn an_app_read_past_the_limit_is_ended_and_ingest_and_reads_carry_on() {
         tokio::spawn(async move {
             store
                 .read(PoolKind::Data, move |conn| {
-                    Ok(hold_snapshot(conn, &holding, &done)?)
+                    Ok(hold_snapshot(
+                        conn,
+                        &holding,
+                        &done,
+                        Duration::from_secs(8),
+                    )?)
                 })
                 .await
         })
@@ -188,8 +194,15 @@ async fn a_library_scan_is_not_ended_and_the_lane_writes_on_past_it() {
         let (store, done, holding) = (store.clone(), done.clone(), holding.clone());
         tokio::spawn(async move {
             store
+                // Held until released below: it must outlast the ingest (bounded at 60 s)
+                // however slow the machine.
                 .scan(PoolKind::Data, move |conn| {
-                    Ok(hold_snapshot(conn, &holding, &done)?)
+                    Ok(hold_snapshot(
+                        conn,
+                        &holding,
+                        &done,
+                        Duration::from_secs(90),
+                    )?)
                 })
                 .await
         })
