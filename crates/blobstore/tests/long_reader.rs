@@ -80,7 +80,7 @@ async fn an_app_read_past_the_limit_is_ended_and_ingest_and_reads_carry_on() {
                         conn,
                         &holding,
                         &done,
-                        Duration::from_secs(8),
+                        Duration::from_secs(30),
                     )?)
                 })
                 .await
