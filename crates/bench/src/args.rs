@@ -51,7 +51,15 @@ pub struct BenchArgs {
         default_value = "all"
     )]
     pub workloads: Vec<WorkloadArg>,
-    /// Engines to compare, comma-separated (default: limit, limit-bounded, naive, seedbank).
+    #[cfg_attr(
+        not(feature = "iroh-blobs"),
+        doc = "Engines to compare, comma-separated (default: limit, limit-bounded, naive, seedbank)."
+    )]
+    #[cfg_attr(
+        feature = "iroh-blobs",
+        doc = "Engines to compare, comma-separated (default: limit, limit-bounded, naive, seedbank, \
+               iroh-blobs)."
+    )]
     #[arg(long = "engine", value_enum, value_delimiter = ',')]
     pub engines: Vec<EngineKind>,
     /// Concurrent producers (1 to 1024).

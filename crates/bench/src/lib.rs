@@ -9,6 +9,10 @@
 //! - `seedbank`: the real [`Store`](seedbank_blobstore::Store) (and, for the cost of detailed
 //!   stats, the same store with `Config::detailed_stats = false`).
 //!
+//! Built with the feature `iroh-blobs`, a fourth engine stores the same blobs in another
+//! store altogether: `iroh-blobs`, iroh-blobs' file store, what a Rust user would pick
+//! instead (see [`IrohBlobs`]).
+//!
 //! Workloads ([`WorkloadKind`]): `small`, `mixed` and `large` are storms of producers
 //! spread over equal sources, with `info` readers throughout (so their throughput compares
 //! with `limit` on the same blobs and nothing else written); `sync-burst` is a background
@@ -47,6 +51,8 @@ pub use engines::{
     count_stored, prepare_database, Counters, Drive, Engine, EngineKind, EngineSettings, Limit,
     Naive, PeerWrite, Seedbank,
 };
+#[cfg(feature = "iroh-blobs")]
+pub use engines::{IrohBlobs, IrohStored};
 pub use figures::{jain, median, Latency};
 pub use plot::write_svg;
 pub use readers::TimelinePoint;
@@ -116,12 +122,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             workloads: WorkloadKind::ALL.to_vec(),
-            compare: vec![
-                EngineKind::Limit,
-                EngineKind::LimitBounded,
-                EngineKind::Naive,
-                EngineKind::Seedbank,
-            ],
+            compare: EngineKind::defaults(),
             scale: false,
             producers: 256,
             rounds: None,
@@ -232,7 +233,8 @@ impl Options {
     pub fn describe(&self) -> Vec<String> {
         let e = &self.engines;
         let c = seedbank_blobstore::Config::default();
-        vec![
+        #[allow(unused_mut)] // pushed to only with the `iroh-blobs` feature
+        let mut lines = vec![
             format!(
                 "synchronous={:?} for every engine; {} run(s) per engine and workload, medians shown",
                 e.synchronous, self.repeats
@@ -268,7 +270,16 @@ impl Options {
                 self.idle.as_millis(),
                 self.interactive_interval.as_millis()
             ),
-        ]
+        ];
+        #[cfg(feature = "iroh-blobs")]
+        if self.compare.contains(&EngineKind::IrohBlobs) {
+            lines.push(
+                "iroh-blobs: FsStore defaults (blobs ≤ 16 KiB inlined in its redb, larger ones in \
+                 files it does not fsync), each put's adds joined, one tag per CID, then sync_db"
+                    .to_string(),
+            );
+        }
+        lines
     }
 }
 

@@ -88,6 +88,14 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             lat(|r| r.interactive_put_us, |l| l.p99),
         ),
     ];
+    #[cfg(feature = "iroh-blobs")]
+    {
+        let at = rows
+            .iter()
+            .position(|(l, _)| *l == "vs naive")
+            .map_or(0, |i| i + 1);
+        rows.insert(at, ("vs iroh-blobs", ratio(EngineKind::IrohBlobs)));
+    }
     if burst {
         rows.push((
             "peer rows applied/asked",

@@ -38,9 +38,11 @@ pub struct PeerFigures {
     pub dropped: u64,
     /// Time until a write was committed (or known coalesced/dropped), µs.
     pub latency_us: Latency,
-    /// Rows in the peer table after the run (read from the database).
+    /// Rows in the peer table after the run (read from the database; `iroh-blobs`: its
+    /// `peer/…` tags).
     pub rows_stored: u64,
-    /// Committed writes the peer table records (the sum of its `connects` column).
+    /// Committed writes the peer table records (the sum of its `connects` column); 0 for
+    /// `iroh-blobs`, whose peer tags count no connects.
     pub writes_stored: u64,
 }
 
@@ -91,7 +93,8 @@ pub struct RunFigures {
     pub checkpointer_cpu_seconds: Option<f64>,
     /// Distinct CIDs submitted (targets, workload, interactive).
     pub blobs_submitted: u64,
-    /// CIDs found in the database after the run.
+    /// CIDs found in the database after the run (`iroh-blobs`: its `cid/…` tags whose blob
+    /// is complete, in the store reopened after the run).
     pub blobs_stored: u64,
     /// Storm start, ms since the run's origin.
     pub storm_start_ms: f64,
@@ -143,6 +146,11 @@ pub async fn run_engine(
         EngineKind::SeedbankNoStats => {
             run.measure(Arc::new(Seedbank::open(&path, s, false)?))
                 .await
+        }
+        #[cfg(feature = "iroh-blobs")]
+        EngineKind::IrohBlobs => {
+            let store = engines::IrohBlobs::open(&engines::IrohBlobs::store_dir(&path)).await?;
+            run.measure(Arc::new(store)).await
         }
     }
 }
@@ -254,9 +262,8 @@ impl Run<'_> {
         let wal_peak = wal.stop().await?.max(counters.wal_peak_bytes);
         let peak_rss = if rss_reset { sysinfo::peak_rss() } else { 0 };
         drop(engine);
-        let blobs_stored = engines::count_stored(self.path)?;
-        (extras.peers.rows_stored, extras.peers.writes_stored) =
-            engines::count_peer_rows(self.path)?;
+        let (blobs_stored, peer_rows, peer_writes) = self.count_stored().await?;
+        (extras.peers.rows_stored, extras.peers.writes_stored) = (peer_rows, peer_writes);
 
         let seconds = (storm_end - storm_start).as_secs_f64().max(1e-9);
         let micros = |d: Duration| d.as_micros() as u64;
@@ -297,6 +304,19 @@ impl Run<'_> {
             timeline: log.timeline(bucket),
             details,
         })
+    }
+
+    /// What the closed engine kept: `(CIDs, peer rows, peer writes)`, read back from disk.
+    async fn count_stored(&self) -> anyhow::Result<(u64, u64, u64)> {
+        #[cfg(feature = "iroh-blobs")]
+        if self.kind == EngineKind::IrohBlobs {
+            let dir = engines::IrohBlobs::store_dir(self.path);
+            let stored = engines::IrohBlobs::count_stored(&dir).await?;
+            // A peer tag records that a peer connected, not how often.
+            return Ok((stored.blobs, stored.peers, 0));
+        }
+        let (rows, writes) = engines::count_peer_rows(self.path)?;
+        Ok((engines::count_stored(self.path)?, rows, writes))
     }
 
     /// One task per producer, each putting its rounds in order under its source's name.

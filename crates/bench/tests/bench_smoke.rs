@@ -36,12 +36,7 @@ async fn every_engine_stores_every_blob(workload: WorkloadKind) {
     let report = bench::run(&tiny(workload)).await.expect("benchmark runs");
     let w = &report.workloads[0];
     let engines: Vec<EngineKind> = w.engines.iter().map(|e| e.engine).collect();
-    let mut expected = vec![
-        EngineKind::Limit,
-        EngineKind::LimitBounded,
-        EngineKind::Naive,
-        EngineKind::Seedbank,
-    ];
+    let mut expected = EngineKind::defaults();
     if matches!(workload, WorkloadKind::Small | WorkloadKind::Mixed) {
         expected.push(EngineKind::SeedbankNoStats);
     }
@@ -58,7 +53,10 @@ async fn every_engine_stores_every_blob(workload: WorkloadKind) {
             assert_eq!(run.info_errors, 0, "{name}: info errors");
             let p = &run.peer_writes;
             // The peer table, read back: every write reported applied is in it, no more.
-            assert_eq!(p.writes_stored, p.applied, "{name}: peer writes stored");
+            // (iroh-blobs keeps a tag per peer, which counts no connects.)
+            if name != "iroh-blobs" {
+                assert_eq!(p.writes_stored, p.applied, "{name}: peer writes stored");
+            }
             if p.applied > 0 {
                 let peers = tiny(workload).burst.peers as u64;
                 assert!((1..=peers).contains(&p.rows_stored), "{name}: peer rows");

@@ -2,8 +2,11 @@
 //!
 //! Every engine writes the blobstore's own schema (created by opening and closing a real
 //! [`Store`](seedbank_blobstore::Store)) with the same statements the lane runs, so only the
-//! way writes and reads reach SQLite differs.
+//! way writes and reads reach SQLite differs. The one exception, `iroh-blobs` (feature
+//! `iroh-blobs`), is another store altogether: iroh-blobs' own file store, for comparison.
 
+#[cfg(feature = "iroh-blobs")]
+mod iroh_blobs;
 mod limit;
 mod naive;
 mod seedbank;
@@ -19,6 +22,8 @@ use seedbank_blobstore::cid::multihash_key;
 use seedbank_blobstore::rusqlite::{self, Connection, ErrorCode, OptionalExtension};
 use seedbank_blobstore::{sql, Blob, Config, PutOptions, Store, Synchronous};
 
+#[cfg(feature = "iroh-blobs")]
+pub use iroh_blobs::{IrohBlobs, IrohStored};
 pub use limit::Limit;
 pub use naive::Naive;
 pub use seedbank::Seedbank;
@@ -40,6 +45,10 @@ pub enum EngineKind {
     /// The real store with `Config::detailed_stats = false` (for the stats overhead).
     #[value(skip)]
     SeedbankNoStats,
+    /// iroh-blobs' FsStore (feature `iroh-blobs`): each put's blobs added at once, tagged,
+    /// then `sync_db`.
+    #[cfg(feature = "iroh-blobs")]
+    IrohBlobs,
 }
 
 impl EngineKind {
@@ -51,7 +60,23 @@ impl EngineKind {
             EngineKind::Naive => "naive",
             EngineKind::Seedbank => "seedbank",
             EngineKind::SeedbankNoStats => "seedbank-nostats",
+            #[cfg(feature = "iroh-blobs")]
+            EngineKind::IrohBlobs => "iroh-blobs",
         }
+    }
+
+    /// The engines compared when none are named: `limit`, `limit-bounded`, `naive`,
+    /// `seedbank`, and `iroh-blobs` when built with that feature.
+    pub fn defaults() -> Vec<EngineKind> {
+        let engines = vec![
+            EngineKind::Limit,
+            EngineKind::LimitBounded,
+            EngineKind::Naive,
+            EngineKind::Seedbank,
+        ];
+        #[cfg(feature = "iroh-blobs")]
+        let engines = [engines, vec![EngineKind::IrohBlobs]].concat();
+        engines
     }
 
     /// How the runner drives the engine.
