@@ -11,7 +11,7 @@
 //!
 //! Built with the feature `iroh-blobs`, a fourth engine stores the same blobs in another
 //! store altogether: `iroh-blobs`, iroh-blobs' file store, what a Rust user would pick
-//! instead (see [`IrohBlobs`]).
+//! instead (the `IrohBlobs` engine).
 //!
 //! Workloads ([`WorkloadKind`]): `small`, `mixed` and `large` are storms of producers
 //! spread over equal sources, with `info` readers throughout (so their throughput compares
