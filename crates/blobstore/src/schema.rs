@@ -9,32 +9,72 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result, SqlContext};
 
+/// One step of the schema's history.
+enum Migration {
+    /// Statements run as they are.
+    Sql(&'static str),
+    /// A step that depends on what the file holds.
+    Code(fn(&Connection) -> rusqlite::Result<()>),
+}
+
 /// Migration `i` moves the schema from version `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // v1: bytes keyed by multihash (stored once whatever the codec); one metadata row per CID.
-    "CREATE TABLE blob_data (
-        id   INTEGER PRIMARY KEY,
-        mh   BLOB NOT NULL UNIQUE,
-        data BLOB NOT NULL
-     );
-     CREATE TABLE blobs (
-        mh          BLOB    NOT NULL,
-        codec       INTEGER NOT NULL,
-        data_id     INTEGER NOT NULL REFERENCES blob_data(id),
-        size        INTEGER NOT NULL,
-        inserted_at INTEGER NOT NULL,
-        PRIMARY KEY (mh, codec)
-     ) WITHOUT ROWID;",
+    Migration::Sql(
+        "CREATE TABLE blob_data (
+            id   INTEGER PRIMARY KEY,
+            mh   BLOB NOT NULL UNIQUE,
+            data BLOB NOT NULL
+         );
+         CREATE TABLE blobs (
+            mh          BLOB    NOT NULL,
+            codec       INTEGER NOT NULL,
+            data_id     INTEGER NOT NULL REFERENCES blob_data(id),
+            size        INTEGER NOT NULL,
+            inserted_at INTEGER NOT NULL,
+            PRIMARY KEY (mh, codec)
+         ) WITHOUT ROWID;",
+    ),
+    // v2: the lane finds stored bytes through `blobs` (its primary key starts with the
+    // multihash), so the unique index on `blob_data.mh` is a second random-key B-tree that
+    // every insert pays for and nothing reads.
+    Migration::Code(drop_data_mh_index),
 ];
+
+/// v2: rebuilds an empty `blob_data` without its unique index on `mh`. A file that already
+/// holds blobs keeps the index (the lane works either way): dropping an automatic index
+/// means copying the table, and copying every blob inside one transaction at open would
+/// write the whole store to the WAL.
+fn drop_data_mh_index(conn: &Connection) -> rusqlite::Result<()> {
+    let empty: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM blob_data)", [], |r| {
+        r.get(0)
+    })?;
+    if empty {
+        conn.execute_batch(
+            "DROP TABLE blob_data;
+             CREATE TABLE blob_data (
+                id   INTEGER PRIMARY KEY,
+                mh   BLOB NOT NULL,
+                data BLOB NOT NULL
+             );",
+        )?;
+    }
+    Ok(())
+}
 
 /// The statements the lane and the read pools run on the tables above. Public so that
 /// baselines (the benchmark's `limit` and `naive` engines) run exactly the same SQL.
 pub mod sql {
-    /// Stores bytes once per multihash (`?1` multihash key, `?2` bytes).
-    pub const INSERT_DATA: &str =
-        "INSERT INTO blob_data (mh, data) VALUES (?1, ?2) ON CONFLICT (mh) DO NOTHING";
-    /// The row id of stored bytes (`?1` multihash key).
-    pub const FIND_DATA: &str = "SELECT id FROM blob_data WHERE mh = ?1";
+    /// The row id of stored bytes (`?1` multihash key), found through any CID with that
+    /// multihash: a search of the `blobs` primary key, which the insert below visits next.
+    pub const FIND_DATA: &str = "SELECT data_id FROM blobs WHERE mh = ?1 LIMIT 1";
+    /// Stores bytes not found by [`FIND_DATA`] (`?1` multihash key, `?2` bytes). `OR IGNORE`
+    /// only matters in files made before schema v2, which keep a unique index on `mh`: there,
+    /// bytes left without any CID make it ignore the row, and [`FIND_ORPHAN_DATA`] finds them.
+    pub const INSERT_DATA: &str = "INSERT OR IGNORE INTO blob_data (mh, data) VALUES (?1, ?2)";
+    /// The row id of bytes no CID refers to (`?1` multihash key). Run only when
+    /// [`INSERT_DATA`] inserted nothing, which needs a pre-v2 file's unique index.
+    pub const FIND_ORPHAN_DATA: &str = "SELECT id FROM blob_data WHERE mh = ?1";
     /// One metadata row per CID (`?1` key, `?2` codec, `?3` data id, `?4` size,
     /// `?5` unix ms).
     pub const INSERT_META: &str =
@@ -42,6 +82,51 @@ pub mod sql {
          VALUES (?1, ?2, ?3, ?4, ?5)";
     /// Metadata of a CID (`?1` key, `?2` codec), as `info` reads it.
     pub const INFO: &str = "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2";
+
+    use rusqlite::{CachedStatement, Connection, OptionalExtension};
+
+    /// The statements that store bytes once per multihash, prepared once per batch. Shared
+    /// by the lane and the benchmark's baselines, so both do exactly the same SQL work.
+    pub struct DataStatements<'c> {
+        find: CachedStatement<'c>,
+        insert: CachedStatement<'c>,
+        find_orphan: CachedStatement<'c>,
+    }
+
+    impl<'c> DataStatements<'c> {
+        /// Prepares (or takes from `conn`'s cache) the three statements.
+        ///
+        /// # Errors
+        /// SQLite's, if a statement cannot be prepared.
+        pub fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+            Ok(DataStatements {
+                find: conn.prepare_cached(FIND_DATA)?,
+                insert: conn.prepare_cached(INSERT_DATA)?,
+                find_orphan: conn.prepare_cached(FIND_ORPHAN_DATA)?,
+            })
+        }
+
+        /// The `blob_data` row id holding `data` for multihash key `mh`: the stored one if
+        /// any CID with that multihash is stored, else a new row. `conn` must be the
+        /// connection the statements were prepared on.
+        ///
+        /// # Errors
+        /// SQLite's.
+        pub fn store(
+            &mut self,
+            conn: &Connection,
+            mh: &[u8],
+            data: &[u8],
+        ) -> rusqlite::Result<i64> {
+            if let Some(id) = self.find.query_row([mh], |r| r.get(0)).optional()? {
+                return Ok(id);
+            }
+            if self.insert.execute((mh, data))? == 1 {
+                return Ok(conn.last_insert_rowid());
+            }
+            self.find_orphan.query_row([mh], |r| r.get(0))
+        }
+    }
 }
 
 /// The schema version this build writes.
@@ -157,8 +242,12 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         return Ok(()); // Dropping `tx` ends it without writing.
     }
     let from = usize::try_from(found).expect("inspect accepts 0..=SCHEMA_VERSION only");
-    for sql in &MIGRATIONS[from..] {
-        tx.execute_batch(sql).during("migrate schema")?;
+    for step in &MIGRATIONS[from..] {
+        match step {
+            Migration::Sql(sql) => tx.execute_batch(sql),
+            Migration::Code(run) => run(&tx),
+        }
+        .during("migrate schema")?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .during("write schema version")?;

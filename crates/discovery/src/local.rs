@@ -23,7 +23,10 @@ async fn bytes_by_multihash(store: &Store, cids: &[Cid]) -> Result<Vec<Option<By
     let keys: Vec<Vec<u8>> = cids.iter().map(multihash_key).collect();
     let found = store
         .scan(PoolKind::Data, move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT data FROM blob_data WHERE mh = ?1")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
+                 WHERE b.mh = ?1 LIMIT 1",
+            )?;
             let mut out = Vec::with_capacity(keys.len());
             for key in &keys {
                 let data: Option<Vec<u8>> = stmt.query_row([key], |r| r.get(0)).optional()?;

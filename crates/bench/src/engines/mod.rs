@@ -217,16 +217,11 @@ pub(crate) const PEER_UPSERT: &str = "INSERT INTO bench_peers (peer, last_seen, 
 pub(crate) fn insert_blobs(conn: &Connection, blobs: &[Blob]) -> rusqlite::Result<()> {
     let now_ms = unix_millis();
     // The blobstore's own statements, so limit and naive do exactly the lane's SQL work.
-    let mut insert_data = conn.prepare_cached(sql::INSERT_DATA)?;
-    let mut find_data = conn.prepare_cached(sql::FIND_DATA)?;
+    let mut data = sql::DataStatements::prepare(conn)?;
     let mut insert_meta = conn.prepare_cached(sql::INSERT_META)?;
     for blob in blobs {
         let mh = multihash_key(blob.cid());
-        let data_id: i64 = if insert_data.execute((&mh, blob.data().as_ref()))? == 1 {
-            conn.last_insert_rowid()
-        } else {
-            find_data.query_row([&mh], |r| r.get(0))?
-        };
+        let data_id = data.store(conn, &mh, blob.data())?;
         let codec = blob.cid().codec() as i64;
         insert_meta.execute((&mh, codec, data_id, blob.len() as i64, now_ms))?;
     }

@@ -447,12 +447,7 @@ fn batch_aborted(cause: &Error) -> Error {
 /// Inserts blobs (bytes once per multihash, one metadata row per CID) and runs their staged
 /// ops. Returns how many CIDs were already stored.
 fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -> Result<usize> {
-    let mut insert_data = conn
-        .prepare_cached(sql::INSERT_DATA)
-        .during("prepare insert data")?;
-    let mut find_data = conn
-        .prepare_cached(sql::FIND_DATA)
-        .during("prepare find data")?;
+    let mut stmts = sql::DataStatements::prepare(conn).during("prepare insert data")?;
     let mut insert_meta = conn
         .prepare_cached(sql::INSERT_META)
         .during("prepare insert blob")?;
@@ -460,17 +455,7 @@ fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -
     for staged in blobs {
         let blob = &staged.blob;
         let mh = multihash_key(blob.cid());
-        let data_id = if insert_data
-            .execute((&mh, blob.data().as_ref()))
-            .during("insert data")?
-            == 1
-        {
-            conn.last_insert_rowid()
-        } else {
-            find_data
-                .query_row([&mh], |r| r.get(0))
-                .during("find data")?
-        };
+        let data_id = stmts.store(conn, &mh, blob.data()).during("insert data")?;
         let codec = blob.cid().codec() as i64;
         let inserted = insert_meta
             .execute((&mh, codec, data_id, blob.len() as i64, now_ms))
