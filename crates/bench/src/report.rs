@@ -117,6 +117,7 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             lat(|r| r.peer_writes.latency_us, |l| l.p99),
         ));
     }
+    rows.extend(where_time_goes(burst));
     rows.extend::<[(&'static str, Cell); 10]>([
         (
             "CPU, cores busy",
@@ -175,6 +176,60 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             }),
         ),
     ]);
+    rows
+}
+
+/// Rows read from seedbank's own `Stats` (the median run's): where a write's time goes,
+/// so a missed target can be traced to commits, batch holds or checkpoint pauses.
+fn where_time_goes(burst: bool) -> Vec<(&'static str, Cell)> {
+    let micros = |pointer: &'static str| -> Cell {
+        Box::new(move |_, e| {
+            e.median
+                .details
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_u64)
+                .map_or("–".into(), ms)
+        })
+    };
+    let mut rows: Vec<(&'static str, Cell)> = vec![
+        ("COMMIT p50 (fsync)", micros("/commit_us/p50")),
+        ("COMMIT p99 (fsync)", micros("/commit_us/p99")),
+        ("batch hold p99", micros("/batch_hold_us/p99")),
+        (
+            "checkpoints P/R/T",
+            Box::new(|_, e| {
+                let wal = e.median.details.get("wal");
+                let n = |k: &str| {
+                    wal.and_then(|w| w.get(k))
+                        .and_then(serde_json::Value::as_u64)
+                };
+                match (n("passive"), n("rewind"), n("truncate")) {
+                    (Some(p), Some(r), Some(t)) => format!("{p}/{r}/{t}"),
+                    _ => "–".into(),
+                }
+            }),
+        ),
+        ("lane waits on the WAL", {
+            Box::new(|_, e| {
+                e.median
+                    .details
+                    .pointer("/wal/lane_waits")
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or("–".into(), |n| count(n as f64))
+            })
+        }),
+    ];
+    if burst {
+        // Classes are listed in priority order: interactive first.
+        rows.push((
+            "interactive queue wait p99",
+            micros("/classes/0/queue_wait_us/p99"),
+        ));
+        rows.push((
+            "interactive batch hold p99",
+            micros("/classes/0/hold_us/p99"),
+        ));
+    }
     rows
 }
 
