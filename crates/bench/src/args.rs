@@ -86,6 +86,12 @@ pub struct BenchArgs {
     /// Blobs of the sync-burst background import.
     #[arg(long)]
     pub import_blobs: Option<usize>,
+    /// Steps of `--workload scale` (default 10; quick 3).
+    #[arg(long)]
+    pub scale_steps: Option<usize>,
+    /// Blobs per step of `--workload scale` (default 1,000,000; quick 3,000).
+    #[arg(long)]
+    pub scale_step_blobs: Option<usize>,
     /// Runs per engine and workload; figures are medians (default 3, quick 1).
     #[arg(long)]
     pub repeat: Option<usize>,
@@ -158,6 +164,8 @@ impl BenchArgs {
         if let Some(n) = self.import_blobs {
             o.import_blobs = n;
         }
+        o.scale_steps = self.scale_steps.map(|n| n.max(1));
+        o.scale_step_blobs = self.scale_step_blobs.map(|n| n.max(1));
         if let Some(n) = self.repeat {
             o.repeats = n.max(1);
         }

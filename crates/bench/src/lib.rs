@@ -102,6 +102,10 @@ pub struct Options {
     pub import_chunk: usize,
     /// The sync-burst peer-row writers.
     pub burst: Burst,
+    /// Steps of the scale workload; `None`: 10 (3 under `--quick`).
+    pub scale_steps: Option<usize>,
+    /// Blobs per step of the scale workload; `None`: 1,000,000 (3,000 under `--quick`).
+    pub scale_step_blobs: Option<usize>,
     /// Runs per engine and workload.
     pub repeats: usize,
     /// Smaller workloads (the CI smoke run).
@@ -141,6 +145,8 @@ impl Default for Options {
                 peers: 64,
                 peer_interval_us: 5_000,
             },
+            scale_steps: None,
+            scale_step_blobs: None,
             repeats: 3,
             quick: false,
             stats_overhead: true,

@@ -118,7 +118,7 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
         ));
     }
     rows.extend(where_time_goes(burst));
-    rows.extend::<[(&'static str, Cell); 10]>([
+    rows.extend::<[(&'static str, Cell); 11]>([
         (
             "CPU, cores busy",
             Box::new(|_, e| format!("{:.2}", e.median.cpu_seconds / e.median.seconds)),
@@ -129,6 +129,16 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
                 e.median.lane_cpu_seconds.map_or("–".into(), |c| {
                     format!("{:.0}%", c / e.median.seconds * 100.0)
                 })
+            }),
+        ),
+        (
+            // For limit and limit-bounded, the SQL work alone: the floor for the lane's.
+            "process CPU per blob",
+            Box::new(|_, e| {
+                format!(
+                    "{:.1} µs",
+                    e.median.cpu_seconds * 1e6 / e.median.blobs.max(1) as f64
+                )
             }),
         ),
         (

@@ -39,7 +39,8 @@ pub struct ScaleSpec {
 }
 
 impl ScaleSpec {
-    /// 10 steps of 1M blobs, or 3 of 3,000 under `--quick`; `--size` sets the blob size.
+    /// 10 steps of 1M blobs, or 3 of 3,000 under `--quick`, unless `--scale-steps` and
+    /// `--scale-step-blobs` say otherwise; `--size` sets the blob size.
     pub fn of(options: &Options) -> ScaleSpec {
         let (steps, step_blobs) = if options.quick {
             (3, 3_000)
@@ -47,8 +48,8 @@ impl ScaleSpec {
             (10, 1_000_000)
         };
         ScaleSpec {
-            steps,
-            step_blobs,
+            steps: options.scale_steps.unwrap_or(steps),
+            step_blobs: options.scale_step_blobs.unwrap_or(step_blobs),
             blob_size: options.size.unwrap_or(1024),
             producers: 64,
             blobs_per_put: 100,
