@@ -118,7 +118,7 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
         ));
     }
     rows.extend(where_time_goes(burst));
-    rows.extend::<[(&'static str, Cell); 11]>([
+    rows.extend::<[(&'static str, Cell); 13]>([
         (
             "CPU, cores busy",
             Box::new(|_, e| format!("{:.2}", e.median.cpu_seconds / e.median.seconds)),
@@ -128,6 +128,24 @@ fn rows(burst: bool) -> Vec<(&'static str, Cell)> {
             Box::new(|_, e| {
                 e.median.lane_cpu_seconds.map_or("–".into(), |c| {
                     format!("{:.0}%", c / e.median.seconds * 100.0)
+                })
+            }),
+        ),
+        (
+            // Amplification: every byte goes to the WAL and again through the checkpoint,
+            // and a row also dirties index pages.
+            "disk writes / payload",
+            Box::new(|_, e| {
+                e.median.disk_write_bytes.map_or("–".into(), |w| {
+                    format!("{:.2}", w as f64 / e.median.bytes.max(1) as f64)
+                })
+            }),
+        ),
+        (
+            "checkpointer CPU per blob",
+            Box::new(|_, e| {
+                e.median.checkpointer_cpu_seconds.map_or("–".into(), |c| {
+                    format!("{:.1} µs", c * 1e6 / e.median.blobs.max(1) as f64)
                 })
             }),
         ),

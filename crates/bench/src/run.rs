@@ -91,6 +91,8 @@ pub struct RunFigures {
     pub lane_cpu_seconds: Option<f64>,
     /// CPU time of seedbank's checkpointer thread during the storm, s.
     pub checkpointer_cpu_seconds: Option<f64>,
+    /// Bytes the process wrote to storage during the storm (WAL, checkpoints, files).
+    pub disk_write_bytes: Option<u64>,
     /// Distinct CIDs submitted (targets, workload, interactive).
     pub blobs_submitted: u64,
     /// CIDs found in the database after the run (`iroh-blobs`: its `cid/…` tags whose blob
@@ -227,6 +229,7 @@ impl Run<'_> {
             self.label.clone(),
         );
         let cpu_start = CpuMarks::now();
+        let disk_start = sysinfo::disk_write_bytes();
         let storm_start = origin.elapsed();
         let stop = Arc::new(AtomicBool::new(false));
         // A user's puts belong to the sync-burst scenario; small/mixed/large measure ingest.
@@ -247,6 +250,9 @@ impl Run<'_> {
         }
         let storm_end = origin.elapsed();
         let cpu = CpuMarks::now().since(&cpu_start);
+        let disk_written = disk_start
+            .zip(sysinfo::disk_write_bytes())
+            .map(|(a, b)| b.saturating_sub(a));
         progress.finish();
         let details = engine.details();
         stop.store(true, Relaxed);
@@ -295,6 +301,7 @@ impl Run<'_> {
             cpu_seconds: cpu.process,
             lane_cpu_seconds: cpu.lane,
             checkpointer_cpu_seconds: cpu.checkpointer,
+            disk_write_bytes: disk_written,
             blobs_submitted: self.set.blobs
                 + self.set.targets.len() as u64
                 + interactive_distinct as u64,

@@ -124,7 +124,7 @@ async fn run_engine<E: Engine>(
     let opts = PutOptions::new(Priority::Normal, "scale");
     for step in 0..spec.steps {
         let readers = start_readers(&engine, spec.info_readers, Arc::new(known.clone()));
-        let written_before = disk_write_bytes();
+        let written_before = super::sysinfo::disk_write_bytes();
         let started = Instant::now();
         let per_producer = spec.step_blobs.div_ceil(spec.producers);
         let mut tasks = Vec::new();
@@ -155,7 +155,7 @@ async fn run_engine<E: Engine>(
             known.extend(t.await??);
         }
         let seconds = started.elapsed().as_secs_f64().max(1e-9);
-        let written = disk_write_bytes()
+        let written = super::sysinfo::disk_write_bytes()
             .zip(written_before)
             .map(|(after, before)| after.saturating_sub(before));
         let info_us = readers.stop().await?;
@@ -180,16 +180,6 @@ fn file_bytes(db: &Path) -> u64 {
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum()
-}
-
-/// Bytes this process caused to be written to storage so far.
-fn disk_write_bytes() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// `info` readers over `targets` until stopped; their latencies in one histogram.

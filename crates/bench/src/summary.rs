@@ -151,6 +151,8 @@ fn median_run(runs: &[RunFigures]) -> RunFigures {
     m.cpu_seconds = f(|r| r.cpu_seconds);
     m.lane_cpu_seconds = median_opt(runs.iter().map(|r| r.lane_cpu_seconds));
     m.checkpointer_cpu_seconds = median_opt(runs.iter().map(|r| r.checkpointer_cpu_seconds));
+    m.disk_write_bytes =
+        median_opt(runs.iter().map(|r| r.disk_write_bytes.map(|b| b as f64))).map(|b| b as u64);
     m.jain = median_opt(runs.iter().map(|r| r.jain));
     m
 }

@@ -208,3 +208,14 @@ mod tests {
         );
     }
 }
+
+/// Bytes this process caused to be written to storage so far (`write_bytes` of
+/// `/proc/self/io`: WAL, checkpoints and all); `None` where the kernel does not say.
+pub fn disk_write_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
+}
