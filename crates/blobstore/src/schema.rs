@@ -129,6 +129,10 @@ pub mod sql {
     }
 }
 
+/// The oldest schema version this build reads without migrating it (read-only opens): v2
+/// changed only how the lane writes, so v1 files read the same.
+pub(crate) const READABLE_FROM: i64 = 1;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

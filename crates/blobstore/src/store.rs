@@ -294,18 +294,20 @@ impl Store {
         }
     }
 
-    /// A read-only open must find a seedbank schema it can read: the version this build
-    /// writes (foreign and damaged files are refused like [`Store::open`] refuses them).
+    /// A read-only open must find a seedbank schema it can read: from
+    /// [`READABLE_FROM`](crate::schema::READABLE_FROM) to the version this build writes
+    /// (foreign and damaged files are refused like [`Store::open`] refuses them).
     fn check_schema_readable(&self, path: &Path) -> Result<()> {
         let state = self
             .inner
             .info_pool
             .read_now(|conn| crate::schema::inspect(conn, path))?;
         match state {
-            FileState::Seedbank {
-                version: SCHEMA_VERSION,
-                ..
-            } => Ok(()),
+            FileState::Seedbank { version, .. }
+                if (crate::schema::READABLE_FROM..=SCHEMA_VERSION).contains(&version) =>
+            {
+                Ok(())
+            }
             FileState::Seedbank { version, .. } => Err(Error::SchemaTooOld {
                 found: version,
                 supported: SCHEMA_VERSION,

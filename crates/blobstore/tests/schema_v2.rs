@@ -54,7 +54,11 @@ async fn dedups_across_codecs(path: &Path, data: &'static [u8]) {
         let got = store.get(blob.cid()).await.unwrap().unwrap();
         assert_eq!(&got[..], data);
     }
-    assert_eq!(store.stats().dedup_hits, 1, "the second put of raw is a hit");
+    assert_eq!(
+        store.stats().dedup_hits,
+        1,
+        "the second put of raw is a hit"
+    );
     store.close().await.unwrap();
     assert!(
         count(path, "blob_data") <= data_rows + 1,
@@ -99,7 +103,18 @@ async fn a_v1_file_keeps_its_index_and_reuses_orphan_bytes() {
         orphan.data().as_ref()
     );
     store.close().await.unwrap();
-    assert_eq!(data_indexes(&path), 1, "a file holding blobs keeps its index");
+    assert_eq!(
+        data_indexes(&path),
+        1,
+        "a file holding blobs keeps its index"
+    );
+    // Migrated to v2 by the read-write open; a v1 file reads the same.
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+    let ro = Store::open_read_only(&path, Config::default()).unwrap();
+    assert!(ro.get(orphan.cid()).await.unwrap().is_some());
+    ro.close().await.unwrap();
     assert_eq!(count(&path, "blob_data"), 1, "the orphan row was reused");
     dedups_across_codecs(&path, b"and the v1 layout dedups too").await;
     assert_eq!(count(&path, "blob_data"), 2);
