@@ -167,6 +167,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Bytes this process caused to be written to storage so far (`write_bytes` of
+/// `/proc/self/io`: WAL, checkpoints and all); `None` where the kernel does not say.
+pub fn disk_write_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,15 +218,4 @@ mod tests {
             Some("Debian")
         );
     }
-}
-
-/// Bytes this process caused to be written to storage so far (`write_bytes` of
-/// `/proc/self/io`: WAL, checkpoints and all); `None` where the kernel does not say.
-pub fn disk_write_bytes() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))?
-        .trim()
-        .parse()
-        .ok()
 }
