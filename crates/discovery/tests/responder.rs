@@ -88,6 +88,12 @@ async fn a_responder_past_its_admission_limit_answers_busy_instead_of_queueing()
         .filter(|a| matches!(a, Err(Error::Busy)))
         .count();
     assert_eq!(busy, 8, "one running, one queued, the rest refused at once");
+    let failed: Vec<_> = answers
+        .iter()
+        .filter_map(|a| a.as_ref().err())
+        .filter(|e| !matches!(e, Error::Busy))
+        .collect();
+    assert!(failed.is_empty(), "admitted requests failed: {failed:?}");
     assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 2);
     assert_eq!(responder.stats().busy, 8);
     assert_eq!(server.haves.stats().builds, 1);

@@ -405,8 +405,10 @@ fn build_report(
         run: ctx.id,
         scope: ctx.scope.clone(),
         complete: ctx.state.is_complete(),
+        // A session the scope completed before its first call never reached its peer.
         peers_contacted: sessions
             .iter()
+            .filter(|s| s.rounds + s.fetches > 0)
             .map(|s| s.peer.as_str())
             .collect::<HashSet<_>>()
             .len() as u64,
