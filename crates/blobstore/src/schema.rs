@@ -88,6 +88,7 @@ pub mod sql {
     /// The statements that store bytes once per multihash, prepared once per batch. Shared
     /// by the lane and the benchmark's baselines, so both do exactly the same SQL work.
     pub struct DataStatements<'c> {
+        conn: &'c Connection,
         find: CachedStatement<'c>,
         insert: CachedStatement<'c>,
         find_orphan: CachedStatement<'c>,
@@ -100,6 +101,7 @@ pub mod sql {
         /// SQLite's, if a statement cannot be prepared.
         pub fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
             Ok(DataStatements {
+                conn,
                 find: conn.prepare_cached(FIND_DATA)?,
                 insert: conn.prepare_cached(INSERT_DATA)?,
                 find_orphan: conn.prepare_cached(FIND_ORPHAN_DATA)?,
@@ -107,22 +109,16 @@ pub mod sql {
         }
 
         /// The `blob_data` row id holding `data` for multihash key `mh`: the stored one if
-        /// any CID with that multihash is stored, else a new row. `conn` must be the
-        /// connection the statements were prepared on.
+        /// any CID with that multihash is stored, else a new row.
         ///
         /// # Errors
         /// SQLite's.
-        pub fn store(
-            &mut self,
-            conn: &Connection,
-            mh: &[u8],
-            data: &[u8],
-        ) -> rusqlite::Result<i64> {
+        pub fn store(&mut self, mh: &[u8], data: &[u8]) -> rusqlite::Result<i64> {
             if let Some(id) = self.find.query_row([mh], |r| r.get(0)).optional()? {
                 return Ok(id);
             }
             if self.insert.execute((mh, data))? == 1 {
-                return Ok(conn.last_insert_rowid());
+                return Ok(self.conn.last_insert_rowid());
             }
             self.find_orphan.query_row([mh], |r| r.get(0))
         }

@@ -221,7 +221,7 @@ pub(crate) fn insert_blobs(conn: &Connection, blobs: &[Blob]) -> rusqlite::Resul
     let mut insert_meta = conn.prepare_cached(sql::INSERT_META)?;
     for blob in blobs {
         let mh = multihash_key(blob.cid());
-        let data_id = data.store(conn, &mh, blob.data())?;
+        let data_id = data.store(&mh, blob.data())?;
         let codec = blob.cid().codec() as i64;
         insert_meta.execute((&mh, codec, data_id, blob.len() as i64, now_ms))?;
     }

@@ -455,7 +455,7 @@ fn insert_blobs(conn: &Connection, blobs: Vec<super::StagedBlob>, now_ms: i64) -
     for staged in blobs {
         let blob = &staged.blob;
         let mh = multihash_key(blob.cid());
-        let data_id = stmts.store(conn, &mh, blob.data()).during("insert data")?;
+        let data_id = stmts.store(&mh, blob.data()).during("insert data")?;
         let codec = blob.cid().codec() as i64;
         let inserted = insert_meta
             .execute((&mh, codec, data_id, blob.len() as i64, now_ms))
