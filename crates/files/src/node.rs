@@ -1,0 +1,197 @@
+//! Blocks: building and addressing dag-pb and raw blocks, and decoding them into UnixFS
+//! nodes. The dag-pb framing (`PBNode`/`PBLink`) is `ipld-dagpb`'s; the UnixFS `Data`
+//! message inside it is [`crate::unixfs`].
+
+use bytes::Bytes;
+use cid::Cid;
+use ipld_dagpb::{PbLink, PbNode};
+use multihash::Multihash;
+use seedbank_blobstore::cid::multihash_code;
+use seedbank_blobstore::{codec, Blob};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::unixfs::{Data, DataType};
+use crate::Kind;
+
+/// What a parent needs to know about a child it links to.
+#[derive(Clone, Debug)]
+pub(crate) struct Child {
+    pub cid: Cid,
+    /// Bytes of file content under the child (0 for directories).
+    pub file_size: u64,
+    /// The child's cumulative DAG size: its block plus every block under it (`Tsize`).
+    pub tsize: u64,
+}
+
+fn sha256_multihash(bytes: &[u8]) -> Multihash<64> {
+    let digest = Sha256::digest(bytes);
+    Multihash::wrap(multihash_code::SHA2_256, &digest).expect("32 bytes fit a multihash")
+}
+
+/// A raw block (always CIDv1) with its sha2-256 CID.
+pub(crate) fn raw_block(bytes: Bytes) -> Result<Blob> {
+    let cid = Cid::new_v1(codec::RAW, sha256_multihash(&bytes));
+    Blob::with_cid(cid, bytes).map_err(|e| Error::Read { cid, source: e })
+}
+
+/// A dag-pb block of `links` (sorted by name, stably) and `data`, addressed with `version`.
+pub(crate) fn pb_block(links: Vec<PbLink>, data: &Data, version: cid::Version) -> Result<Blob> {
+    let node = PbNode {
+        links,
+        data: Some(Bytes::from(data.encode())),
+    };
+    let bytes = node.into_bytes();
+    let mh = sha256_multihash(&bytes);
+    let cid = match version {
+        cid::Version::V0 => Cid::new_v0(mh).expect("a sha2-256 multihash makes a CIDv0"),
+        cid::Version::V1 => Cid::new_v1(codec::DAG_PB, mh),
+    };
+    Blob::with_cid(cid, bytes).map_err(|e| Error::Read { cid, source: e })
+}
+
+/// A link as the importers write it: always a name (empty for file chunks) and a `Tsize`.
+pub(crate) fn link(name: String, child: &Child) -> PbLink {
+    PbLink {
+        cid: child.cid,
+        name: Some(name),
+        size: Some(child.tsize),
+    }
+}
+
+/// A decoded block.
+#[derive(Debug)]
+pub(crate) enum Node {
+    /// A raw block: file bytes.
+    Raw(Bytes),
+    /// A dag-pb block with its UnixFS data.
+    Pb { links: Vec<PbLink>, data: Data },
+}
+
+impl Node {
+    /// Decodes `bytes`, the verified block of `cid`.
+    pub fn decode(cid: &Cid, bytes: Bytes) -> Result<Node> {
+        match cid.codec() {
+            codec::RAW => Ok(Node::Raw(bytes)),
+            codec::DAG_PB => {
+                let node = PbNode::from_bytes(bytes)
+                    .map_err(|e| Error::corrupt(cid, format!("bad dag-pb: {e}")))?;
+                let raw = node
+                    .data
+                    .ok_or_else(|| Error::corrupt(cid, "dag-pb node without UnixFS data"))?;
+                let data = Data::decode(&raw).map_err(|e| Error::corrupt(cid, e))?;
+                Ok(Node::Pb {
+                    links: node.links,
+                    data,
+                })
+            }
+            codec => Err(Error::UnsupportedCodec { cid: *cid, codec }),
+        }
+    }
+
+    /// What the node is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Node::Raw(_) => Kind::File,
+            Node::Pb { data, .. } => match data.kind {
+                DataType::File | DataType::Raw => Kind::File,
+                DataType::Directory | DataType::HamtShard => Kind::Directory,
+                DataType::Symlink => Kind::Symlink,
+                DataType::Metadata => Kind::Unknown,
+            },
+        }
+    }
+
+    /// The file size a node states (raw: its length; File: `filesize`, or its data plus
+    /// `blocksizes` when absent; symlink: its target's length). `None` for directories.
+    pub fn file_size(&self, cid: &Cid) -> Result<Option<u64>> {
+        match self {
+            Node::Raw(bytes) => Ok(Some(bytes.len() as u64)),
+            Node::Pb { data, links } => match data.kind {
+                DataType::File | DataType::Raw => file_layout(cid, data, links.len()).map(Some),
+                DataType::Symlink => Ok(Some(data.data.as_ref().map_or(0, |d| d.len() as u64))),
+                _ => Ok(None),
+            },
+        }
+    }
+}
+
+/// The size of a UnixFS file node, checked: `blocksizes` has one entry per link, and
+/// `filesize`, when present, equals the inline data plus every blocksize.
+pub(crate) fn file_layout(cid: &Cid, data: &Data, links: usize) -> Result<u64> {
+    if data.blocksizes.len() != links {
+        return Err(Error::corrupt(
+            cid,
+            format!("{links} links but {} blocksizes", data.blocksizes.len()),
+        ));
+    }
+    let inline = data.data.as_ref().map_or(0, |d| d.len() as u64);
+    let total = data
+        .blocksizes
+        .iter()
+        .try_fold(inline, |acc, s| acc.checked_add(*s))
+        .ok_or_else(|| Error::corrupt(cid, "blocksizes overflow"))?;
+    match data.filesize {
+        Some(size) if size != total => Err(Error::corrupt(
+            cid,
+            format!("filesize {size} but data and blocksizes add up to {total}"),
+        )),
+        _ => Ok(total),
+    }
+}
+
+/// The bytes of an identity CID (its digest), or `None` for a real hash.
+pub(crate) fn identity_bytes(cid: &Cid) -> Option<Bytes> {
+    (cid.hash().code() == multihash_code::IDENTITY)
+        .then(|| Bytes::copy_from_slice(cid.hash().digest()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_leaf_and_empty_directory_have_the_well_known_cids() {
+        let mut empty = Data::new(DataType::File);
+        empty.filesize = Some(0);
+        let leaf = pb_block(Vec::new(), &empty, cid::Version::V0).unwrap();
+        assert_eq!(
+            leaf.cid().to_string(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+        );
+        let dir = pb_block(
+            Vec::new(),
+            &Data::new(DataType::Directory),
+            cid::Version::V1,
+        )
+        .unwrap();
+        assert_eq!(
+            dir.cid().to_string(),
+            "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+        );
+        let raw = raw_block(Bytes::new()).unwrap();
+        assert_eq!(
+            raw.cid().to_string(),
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+    }
+
+    #[test]
+    fn malformed_blocks_are_corrupt_not_panics() {
+        let cid = Cid::new_v1(codec::DAG_PB, sha256_multihash(b"x"));
+        for bad in [
+            &[0xffu8, 0xff][..],
+            &[0x12, 0x01, 0x00],
+            &[],
+            &[0x0a, 0x01, 0x09],
+        ] {
+            let err = Node::decode(&cid, Bytes::copy_from_slice(bad)).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{bad:?}: {err}");
+        }
+        let other = Cid::new_v1(codec::DAG_CBOR, sha256_multihash(b"x"));
+        assert!(matches!(
+            Node::decode(&other, Bytes::new()),
+            Err(Error::UnsupportedCodec { codec: 0x71, .. })
+        ));
+    }
+}
