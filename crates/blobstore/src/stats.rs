@@ -66,6 +66,12 @@ pub struct GroupStats {
     pub coalesced: u64,
     /// Time from admission to the lane starting the request, µs.
     pub queue_wait_us: Percentiles,
+    /// Batches committed between a request's admission (its entry into the lane's
+    /// scheduler, once its class's queue had room) and the batch that committed it, that
+    /// batch not counted: what the scheduler's promises are about (e.g. an interactive
+    /// request waits for the batch in progress and at most one owed to a lower class).
+    /// Counted by the lane, so it does not depend on how fast callers or the machine are.
+    pub queue_wait_batches: Percentiles,
     /// Time the request itself held the write lock, µs.
     pub hold_us: Percentiles,
     /// Requests queued now (classes only).
@@ -208,6 +214,7 @@ struct Groups {
 struct GroupRecorder {
     totals: GroupStats,
     queue_wait_us: Histogram<u64>,
+    queue_wait_batches: Histogram<u64>,
     hold_us: Histogram<u64>,
 }
 
@@ -237,6 +244,8 @@ pub(crate) struct RequestOutcome {
     pub queue_wait: Duration,
     pub hold: Duration,
     pub dedup: usize,
+    /// Batches committed between its admission and its own batch.
+    pub batches_waited: u64,
 }
 
 /// Histograms of values from 1 to one hour in µs; larger values saturate at the top.
@@ -256,6 +265,7 @@ impl GroupRecorder {
                 ..Default::default()
             },
             queue_wait_us: histogram(),
+            queue_wait_batches: histogram(),
             hold_us: histogram(),
         }
     }
@@ -263,6 +273,7 @@ impl GroupRecorder {
     fn snapshot(&self) -> GroupStats {
         GroupStats {
             queue_wait_us: Percentiles::of(&self.queue_wait_us),
+            queue_wait_batches: Percentiles::of(&self.queue_wait_batches),
             hold_us: Percentiles::of(&self.hold_us),
             ..self.totals.clone()
         }
@@ -388,6 +399,8 @@ impl StatsCollector {
             g.totals.bytes += req.bytes as u64;
             g.queue_wait_us
                 .saturating_record(micros(outcome.queue_wait));
+            g.queue_wait_batches
+                .saturating_record(outcome.batches_waited);
             g.hold_us.saturating_record(micros(outcome.hold));
         });
     }
@@ -543,8 +556,9 @@ impl fmt::Display for Stats {
         for c in &self.classes {
             writeln!(
                 f,
-                "class {:<11} {} acks, {} blobs, {} errors, queued {}; queue wait µs {}",
-                c.name, c.acks, c.blobs, c.errors, c.queued_requests, c.queue_wait_us
+                "class {:<11} {} acks, {} blobs, {} errors, queued {}; queue wait µs {}; batches waited {}",
+                c.name, c.acks, c.blobs, c.errors, c.queued_requests, c.queue_wait_us,
+                c.queue_wait_batches
             )?;
         }
         for s in self.sources.iter().take(10) {

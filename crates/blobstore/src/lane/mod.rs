@@ -10,6 +10,7 @@ pub(crate) mod request;
 mod scheduler;
 mod writer;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -34,6 +35,11 @@ pub(crate) struct Shared {
     wake: Condvar,
     admission: [Admission; 3],
     stats: Arc<StatsCollector>,
+    /// Batches committed so far. Only the writer thread adds to it (once per committed
+    /// batch, before acking its requests); a request notes it when admitted, so the batch
+    /// that commits the request knows how many committed in between (the scheduler's
+    /// promises, counted by the lane itself: see `GroupStats::queue_wait_batches`).
+    committed: AtomicU64,
 }
 
 struct QueueState {
@@ -71,6 +77,7 @@ impl Lane {
             wake: Condvar::new(),
             admission: Priority::ALL.map(|_| Admission::new(config.queue)),
             stats,
+            committed: AtomicU64::new(0),
         });
         let writer = writer::Writer::new(conn, shared.clone(), config.batch, checkpointer);
         let thread = std::thread::Builder::new()
@@ -85,6 +92,12 @@ impl Lane {
     /// Admits one request (waiting for room up to `deadline`) and returns the receiver of
     /// its acknowledgement. Dropping the receiver before the lane reaches the request
     /// cancels it: nothing of it is written.
+    ///
+    /// The request is *admitted* when it enters the scheduler, under the queue lock, once
+    /// its class's queue had room for it: the point from which the scheduler's promises
+    /// (an interactive request waits about one batch, a new source joins the round robin at
+    /// once) are counted. What the caller did before (hashing, staging, waiting for room)
+    /// and after (waking up to take its ack) is not the scheduler's, and is not counted.
     ///
     /// # Errors
     /// [`Error::Overloaded`] past the deadline, [`Error::Closed`] after `close`.
@@ -101,7 +114,7 @@ impl Lane {
             Work::App(_) => opts.coalesce_key.clone(),
             Work::Blobs(_) => None,
         };
-        let req = Request {
+        let mut req = Request {
             class: opts.priority,
             source: opts.source.clone(),
             work: sub.work,
@@ -109,6 +122,7 @@ impl Lane {
             blobs: sub.blobs,
             coalesce_key,
             enqueued: std::time::Instant::now(),
+            admitted_after: 0,
             ack,
             byte_permits: permits.bytes(),
         };
@@ -118,6 +132,7 @@ impl Lane {
                 return Err(Error::Closed); // `permits` drops here and returns the room.
             }
             permits.keep();
+            req.admitted_after = self.shared.committed.load(Relaxed);
             if let Pushed::Replaced(old) = q.scheduler.push(req) {
                 self.shared.release(&old);
                 self.shared.stats.record_coalesced(old.class, &old.source);

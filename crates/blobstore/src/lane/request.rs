@@ -77,6 +77,10 @@ pub(crate) struct Request {
     pub blobs: usize,
     pub coalesce_key: Option<String>,
     pub enqueued: std::time::Instant,
+    /// Batches the lane had committed when this request was admitted (see
+    /// [`super::Shared::committed`]): the batch that commits it subtracts this from its own
+    /// number to count the batches the request waited.
+    pub admitted_after: u64,
     pub ack: oneshot::Sender<Ack>,
     /// Byte permits taken from the class's admission semaphore, returned when it completes.
     pub byte_permits: u32,

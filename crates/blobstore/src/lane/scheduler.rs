@@ -89,6 +89,9 @@ impl Scheduler {
                 std::mem::swap(&mut slot.ack, &mut req.ack);
                 std::mem::swap(&mut slot.bytes, &mut req.bytes);
                 std::mem::swap(&mut slot.byte_permits, &mut req.byte_permits);
+                // Batches waited are counted for the caller the ack goes to: from the
+                // newer request's own admission.
+                std::mem::swap(&mut slot.admitted_after, &mut req.admitted_after);
                 return Pushed::Replaced(req);
             }
             class.coalesce.insert(key, req.source.clone());
@@ -218,6 +221,7 @@ mod tests {
             blobs: 1,
             coalesce_key: None,
             enqueued: std::time::Instant::now(),
+            admitted_after: 0,
             ack,
             byte_permits: 0,
         }

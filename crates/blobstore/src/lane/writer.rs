@@ -300,6 +300,7 @@ impl Writer {
                     queue_wait,
                     hold,
                     dedup,
+                    batches_waited: 0, // known once its batch commits (`finish`)
                 };
                 Ran::Done(Done {
                     req,
@@ -388,8 +389,12 @@ impl Writer {
         let stats = &self.shared.stats;
         match committed {
             Ok(()) => {
+                // Batches committed before this one; those since a request's admission are
+                // the batches it waited (this one, its own, not counted).
+                let before = self.shared.committed.fetch_add(1, Relaxed);
                 stats.record_batch(done.len(), blobs, bytes, hold, commit);
-                for d in done {
+                for mut d in done {
+                    d.outcome.batches_waited = before.saturating_sub(d.req.admitted_after);
                     stats.record_request(&d.req, &d.outcome);
                     self.shared.release(&d.req);
                     let _ = d.req.ack.send(Ok(d.value));
