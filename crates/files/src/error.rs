@@ -21,9 +21,9 @@ pub enum Error {
     Read {
         /// The block being read (the first of the request when the whole read failed).
         cid: Cid,
-        /// The store's error.
+        /// The store's error (boxed: it is as large as a CID).
         #[source]
-        source: seedbank_blobstore::Error,
+        source: Box<seedbank_blobstore::Error>,
     },
     /// A block the DAG needs is not stored. A reader delivered every byte before it.
     #[error("block {cid} is missing")]

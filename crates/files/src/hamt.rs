@@ -57,7 +57,7 @@ fn build_level(
     let mut slots: BTreeMap<u8, Vec<([u8; 8], Entry)>> = BTreeMap::new();
     for (hash, entry) in entries {
         // Depths 8, 16, ... move on to the next hash of the same name.
-        let hash = if depth > 0 && depth % 8 == 0 {
+        let hash = if depth > 0 && depth.is_multiple_of(8) {
             name_hash(entry.name.as_bytes(), depth / 8)
         } else {
             hash

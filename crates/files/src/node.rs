@@ -32,7 +32,10 @@ fn sha256_multihash(bytes: &[u8]) -> Multihash<64> {
 /// A raw block (always CIDv1) with its sha2-256 CID.
 pub(crate) fn raw_block(bytes: Bytes) -> Result<Blob> {
     let cid = Cid::new_v1(codec::RAW, sha256_multihash(&bytes));
-    Blob::with_cid(cid, bytes).map_err(|e| Error::Read { cid, source: e })
+    Blob::with_cid(cid, bytes).map_err(|e| Error::Read {
+        cid,
+        source: Box::new(e),
+    })
 }
 
 /// A dag-pb block of `links` (sorted by name, stably) and `data`, addressed with `version`.
@@ -47,7 +50,10 @@ pub(crate) fn pb_block(links: Vec<PbLink>, data: &Data, version: cid::Version) -
         cid::Version::V0 => Cid::new_v0(mh).expect("a sha2-256 multihash makes a CIDv0"),
         cid::Version::V1 => Cid::new_v1(codec::DAG_PB, mh),
     };
-    Blob::with_cid(cid, bytes).map_err(|e| Error::Read { cid, source: e })
+    Blob::with_cid(cid, bytes).map_err(|e| Error::Read {
+        cid,
+        source: Box::new(e),
+    })
 }
 
 /// A link as the importers write it: always a name (empty for file chunks) and a `Tsize`.

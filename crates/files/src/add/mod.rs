@@ -262,7 +262,7 @@ impl Adder {
             data.data = Some(Bytes::from(target));
         }
         let blob = pb_block(Vec::new(), &data, self.profile.cid_version())?;
-        Ok(self.single(blob).await?)
+        self.single(blob).await
     }
 
     /// Writes a block that is a whole entry by itself.

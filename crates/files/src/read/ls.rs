@@ -155,7 +155,12 @@ pub(crate) async fn list(store: &Store, cid: &Cid) -> Result<Vec<Entry>> {
                         (node.kind(), size)
                     }
                     Some(Ok(None)) | None => (Kind::Unknown, tsize),
-                    Some(Err(source)) => return Err(Error::Read { cid: l.cid, source }),
+                    Some(Err(source)) => {
+                        return Err(Error::Read {
+                            cid: l.cid,
+                            source: Box::new(source),
+                        })
+                    }
                 }
             };
             out.push(Entry {

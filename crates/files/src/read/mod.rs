@@ -38,7 +38,7 @@ pub(crate) async fn fetch_many(store: &Store, cids: &[Cid]) -> Result<Vec<Fetche
             .await
             .map_err(|source| Error::Read {
                 cid: stored[0],
-                source,
+                source: Box::new(source),
             })?
     }
     .into_iter();
@@ -63,6 +63,9 @@ pub(crate) fn present(cid: &Cid, fetched: Fetched) -> Result<Bytes> {
     match fetched {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(Error::MissingBlock { cid: *cid }),
-        Err(source) => Err(Error::Read { cid: *cid, source }),
+        Err(source) => Err(Error::Read {
+            cid: *cid,
+            source: Box::new(source),
+        }),
     }
 }

@@ -142,7 +142,7 @@ impl ContentReader {
             "random" => {
                 for (i, b) in out.iter_mut().enumerate() {
                     let at = self.pos + i as u64;
-                    if at % 4 == 0 {
+                    if at.is_multiple_of(4) {
                         let mut x = self.state;
                         x ^= x << 13;
                         x ^= x >> 17;
