@@ -9,6 +9,7 @@ use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store
 
 use crate::error::{from_store, Error, Result};
 use crate::extract::extract_links;
+use crate::gc::put_log::PutLog;
 use crate::gc::{GcOptions, GcReport};
 use crate::indexer::{Annotations, Indexer};
 use crate::pin::{TempPin, TempPins};
@@ -118,8 +119,10 @@ struct Inner {
     store: Store,
     config: IndexConfig,
     temp_pins: Arc<TempPins>,
+    /// Puts seen by the collections pending or running.
+    put_log: Arc<PutLog>,
     /// One collection at a time.
-    gc: tokio::sync::Mutex<()>,
+    gc: Arc<tokio::sync::Mutex<()>>,
     /// Set while a size-target check (and the collection it may start) runs.
     auto_gc: AtomicBool,
 }
@@ -138,7 +141,8 @@ impl Index {
                 store,
                 config,
                 temp_pins: Arc::default(),
-                gc: tokio::sync::Mutex::new(()),
+                put_log: Arc::default(),
+                gc: Arc::default(),
                 auto_gc: AtomicBool::new(false),
             }),
         };
@@ -190,7 +194,7 @@ impl Index {
         }
         annotations.scopes.sort_unstable();
         annotations.scopes.dedup();
-        let op = IndexOp::new(&blob, &extracted, annotations);
+        let op = IndexOp::new(&blob, &extracted, annotations, self.inner.put_log.clone());
         StagedBlob {
             blob,
             op: Some(Box::new(op)),
@@ -301,8 +305,12 @@ impl Index {
         &self.inner.temp_pins
     }
 
-    pub(crate) fn gc_lock(&self) -> &tokio::sync::Mutex<()> {
+    pub(crate) fn gc_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
         &self.inner.gc
+    }
+
+    pub(crate) fn put_log(&self) -> &Arc<PutLog> {
+        &self.inner.put_log
     }
 
     /// Runs `f` on a read pool, mapping errors back to the index's own.

@@ -83,7 +83,9 @@ pub use delete::{DeleteOptions, Freed};
 pub use depths::{DagWalk, WalkedBlock};
 pub use error::{Error, Result};
 pub use extract::{extract_links, Extracted};
-pub use gc::{GcOptions, GcReport};
+#[doc(hidden)]
+pub use gc::Collection;
+pub use gc::{GcOptions, GcReport, KeptLate};
 pub use handle::{Index, IndexConfig, IndexPutOptions};
 pub use indexer::{Annotations, Indexer};
 pub use pin::{Pin, PinTarget, TempPin};

@@ -1,11 +1,14 @@
 //! The staged op: the index rows of one blob, prepared on the caller's task and written by
 //! the lane in the same transaction as the blob (a failure rolls back the whole batch).
 
+use std::sync::Arc;
+
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{AppError, Blob, StagedOp};
 
 use crate::error::{Error, Result, SqlContext};
 use crate::extract::Extracted;
+use crate::gc::put_log::PutLog;
 use crate::indexer::Annotations;
 use crate::row::{target_key, CidRow};
 use crate::tables::{add_member, seq_of};
@@ -19,10 +22,17 @@ pub(crate) struct IndexOp {
     indexable: bool,
     scopes: Vec<String>,
     attributes: Vec<(String, String)>,
+    /// Where a put is recorded while a collection runs (see `gc::put_log`).
+    put_log: Arc<PutLog>,
 }
 
 impl IndexOp {
-    pub fn new(blob: &Blob, extracted: &Extracted, annotations: Annotations) -> Self {
+    pub fn new(
+        blob: &Blob,
+        extracted: &Extracted,
+        annotations: Annotations,
+        put_log: Arc<PutLog>,
+    ) -> Self {
         IndexOp {
             blob: CidRow::of(blob.cid()),
             links: extracted
@@ -33,11 +43,14 @@ impl IndexOp {
             indexable: extracted.indexable,
             scopes: annotations.scopes,
             attributes: annotations.attributes,
+            put_log,
         }
     }
 
     fn write(self, conn: &Connection) -> Result<()> {
         let b = &self.blob;
+        // On the lane, in this put's transaction: every later sweep batch sees it.
+        self.put_log.record(&(b.mh.clone(), b.codec));
         // The `blob_index` row is the guard: links are written once per blob, whichever
         // codec-identical put comes first, and a re-put costs one failed insert.
         let fresh = conn

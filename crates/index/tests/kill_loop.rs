@@ -3,8 +3,8 @@
 //! restart every acknowledged blob is present, every blob re-hashes to its CID,
 //! `PRAGMA integrity_check` is ok and the index tables agree with the blobs.
 //!
-//! The test binary re-runs itself as the writer (`kill_loop_child`, active only when
-//! `SEEDBANK_KILL_LOOP_DB` is set), told which phase to run:
+//! The test binary re-runs itself as the writer (`kill_loop_child`, an ignored test that
+//! only its parent runs, with `SEEDBANK_KILL_LOOP_DB` set), told which phase to run:
 //!
 //! - `put`: DAGs of ~800 blobs, pinned first then written, or written under a temp pin then
 //!   pinned (with unpinned junk beside them, garbage for the GC phase);
@@ -22,7 +22,7 @@
 //! The default run does 6 kills. The full loop (102 kills) is ignored by default; run it with
 //!
 //! ```text
-//! cargo test -p seedbank-index --release --test kill_loop -- --ignored --nocapture
+//! cargo test -p seedbank-index --release --test kill_loop -- --ignored --exact kill_loop_full --nocapture
 //! ```
 
 mod common;
@@ -181,10 +181,10 @@ async fn gc_op(index: &Index, round: u64, op: u64, rng: &mut StdRng) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the writer process of kill_loop_short and kill_loop_full, which run it"]
 async fn kill_loop_child() {
-    let Ok(path) = std::env::var(DB_VAR) else {
-        return;
-    };
+    let path = std::env::var(DB_VAR)
+        .unwrap_or_else(|_| panic!("run only as the child of a kill_loop test ({DB_VAR} unset)"));
     let round: u64 = std::env::var(ROUND_VAR).unwrap().parse().unwrap();
     let phase = std::env::var(PHASE_VAR).unwrap();
     let mut rng = StdRng::seed_from_u64(round);
@@ -322,7 +322,7 @@ async fn kill_loop_short() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "102 kills, minutes: cargo test -p seedbank-index --release --test kill_loop -- --ignored --nocapture"]
+#[ignore = "102 kills, minutes: cargo test -p seedbank-index --release --test kill_loop -- --ignored --exact kill_loop_full --nocapture"]
 async fn kill_loop_full() {
     let counts = tokio::time::timeout(Duration::from_secs(3600), kill_loop(102, 2))
         .await

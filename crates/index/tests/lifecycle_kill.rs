@@ -2,13 +2,13 @@
 //! database that opens, verifies and whose index agrees with its blobs, and the next
 //! collection finishes the job.
 //!
-//! The test binary re-runs itself as the child (`gc_kill_child`, active only when
-//! `SEEDBANK_GC_KILL_DB` is set). The child builds a store of about 20,000 small blobs —
-//! pinned DAGs (by name, and through a pinned scope), unpinned DAGs sharing leaves with them
-//! both ways, temp-pinned DAGs and unpinned junk — prints every protected CID, starts a
-//! collection in small batches, pins more DAGs while it sweeps (printing those it pinned
-//! while all their blobs were still there) and reports the blobs freed so far. The parent
-//! kills it once a seeded number of blobs were freed, then checks the database.
+//! The test binary re-runs itself as the child (`gc_kill_child`, an ignored test run only
+//! by its parent, with `SEEDBANK_GC_KILL_DB` set). The child builds a store of about 20,000
+//! small blobs — pinned DAGs (by name, and through a pinned scope), unpinned DAGs sharing
+//! leaves with them both ways, temp-pinned DAGs and unpinned junk — prints every protected
+//! CID, starts a collection in small batches, pins more DAGs while it sweeps (printing
+//! those it pinned while all their blobs were still there) and reports the blobs freed so
+//! far. The parent kills it once a seeded number of blobs were freed, then checks the database.
 
 #[path = "common/kill.rs"]
 mod kill;
@@ -70,10 +70,11 @@ fn say(prefix: &str, cids: &[Cid]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the writer process of the gc_killed_mid_sweep tests, which run it"]
 async fn gc_kill_child() {
-    let Ok(path) = std::env::var(DB_VAR) else {
-        return;
-    };
+    let path = std::env::var(DB_VAR).unwrap_or_else(|_| {
+        panic!("run only as the child of a gc_killed_mid_sweep test ({DB_VAR} unset)")
+    });
     let seed: u64 = std::env::var(SEED_VAR).unwrap().parse().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let store = Store::open(&path, Config::default()).unwrap();

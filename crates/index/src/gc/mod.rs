@@ -1,43 +1,55 @@
-//! Incremental garbage collection: mark what pins and temp pins reach through the link
-//! index, then sweep the rest in small lane batches at `Background` priority.
+//! Incremental garbage collection: mark what pins, temp pins and recent puts reach through
+//! the link index, then sweep the rest in small lane batches at `Background` priority.
 //!
 //! **Why a live blob is never deleted** (the argument is repeated in `docs/design.md`,
-//! "Lifecycle"). The mark runs on one read snapshot `S` and records `seen_seq`, the DAG
-//! generation of `S`. Candidates are the blobs stored in `S` that the mark did not reach.
-//! Each sweep batch is one lane transaction `T` that, *before* deleting anything,
-//! brings the mark up to date with everything committed since `S`:
+//! "Lifecycle"). A collection *starts* when [`Index::gc`] is called: from then on every put
+//! through the index records its key in the put log (`put_log`) from inside its own lane
+//! transaction. The mark runs on one read snapshot `S` and records `seen_seq`, the DAG
+//! generation of `S`; candidates are the blobs stored in `S` that the mark did not reach.
+//! Each sweep batch is one lane transaction `T` that, *before* deleting anything, catches
+//! the mark up with everything committed since the last look:
 //!
-//! 1. every blob indexed after `seen_seq` is marked live, with what it reaches;
-//! 2. every pin's root and every member of a pinned scope added since the last look is
-//!    marked live, with what it reaches;
-//! 3. every temp-pinned CID is marked live, with what it reaches.
+//! 1. every pin's root and every member of a pinned scope numbered after the last look is
+//!    marked, with what it reaches;
+//! 2. every temp-pinned key is marked, with what it reaches;
+//! 3. every key in the put log since the last look and every blob indexed after
+//!    `seen_seq` is marked *and expanded again*, even if it was marked before: it may have
+//!    been marked while absent, when it had no links to follow.
 //!
-//! A blob `b` live in `T` is reachable from a root `r` (pin root, pinned-scope member or
-//! temp-pinned CID) by a path of links. Links are immutable: a `blob_index` row's links are
-//! written with it and deleted with it. If every blob on the path was indexed at or before
-//! `seen_seq` and `r` was a root in `S`, the mark reached `b` in `S`. Otherwise take the last
-//! element of the path that is new — a blob indexed after `seen_seq` (step 1) or a root added
-//! since (steps 2, 3; a member added to a pinned scope gets a new member sequence number) —
-//! the rest of the path from it consists of old rows, so the walk from it reaches `b`. Hence
-//! `b` is marked, and `T` skips it. The lane runs one transaction at a time, and temp pins
-//! are registered before their blobs are submitted, so no commit can slip between the
-//! catch-up and the deletes of `T`.
+//! Invariant after each catch-up: (a) every root — pin root, pinned-scope member,
+//! temp-pinned key, key put since the start — is marked; (b) every marked key that is
+//! stored has had its current links walked. (a) holds because pins and temp pins are read
+//! whole in `T`, scope members get increasing numbers, and puts are logged inside their
+//! own lane transaction. (b) holds because a `blob_index` row's links never change (written
+//! with it, deleted with it) and a key that had no row when it was marked gets its row
+//! later, numbered after that look's `seen_seq`, so step 3 expands it. By (b) the marked
+//! keys are closed under links, so by (a) everything reachable from a root is marked, and
+//! `T` deletes only unmarked candidates. Temp pins are registered before their blobs are
+//! submitted and the lane runs one transaction at a time, so nothing becomes live between
+//! the catch-up and the deletes of `T`.
 //!
-//! Blobs stored after `S` are never candidates of this collection at all (an epoch): an
-//! application that puts a blob and pins it a moment later does not race this collection.
-//! Marking is conservative (new blobs are live for the whole run, unpinned ones too): a
-//! collection may keep garbage for the next one, never the other way round.
+//! Hence a blob put after the collection started is never deleted by it (an epoch): new
+//! blobs committed after `S` are no candidates, and a re-put of a stored blob, or a put
+//! committed between the start and `S`, is in the put log. An application that puts a
+//! blob and pins it a moment later does not race a collection. Marking is conservative
+//! (puts are live for the whole run, unpinned ones too): a collection may keep garbage for
+//! the next one, never the other way round.
 
-use std::collections::{HashMap, HashSet};
+mod mark;
+pub(crate) mod put_log;
+
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{PoolKind, Priority, PutOptions};
 
-use crate::delete::{bump_generation, children, delete_key, max_seq, Freed};
+use crate::delete::{bump_generation, delete_key, max_seq, Freed};
 use crate::error::{Result, SqlContext};
-use crate::pin::{key_of, read_pins, Key, PinTarget, TempPins};
+use crate::pin::Key;
 use crate::Index;
+use mark::{Mark, Why};
+use put_log::Watch;
 
 /// Options for [`Index::gc`].
 #[derive(Clone, Debug)]
@@ -81,8 +93,10 @@ pub struct GcReport {
     pub blobs_freed: u64,
     /// Bytes deleted (in a dry run: at most that many would be).
     pub bytes_freed: u64,
-    /// Candidates found live during the sweep (pinned or reached meanwhile) and kept.
+    /// Candidates found live during the sweep and kept: the sum of [`GcReport::kept_late_by`].
     pub kept_late: u64,
+    /// Why the candidates counted in [`GcReport::kept_late`] were kept.
+    pub kept_late_by: KeptLate,
     /// Sweep batches (lane writes).
     pub batches: u64,
     /// Vacuum steps run.
@@ -91,114 +105,50 @@ pub struct GcReport {
     pub free_pages: u64,
 }
 
-/// The mark: every key known live, and how far the catch-up has read.
-pub(crate) struct Mark {
-    live: HashSet<Key>,
-    seen_seq: i64,
-    /// Per pinned scope (by name), the last member sequence number marked.
-    scope_seen: HashMap<String, i64>,
+/// Why candidates of a collection were kept after its mark: what made each live first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct KeptLate {
+    /// Put (again) since the collection started, or reached from a blob put since then (a
+    /// new parent, a new version of a DAG sharing it).
+    pub puts: u64,
+    /// A named pin's root or a pinned-scope member seen after the mark, or reached from one.
+    pub pins: u64,
+    /// Temp-pinned after the mark (an import, a sync, an application's write), or reached
+    /// from a temp-pinned blob.
+    pub temp_pins: u64,
 }
 
-impl Mark {
-    fn new() -> Self {
-        Mark {
-            live: HashSet::new(),
-            seen_seq: 0,
-            scope_seen: HashMap::new(),
+impl KeptLate {
+    fn count(&mut self, why: Why) {
+        match why {
+            // A candidate was unmarked in the snapshot, so never `Mark`; counted as a put
+            // rather than lost if that ever changed.
+            Why::Put | Why::Mark => self.puts += 1,
+            Why::Pin => self.pins += 1,
+            Why::TempPin => self.temp_pins += 1,
         }
-    }
-
-    /// Marks `roots` and everything they reach that is not marked yet.
-    fn walk(&mut self, conn: &Connection, roots: Vec<Key>) -> Result<()> {
-        let mut stack = Vec::new();
-        for r in roots {
-            if self.live.insert(r.clone()) {
-                stack.push(r);
-            }
-        }
-        while let Some(k) = stack.pop() {
-            for child in children(conn, &k)? {
-                if self.live.insert(child.clone()) {
-                    stack.push(child);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Brings the mark up to date with `conn`'s view (see the module docs).
-    fn catch_up(&mut self, conn: &Connection, temp: &TempPins) -> Result<()> {
-        let mut roots = Vec::new();
-        {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, mh, codec FROM blob_index WHERE seq > ?1 AND mh <> X''
-                     ORDER BY seq",
-                )
-                .during("prepare indexed since mark")?;
-            let mut rows = stmt.query([self.seen_seq]).during("indexed since mark")?;
-            while let Some(r) = rows.next().during("indexed since mark")? {
-                roots.push((r.get(1).during("mh")?, r.get(2).during("codec")?));
-            }
-        }
-        self.seen_seq = self.seen_seq.max(max_seq(conn)?);
-        for pin in read_pins(conn)? {
-            match pin.target {
-                PinTarget::Root(cid) => roots.push(key_of(&cid)),
-                PinTarget::Scope(scope) => {
-                    let after = self.scope_seen.get(&scope).copied().unwrap_or(0);
-                    let (members, last) = scope_members_after(conn, &scope, after)?;
-                    roots.extend(members);
-                    self.scope_seen.insert(scope, last.max(after));
-                }
-            }
-        }
-        roots.extend(temp.snapshot());
-        self.walk(conn, roots)
     }
 }
 
-/// Members of `scope` numbered after `after`, and the largest number seen.
-fn scope_members_after(conn: &Connection, scope: &str, after: i64) -> Result<(Vec<Key>, i64)> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT m.seq, i.mh, i.codec FROM scope_members m
-             JOIN blob_index i ON i.seq = m.blob
-             WHERE m.scope = (SELECT id FROM scopes WHERE name = ?1) AND m.seq > ?2",
-        )
-        .during("prepare pinned scope members")?;
-    let mut rows = stmt.query((scope, after)).during("pinned scope members")?;
-    let (mut out, mut last) = (Vec::new(), after);
-    while let Some(r) = rows.next().during("pinned scope member")? {
-        last = last.max(r.get(0).during("member seq")?);
-        out.push((r.get(1).during("mh")?, r.get(2).during("codec")?));
-    }
-    Ok((out, last))
+/// The mark and the put-log watch, shared with the sweep batches' lane closures.
+struct Sweep {
+    mark: Mark,
+    watch: Watch,
 }
 
-/// The mark phase on one read snapshot: the mark and the candidates with their sizes.
-fn mark_phase(conn: &Connection, temp: &TempPins) -> Result<(Mark, Vec<(Key, u64)>)> {
-    let tx = conn.unchecked_transaction().during("begin mark")?;
-    let mut mark = Mark::new();
-    // Everything indexed so far is reached (or not) by the walk from the roots.
-    mark.seen_seq = max_seq(&tx)?;
-    mark.catch_up(&tx, temp)?;
-    let mut candidates = Vec::new();
-    {
-        let mut stmt = tx
-            .prepare("SELECT mh, codec, size FROM blobs")
-            .during("prepare candidates")?;
-        let mut rows = stmt.query([]).during("candidates")?;
-        while let Some(r) = rows.next().during("candidate")? {
-            let key: Key = (r.get(0).during("mh")?, r.get(1).during("codec")?);
-            if !mark.live.contains(&key) {
-                let size: i64 = r.get(2).during("size")?;
-                candidates.push((key, size.max(0) as u64));
-            }
-        }
-    }
-    tx.finish().during("end mark")?;
-    Ok((mark, candidates))
+/// A collection in progress, driven one sweep batch at a time. [`Index::gc`] runs one to
+/// the end; tests and the model use the steps to interleave other work between batches.
+/// Holding it blocks other collections and keeps the put log recording, so finish it.
+#[doc(hidden)]
+pub struct Collection {
+    index: Index,
+    _one: tokio::sync::OwnedMutexGuard<()>,
+    sweep: Arc<Mutex<Sweep>>,
+    candidates: std::vec::IntoIter<Key>,
+    left: Vec<Key>,
+    opts: GcOptions,
+    report: GcReport,
 }
 
 impl Index {
@@ -207,108 +157,213 @@ impl Index {
     /// gives the freed pages back to the file system in bounded incremental-vacuum steps.
     /// One collection runs at a time; a second call waits for the first.
     ///
-    /// A blob that a concurrent put, pin or temp pin makes live is never deleted, and blobs
-    /// first stored after the collection started are left for the next one (see the
-    /// `gc` module docs and `docs/design.md`).
+    /// A collection starts when this is called. A blob put through the index after that
+    /// (new, or put again) is not deleted by it, nor is anything a put, pin, scope member
+    /// or temp pin made live meanwhile (see the `gc` module docs and `docs/design.md`);
+    /// [`GcReport::kept_late_by`] counts those kept, by cause.
     ///
     /// # Errors
     /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed or read-only,
     /// [`Error::Storage`](crate::Error::Storage). Batches committed before an error stay
     /// deleted; a later collection finishes the job.
     pub async fn gc(&self, opts: GcOptions) -> Result<GcReport> {
-        let _one = self.gc_lock().lock().await;
-        let temp: Arc<TempPins> = self.temp_pins().clone();
-        let t = temp.clone();
-        let (mut mark, candidates) = self
-            .read(PoolKind::Data, move |conn| mark_phase(conn, &t))
+        let mut collection = self.begin_gc(opts).await?;
+        while collection.sweep_batch().await? {}
+        collection.finish().await
+    }
+
+    /// Starts a collection and runs its mark; sweep it with [`Collection::sweep_batch`] and
+    /// end it with [`Collection::finish`].
+    ///
+    /// # Errors
+    /// As [`Index::gc`].
+    #[doc(hidden)]
+    pub async fn begin_gc(&self, opts: GcOptions) -> Result<Collection> {
+        // Before waiting for another collection: puts from now on are this one's too.
+        let watch = self.put_log().watch();
+        let one = self.gc_lock().clone().lock_owned().await;
+        let temp = self.temp_pins().clone();
+        let (sweep, candidates) = self
+            .read(PoolKind::Data, move |conn| {
+                let tx = conn.unchecked_transaction().during("begin mark")?;
+                let mark = Mark::on_snapshot(&tx, &temp, &watch)?;
+                let candidates = candidates(&tx, &mark)?;
+                tx.finish().during("end mark")?;
+                Ok((Sweep { mark, watch }, candidates))
+            })
             .await?;
         let mut report = GcReport {
             dry_run: opts.dry_run,
-            marked: mark.live.len() as u64,
+            marked: sweep.mark.len() as u64,
             candidates: candidates.len() as u64,
             ..Default::default()
         };
+        let mut keys = Vec::with_capacity(candidates.len());
+        for (key, size) in candidates {
+            report.bytes_freed += if opts.dry_run { size } else { 0 };
+            keys.push(key);
+        }
         if opts.dry_run {
             report.blobs_freed = report.candidates;
-            report.bytes_freed = candidates.iter().map(|(_, s)| s).sum();
-            report.free_pages = self.store().space().await?.free_pages;
-            return Ok(report);
+            keys.clear();
         }
-        let per_batch = opts.batch_blobs.max(1);
-        let budget = opts.batch_time;
-        let mut candidates = candidates.into_iter().map(|(k, _)| k);
-        let mut left: Vec<Key> = Vec::new();
-        loop {
-            let mut chunk = std::mem::take(&mut left);
-            chunk.extend(
-                candidates
-                    .by_ref()
-                    .take(per_batch.saturating_sub(chunk.len())),
-            );
-            if chunk.is_empty() {
-                break;
-            }
-            let temp = temp.clone();
-            let opts = PutOptions::new(Priority::Background, "gc");
-            let (back, freed, kept, rest) = self
-                .write(opts, move |conn| {
-                    let started = std::time::Instant::now();
-                    mark.catch_up(conn, &temp)?;
-                    let before = max_seq(conn)?;
-                    let (mut freed, mut changed) = (Freed::default(), false);
-                    let (mut deleted, mut kept, mut rest) = (0u64, 0u64, Vec::new());
-                    let mut chunk = chunk.into_iter();
-                    while let Some(k) = chunk.next() {
-                        if mark.live.contains(&k) {
-                            kept += 1;
-                            continue;
-                        }
-                        let (f, c) = delete_key(conn, &k)?;
-                        freed += f;
-                        changed |= c;
-                        deleted += 1;
-                        // The clock every 16 deletes: at least 16 per batch, so the sweep
-                        // always progresses.
-                        if deleted % 16 == 0 && started.elapsed() >= budget {
-                            rest.extend(chunk);
-                            break;
-                        }
-                    }
-                    if changed {
-                        bump_generation(conn, before)?;
-                    }
-                    Ok((mark, freed, kept, rest))
-                })
-                .await?;
-            left = rest;
-            mark = back;
-            report.batches += 1;
-            report.blobs_freed += freed.blobs;
-            report.bytes_freed += freed.bytes;
-            report.kept_late += kept;
-            self.store().record_freed(freed.blobs, freed.bytes);
+        Ok(Collection {
+            index: self.clone(),
+            _one: one,
+            sweep: Arc::new(Mutex::new(sweep)),
+            candidates: keys.into_iter(),
+            left: Vec::new(),
+            opts,
+            report,
+        })
+    }
+}
+
+/// The blobs stored in the mark's snapshot that it did not reach, with their sizes.
+fn candidates(conn: &Connection, mark: &Mark) -> Result<Vec<(Key, u64)>> {
+    let mut out = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT mh, codec, size FROM blobs")
+        .during("prepare candidates")?;
+    let mut rows = stmt.query([]).during("candidates")?;
+    while let Some(r) = rows.next().during("candidate")? {
+        let key: Key = (r.get(0).during("mh")?, r.get(1).during("codec")?);
+        if mark.why_live(&key).is_none() {
+            let size: i64 = r.get(2).during("size")?;
+            out.push((key, size.max(0) as u64));
         }
-        self.reclaim(&opts, &mut report).await?;
-        Ok(report)
+    }
+    Ok(out)
+}
+
+/// What one sweep batch did.
+struct Batch {
+    freed: Freed,
+    kept: KeptLate,
+    rest: Vec<Key>,
+}
+
+impl Collection {
+    /// What the collection did so far (the mark's counts, then each batch's).
+    pub fn report(&self) -> &GcReport {
+        &self.report
     }
 
-    /// Gives free pages back in bounded steps (each one `Background` lane write).
-    async fn reclaim(&self, opts: &GcOptions, report: &mut GcReport) -> Result<()> {
-        let space = self.store().space().await?;
-        report.free_pages = space.free_pages;
+    /// Runs one sweep batch (one `Background` lane write): catches the mark up, then
+    /// deletes the batch's candidates that are still unmarked. Returns false, without
+    /// writing, once every candidate was handled.
+    ///
+    /// # Errors
+    /// As [`Index::gc`].
+    pub async fn sweep_batch(&mut self) -> Result<bool> {
+        let per_batch = self.opts.batch_blobs.max(1);
+        let mut chunk = std::mem::take(&mut self.left);
+        chunk.extend(
+            self.candidates
+                .by_ref()
+                .take(per_batch.saturating_sub(chunk.len())),
+        );
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let (sweep, temp, budget) = (
+            self.sweep.clone(),
+            self.index.temp_pins().clone(),
+            self.opts.batch_time,
+        );
+        let opts = PutOptions::new(Priority::Background, "gc");
+        let batch = self
+            .index
+            .write(opts, move |conn| {
+                let started = std::time::Instant::now();
+                let mut sweep = sweep.lock();
+                let Sweep { mark, watch } = &mut *sweep;
+                mark.catch_up(conn, &temp, watch)?;
+                let before = max_seq(conn)?;
+                let mut b = Batch {
+                    freed: Freed::default(),
+                    kept: KeptLate::default(),
+                    rest: Vec::new(),
+                };
+                let (mut changed, mut deleted) = (false, 0u64);
+                let mut chunk = chunk.into_iter();
+                while let Some(k) = chunk.next() {
+                    if let Some(why) = mark.why_live(&k) {
+                        b.kept.count(why);
+                        continue;
+                    }
+                    let (f, c) = delete_key(conn, &k)?;
+                    b.freed += f;
+                    changed |= c;
+                    deleted += 1;
+                    // The clock every 16 deletes: at least 16 per batch, so the sweep
+                    // always progresses.
+                    if deleted % 16 == 0 && started.elapsed() >= budget {
+                        b.rest.extend(chunk);
+                        break;
+                    }
+                }
+                if changed {
+                    bump_generation(conn, before)?;
+                }
+                Ok(b)
+            })
+            .await?;
+        self.left = batch.rest;
+        let r = &mut self.report;
+        r.batches += 1;
+        r.blobs_freed += batch.freed.blobs;
+        r.bytes_freed += batch.freed.bytes;
+        r.kept_late_by.puts += batch.kept.puts;
+        r.kept_late_by.pins += batch.kept.pins;
+        r.kept_late_by.temp_pins += batch.kept.temp_pins;
+        r.kept_late = r.kept_late_by.puts + r.kept_late_by.pins + r.kept_late_by.temp_pins;
+        self.index
+            .store()
+            .record_freed(batch.freed.blobs, batch.freed.bytes);
+        Ok(true)
+    }
+
+    /// Sweeps what is left, gives the freed pages back to the file system in bounded steps
+    /// (each one `Background` lane write), and reports.
+    ///
+    /// # Errors
+    /// As [`Index::gc`].
+    pub async fn finish(mut self) -> Result<GcReport> {
+        while self.sweep_batch().await? {}
+        if !self.opts.dry_run {
+            self.reclaim().await?;
+        } else {
+            self.report.free_pages = self.index.store().space().await?.free_pages;
+        }
+        Ok(self.report)
+    }
+
+    async fn reclaim(&mut self) -> Result<()> {
+        let store = self.index.store();
+        let space = store.space().await?;
+        self.report.free_pages = space.free_pages;
         if space.auto_vacuum != 2 {
             return Ok(()); // A file created before auto_vacuum: reuse only (see design doc).
         }
         let mut left = space.free_pages;
         while left > 0 {
-            let now = self.store().vacuum_step(opts.vacuum_pages).await?;
-            report.vacuum_steps += 1;
+            let now = store.vacuum_step(self.opts.vacuum_pages).await?;
+            self.report.vacuum_steps += 1;
             if now >= left {
                 break; // No progress (pages freed meanwhile by another writer).
             }
             left = now;
         }
-        report.free_pages = left;
+        self.report.free_pages = left;
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
     }
 }

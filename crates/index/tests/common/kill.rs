@@ -55,9 +55,16 @@ impl ChildProc {
     pub fn spawn(test: &str, envs: &[(&str, String)], stderr: &Path) -> ChildProc {
         let err = std::fs::File::create(stderr).unwrap();
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err));
+        // Child tests are `#[ignore]`d, so a plain `cargo test` counts them as ignored.
+        cmd.args([
+            "--ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(err));
         for (k, v) in envs {
             cmd.env(k, v);
         }
