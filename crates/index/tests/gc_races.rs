@@ -232,7 +232,7 @@ async fn the_report_counts_what_was_kept_late_by_cause() {
     for set in [&a, &b, &c] {
         put(&index, set.clone()).await;
     }
-    let mut gc = index.begin_gc(small_batches()).await.unwrap();
+    let gc = index.begin_gc(small_batches()).await.unwrap();
     assert_eq!(gc.report().candidates, 90);
     let root_b = node("b", &cids(&b));
     put(&index, vec![root_b.clone()]).await; // a new parent: kept as a put
