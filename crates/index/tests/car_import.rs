@@ -337,3 +337,38 @@ async fn block_over_the_store_limit_fails_at_its_section() {
     assert_car_error(&err, blocks[1].offset, "exceeds the store's limit");
     assert!(db.store().has(&small.0).await.unwrap());
 }
+
+/// A collection that runs while an import is paused between batches takes none of the
+/// blocks the import already wrote, though nothing pins them yet (the import's temp pin),
+/// and the imported DAG is complete afterwards.
+#[tokio::test]
+async fn a_collection_during_an_import_takes_none_of_its_blocks() {
+    use tokio::io::AsyncWriteExt;
+
+    let db = open().await;
+    let bytes = fixture_bytes("sample-v1.car");
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let import = {
+        let index = db.index.clone();
+        let opts = ImportOptions {
+            batch_blobs: 16,
+            ..Default::default()
+        };
+        tokio::spawn(async move { car::import(&index, reader, opts).await })
+    };
+    let half = bytes.len() / 2;
+    writer.write_all(&bytes[..half]).await.unwrap();
+    // The import now waits for the rest, with its first batches committed.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.store().contents().await.unwrap().cids < 64 {
+        assert!(tokio::time::Instant::now() < deadline, "no batch committed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let report = db.gc(seedbank_index::GcOptions::default()).await.unwrap();
+    assert_eq!(report.blobs_freed, 0, "{report:?}");
+    writer.write_all(&bytes[half..]).await.unwrap();
+    drop(writer);
+    let imported = import.await.unwrap().unwrap();
+    assert_eq!((imported.blocks, imported.missing), (1049, 0));
+    assert!(db.missing(&cid(SAMPLE_V1_ROOT)).await.unwrap().is_empty());
+}

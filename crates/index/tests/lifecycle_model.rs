@@ -197,7 +197,11 @@ impl Case {
     }
 
     /// Checks what a collection step deleted, and takes it into the model.
-    async fn collected(&mut self, kept: &BTreeSet<usize>, step: usize) -> Result<(), TestCaseError> {
+    async fn collected(
+        &mut self,
+        kept: &BTreeSet<usize>,
+        step: usize,
+    ) -> Result<(), TestCaseError> {
         let actual = self.stored().await;
         prop_assert!(
             actual.is_subset(&self.model.present),
@@ -240,7 +244,9 @@ impl Case {
         prop_assert!(
             garbage.is_disjoint(&self.model.present),
             "step {step}: garbage left: {:?}",
-            garbage.intersection(&self.model.present).collect::<Vec<_>>()
+            garbage
+                .intersection(&self.model.present)
+                .collect::<Vec<_>>()
         );
         prop_assert_eq!(report.blobs_freed, running.deleted, "step {}", step);
         Ok(())
@@ -255,7 +261,10 @@ impl Case {
             }
             Op::PutScoped(i) => {
                 let opts = IndexPutOptions::default().scope(SCOPE);
-                index.put_many(vec![self.blobs[i].clone()], opts).await.unwrap();
+                index
+                    .put_many(vec![self.blobs[i].clone()], opts)
+                    .await
+                    .unwrap();
                 self.model.put(i, self.running.as_mut());
                 self.model.members.insert(i);
             }
@@ -274,7 +283,10 @@ impl Case {
             Op::TempPut(g, i) => {
                 let guard = self.guards.entry(g).or_insert_with(|| index.temp_pin());
                 let opts = IndexPutOptions::default().temp_pin(guard);
-                index.put_many(vec![self.blobs[i].clone()], opts).await.unwrap();
+                index
+                    .put_many(vec![self.blobs[i].clone()], opts)
+                    .await
+                    .unwrap();
                 self.model.temp.entry(g).or_default().insert(i);
                 self.model.put(i, self.running.as_mut());
             }

@@ -83,9 +83,11 @@ pub(crate) struct RunCtx {
     counters: RunCounters,
     /// Serialises completion checks of a DAG scope (each is a walk).
     confirming: tokio::sync::Mutex<()>,
-    /// Everything the run stores joins this temp pin, so a GC running meanwhile never takes
-    /// a block whose parent has not arrived yet (or a member before the app pins its scope).
-    /// Dropped with the run: keeping the content afterwards is the app's pin.
+    /// Everything the run stores or relies on joins this temp pin — a DAG scope's root,
+    /// blocks it found stored here already, blocks it fetched or adopted — so a collection
+    /// running meanwhile never takes a block whose parent has not arrived yet, or one the
+    /// run counted as done (or a member before the app pins its scope). Dropped with the
+    /// run: keeping the content afterwards is the app's pin.
     pub pin: TempPin,
 }
 
@@ -98,10 +100,16 @@ impl RunCtx {
         config: Arc<DiscoveryConfig>,
     ) -> Self {
         let state = RunState::new();
+        // A DAG run relies on what is stored under its root already: the root's temp pin
+        // keeps all of it (and what arrives under it) until the run ends.
+        let pin = index.temp_pin();
+        if let Scope::Dag(root) = &scope {
+            pin.add(&[*root]);
+        }
         RunCtx {
             id,
             scope,
-            pin: index.temp_pin(),
+            pin,
             index,
             haves,
             config,
@@ -129,6 +137,8 @@ impl RunCtx {
                     seen.insert(id) && !self.state.knows(&id)
                 })
                 .collect();
+            // Pinned before the check: what it finds stored stays stored for the run.
+            self.pin.add(&unknown);
             let stored = self.index.store().has_many(&unknown).await?;
             let (mut present, mut absent) = (Vec::new(), Vec::new());
             for (cid, stored) in unknown.into_iter().zip(stored) {

@@ -242,6 +242,8 @@ impl<'a> Session<'a> {
             .filter(|c| !state.knows(&ItemId::of(c)))
             .copied()
             .collect();
+        // Pinned before the check: what it finds stored stays stored for the run.
+        self.ctx.pin.add(&fresh);
         let stored = self
             .ctx
             .index
@@ -279,9 +281,9 @@ impl<'a> Session<'a> {
                 .await
                 .map_err(Stop::Local)?;
             self.ctx.counters.memberships.fetch_add(added, Relaxed);
-            // A collection may have deleted some of them since `has_many` (`add_to_scope`
-            // skips what is not stored): those are wanted after all. What is still stored
-            // now is a member, so a pinned scope keeps it from here on.
+            // A forced delete may have removed some of them since `has_many` (`add_to_scope`
+            // skips what is not stored; a collection cannot, they are temp-pinned): those
+            // are wanted after all.
             let still = self
                 .ctx
                 .index

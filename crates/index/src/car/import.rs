@@ -8,7 +8,7 @@ use tokio::io::AsyncRead;
 
 use super::reader::{CarReader, MAX_CID_BYTES};
 use crate::error::{Error, Result};
-use crate::Index;
+use crate::{Index, TempPin};
 
 /// Options for [`import`].
 #[derive(Clone, Debug)]
@@ -25,6 +25,10 @@ pub struct ImportOptions {
     pub batch_bytes: usize,
     /// Walk the roots after the import to count missing blocks (default true).
     pub count_missing: bool,
+    /// The temp pin every block joins before it is submitted (default none: the import
+    /// takes one of its own and drops it when it returns). Pass one and keep it to protect
+    /// the imported blocks from collection until the application has pinned what it keeps.
+    pub temp_pin: Option<TempPin>,
 }
 
 impl Default for ImportOptions {
@@ -35,6 +39,7 @@ impl Default for ImportOptions {
             batch_blobs: 512,
             batch_bytes: 4 * 1024 * 1024,
             count_missing: true,
+            temp_pin: None,
         }
     }
 }
@@ -72,6 +77,10 @@ struct Batch {
 /// before the bad section are still stored (they are valid content) and the error names the
 /// bad section's byte offset.
 ///
+/// Every block joins a temp pin ([`ImportOptions::temp_pin`], or the import's own) before it
+/// is submitted, so a collection running meanwhile never takes a block whose parent has not
+/// arrived yet; pin the roots to keep them after the import.
+///
 /// # Errors
 /// [`Error::Car`] for corrupt input (including a block that does not match its CID or uses an
 /// unsupported multihash), [`Error::CarIo`] if reading fails, [`Error::Blobstore`] if the lane
@@ -88,8 +97,20 @@ pub async fn import<R: AsyncRead + Unpin>(
         roots: car.roots().to_vec(),
         ..Default::default()
     };
+    let pin = match &opts.temp_pin {
+        Some(pin) if !pin.belongs_to(index.temp_pins()) => {
+            return Err(Error::InvalidPin {
+                reason: "temp pin of another index".into(),
+            })
+        }
+        Some(pin) => pin.clone(),
+        None => index.temp_pin(),
+    };
     let mut batch = read_batch(index, &mut car, &opts, &mut report).await;
     loop {
+        // Before submission: no lane transaction can see these blocks unpinned.
+        let cids: Vec<Cid> = batch.staged.iter().map(|s| *s.blob.cid()).collect();
+        pin.add(&cids);
         let put = index.put_staged(std::mem::take(&mut batch.staged), opts.put.clone());
         if let Some(end) = batch.end {
             put.await?;
