@@ -119,9 +119,12 @@ async fn dispatch(index: &Index, command: LifecycleCommand) -> anyhow::Result<Ex
             let verb = if dry_run { "would free" } else { "freed" };
             outln!("{verb} {} blobs, {} bytes", r.blobs_freed, r.bytes_freed)?;
             outln!(
-                "marked {}, kept late {}, batches {}, free pages {}",
+                "marked {}, kept late {} (puts {}, pins {}, temp pins {}), batches {}, free pages {}",
                 r.marked,
                 r.kept_late,
+                r.kept_late_by.puts,
+                r.kept_late_by.pins,
+                r.kept_late_by.temp_pins,
                 r.batches,
                 r.free_pages
             )?;

@@ -260,3 +260,97 @@ async fn the_report_counts_what_was_kept_late_by_cause() {
     assert_eq!(report.kept_late_by.pins, 11);
     index.store().close().await.unwrap();
 }
+
+/// Runs of each timed scenario: `SEEDBANK_GC_RACE_RUNS` (delays spread over 0–500 ms), or
+/// three by default.
+fn timed_delays() -> Vec<u64> {
+    match std::env::var("SEEDBANK_GC_RACE_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) if n > 1 => (0..n).map(|i| i * 500 / (n - 1)).collect(),
+        Some(_) => vec![0],
+        None => vec![0, 50, 200],
+    }
+}
+
+/// Enough unpinned garbage that a collection in batches of 64 sweeps for a while.
+async fn lots_of_junk(index: &Index, run: u64) {
+    let junk: Vec<Blob> = (0..20_000)
+        .map(|i| Blob::new(codec::RAW, format!("junk {run} {i}").into_bytes()))
+        .collect();
+    put(index, junk).await;
+}
+
+fn timed_gc(index: &Index) -> tokio::task::JoinHandle<seedbank_index::GcReport> {
+    let index = index.clone();
+    tokio::spawn(async move {
+        let opts = GcOptions {
+            batch_blobs: 64,
+            ..Default::default()
+        };
+        index.gc(opts).await.unwrap()
+    })
+}
+
+/// The first scenario in real time: pin first, a collection starts, the root
+/// arrives `delay` ms later linking to 200 old unpinned leaves. Every leaf still stored
+/// when the root's put is acknowledged survives the collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_first_then_sync_in_real_time_loses_nothing_that_was_there() {
+    let index = common::open().await;
+    let (mut runs, mut swept_before) = (0, 0);
+    for (run, delay) in timed_delays().into_iter().enumerate() {
+        let old = leaves(&format!("old {run}"), 200);
+        let old_cids = cids(&old);
+        lots_of_junk(&index, run as u64).await;
+        put(&index, old).await;
+        let root = node(&format!("root {run}"), &old_cids);
+        index.pin("doc", root.cid()).await.unwrap();
+        let gc = timed_gc(&index);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        put(&index, vec![root]).await;
+        let arrived = stored(&index, &old_cids).await;
+        let report = gc.await.unwrap();
+        let kept = stored(&index, &old_cids).await;
+        assert_eq!(
+            kept,
+            arrived,
+            "delay {delay} ms: {} leaves lost after the root arrived ({report:?})",
+            arrived - kept
+        );
+        runs += 1;
+        swept_before += 200 - arrived;
+        index.unpin("doc").await.unwrap();
+        index.gc(GcOptions::default()).await.unwrap();
+    }
+    println!("{runs} runs, 0 leaves lost, {swept_before} swept before their root arrived");
+    index.store().close().await.unwrap();
+}
+
+/// The second scenario in real time: 200 unpinned blobs, a collection starts, they
+/// are put again `delay` ms later; all are stored when the collection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_again_in_real_time_then_pin_loses_nothing() {
+    let index = common::open().await;
+    let mut runs = 0;
+    for (run, delay) in timed_delays().into_iter().enumerate() {
+        let blobs = leaves(&format!("again {run}"), 200);
+        let again = cids(&blobs);
+        lots_of_junk(&index, run as u64).await;
+        put(&index, blobs.clone()).await;
+        let gc = timed_gc(&index);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        put(&index, blobs).await;
+        let report = gc.await.unwrap();
+        let kept = stored(&index, &again).await;
+        assert_eq!(
+            kept, 200,
+            "delay {delay} ms: acknowledged blobs lost ({report:?})"
+        );
+        runs += 1;
+        index.gc(GcOptions::default()).await.unwrap();
+    }
+    println!("{runs} runs, 0 blobs lost");
+    index.store().close().await.unwrap();
+}
