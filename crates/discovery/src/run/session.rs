@@ -375,21 +375,40 @@ impl<'a> Session<'a> {
                 config.max_run_blobs, config.max_run_bytes
             )));
         }
-        let sent: HashSet<ItemId> = blobs.iter().map(|b| ItemId::of(b.cid())).collect();
-        let unsent: Vec<Cid> = batch
-            .iter()
-            .filter(|c| !sent.contains(&ItemId::of(c)))
-            .copied()
-            .collect();
-        if !unsent.is_empty() {
-            for cid in &unsent {
+        let (lacked, deferred) = unanswered(&batch, &blobs);
+        if !lacked.is_empty() {
+            for cid in &lacked {
                 // A probe the peer could not answer says nothing against it.
                 self.lacked |= self.offered.remove(&ItemId::of(cid));
             }
-            self.ctx.state.lacked(self.id, &unsent);
+            self.ctx.state.lacked(self.id, &lacked);
         }
+        // Cut by the answer's byte or count limit: asked again, of this peer too.
+        self.ctx.state.release(self.id, &deferred);
         Ok((!blobs.is_empty()).then_some(Verified { blobs }))
     }
+}
+
+/// Splits the CIDs of `batch` the peer did not send into those it lacks and those its
+/// answer had no room for. A responder answers a prefix of what it was asked, in order,
+/// leaving out what it does not store, up to its byte and count limits, and always at least
+/// one blob it stores. So an unsent CID before the last one sent is lacked; one after it
+/// was cut by a limit and is asked again (every answer sends a blob or settles the batch,
+/// so this ends); with nothing sent, every CID is lacked.
+fn unanswered(batch: &[Cid], sent: &[Blob]) -> (Vec<Cid>, Vec<Cid>) {
+    let sent: HashSet<ItemId> = sent.iter().map(|b| ItemId::of(b.cid())).collect();
+    let last = batch.iter().rposition(|c| sent.contains(&ItemId::of(c)));
+    let (mut lacked, mut deferred) = (Vec::new(), Vec::new());
+    for (i, cid) in batch.iter().enumerate() {
+        if sent.contains(&ItemId::of(cid)) {
+            continue;
+        }
+        match last {
+            Some(last) if i > last => deferred.push(*cid),
+            _ => lacked.push(*cid),
+        }
+    }
+    (lacked, deferred)
 }
 
 /// A fetched batch whose every blob matched its CID, still claimed by its session.
