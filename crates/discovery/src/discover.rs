@@ -11,6 +11,7 @@ use crate::fanout::{PeerScore, Scores};
 use crate::haves::HavesCache;
 use crate::negative_cache::NegativeCache;
 use crate::peer::Peer;
+use crate::progress::{Progress, ProgressTx};
 use crate::report::Report;
 use crate::run::{run, RunCtx};
 use crate::scope::Scope;
@@ -45,6 +46,7 @@ struct Inner {
     runs: AtomicU64,
     joined: AtomicU64,
     negative_hits: AtomicU64,
+    progress: Arc<ProgressTx>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -69,6 +71,7 @@ impl Discovery {
                 runs: AtomicU64::new(0),
                 joined: AtomicU64::new(0),
                 negative_hits: AtomicU64::new(0),
+                progress: Arc::default(),
             }),
         }
     }
@@ -129,6 +132,14 @@ impl Discovery {
         self.inner.scores.get(peer)
     }
 
+    /// Progress events of every run of this discovery from now on: one when a run starts,
+    /// one after each batch it stores, and a last one (`finished`) when it ends. Each
+    /// carries the run's totals so far, so a receiver that lags (the channel keeps the
+    /// newest 256 events) only loses detail.
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> DiscoveryStats {
         let i = &self.inner;
@@ -154,9 +165,11 @@ async fn run_once(inner: Arc<Inner>, scope: Scope, peers: Vec<Arc<dyn Peer>>) ->
         index,
         haves,
         inner.config.clone(),
+        inner.progress.clone(),
     ));
     let builds = || inner.haves.stats().builds - builds_before;
-    let outcome = run(ctx, &peers, &inner.scores, builds, started).await;
+    let outcome = run(ctx.clone(), &peers, &inner.scores, builds, started).await;
+    ctx.report_progress(true);
     // Recorded before the run leaves the single-flight table, so no caller can slip in
     // between and dial again.
     match &outcome.result {

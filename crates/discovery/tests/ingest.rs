@@ -95,3 +95,39 @@ async fn ingest_during_discovery_never_blocks_info_reads() {
     assert!(normal.acks >= batches, "in batches, at Normal priority");
     assert_eq!(stats.sqlite_busy, 0);
 }
+
+/// A subscriber sees a run start, grow and finish, with totals that match its report.
+#[tokio::test(start_paused = true)]
+async fn progress_events_follow_a_run_to_its_report() {
+    let mut net = Net::new();
+    let dag = dag(5, 8, 20);
+    let peer = net
+        .peer("p", Behavior::Honest, ms(1), dag.blocks(), None)
+        .await;
+    let client = net.node().await;
+    let discovery = client.discovery(seedbank_discovery::DiscoveryConfig {
+        fetch_batch: 8,
+        ..config()
+    });
+    let mut events = discovery.progress();
+    let report = discovery
+        .discover(&Scope::dag(dag.root_cid()), &dyn_peers(&[peer]))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    assert!(seen.len() >= 3, "start, batches, end: {seen:?}");
+    assert!(!seen[0].finished && seen[0].blobs_fetched == 0);
+    for pair in seen.windows(2) {
+        assert!(pair[1].blobs_fetched >= pair[0].blobs_fetched, "{pair:?}");
+        assert!(pair[1].bytes_fetched >= pair[0].bytes_fetched, "{pair:?}");
+    }
+    let last = seen.last().unwrap();
+    assert!(last.finished && seen.iter().filter(|e| e.finished).count() == 1);
+    assert_eq!(last.run, report.run);
+    assert_eq!(last.blobs_fetched, report.blobs_fetched);
+    assert_eq!(last.blobs_fetched, dag.len() as u64);
+    assert!(seen.iter().all(|e| e.wanted >= e.blobs_fetched), "{seen:?}");
+}

@@ -23,6 +23,7 @@ use crate::haves::Haves;
 use crate::item::ItemId;
 use crate::local::adopt;
 use crate::peer::Peer;
+use crate::progress::{Progress, ProgressTx};
 use crate::report::{Report, SessionOutcome, SessionReport};
 use crate::scope::Scope;
 use session::{Session, SessionStats, Stop};
@@ -81,6 +82,8 @@ pub(crate) struct RunCtx {
     pub config: Arc<DiscoveryConfig>,
     state: RunState,
     counters: RunCounters,
+    /// Where progress events go (the discovery's subscribers).
+    progress: Arc<ProgressTx>,
     /// Serialises completion checks of a DAG scope (each is a walk).
     confirming: tokio::sync::Mutex<()>,
     /// Everything the run stores or relies on joins this temp pin — a DAG scope's root,
@@ -98,6 +101,7 @@ impl RunCtx {
         index: Index,
         haves: Arc<Haves>,
         config: Arc<DiscoveryConfig>,
+        progress: Arc<ProgressTx>,
     ) -> Self {
         let state = RunState::new();
         // A DAG run relies on what is stored under its root already: the root's temp pin
@@ -116,7 +120,22 @@ impl RunCtx {
             state,
             counters: RunCounters::default(),
             confirming: tokio::sync::Mutex::new(()),
+            progress,
         }
+    }
+
+    /// Sends the run's totals so far to progress subscribers.
+    pub fn report_progress(&self, finished: bool) {
+        let (wanted, peers_active) = self.state.counts();
+        self.progress.send(Progress {
+            run: self.id,
+            scope: self.scope.clone(),
+            blobs_fetched: self.counters.blobs.load(Relaxed),
+            bytes_fetched: self.counters.bytes.load(Relaxed),
+            wanted,
+            peers_active,
+            finished,
+        });
     }
 
     /// Blocks a DAG needs that become wants (links of fetched blocks, what the index finds
@@ -247,7 +266,9 @@ pub(crate) async fn run(
     started: Instant,
 ) -> RunResult {
     let answered = AtomicBool::new(false);
-    if let Err(e) = ctx.first_wants().await {
+    let first = ctx.first_wants().await;
+    ctx.report_progress(false);
+    if let Err(e) = first {
         return RunResult {
             result: Err(e),
             answered: false,

@@ -442,6 +442,7 @@ async fn store(
     let duplicates = ctx.state.fetched(session, &fetched, children);
     stats.blobs.fetch_add(fetched.len() as u64, Relaxed);
     ctx.counters.record_fetch(fetched.len(), bytes, duplicates);
+    ctx.report_progress(false);
     if dag && ctx.state.is_idle() {
         ctx.confirm_dag_complete().await.map_err(Stop::Local)?;
     }

@@ -371,6 +371,12 @@ impl RunState {
     }
 
     /// Peers counted by [`RunState::synced`].
+    /// Distinct wants known (in any state) and live sessions, for progress events.
+    pub fn counts(&self) -> (u64, u64) {
+        let table = self.table.lock();
+        (table.wants.len() as u64, table.live.len() as u64)
+    }
+
     pub fn synced_peers(&self) -> usize {
         self.table.lock().synced_peers
     }
