@@ -161,3 +161,48 @@ async fn a_run_stores_no_more_than_its_blob_and_byte_budget() {
         assert_eq!(discovery.peer_score("big").unwrap().failures, 1);
     }
 }
+
+/// A hash-valid blob over this node's `max_blob_size` is the sending peer's fault: that peer
+/// is dropped for the run and scored as a liar, and the run goes on with the others (it
+/// used to end the whole run with a local `TooLarge`).
+#[tokio::test(start_paused = true)]
+async fn a_peer_sending_a_blob_over_the_size_limit_is_dropped_not_the_run() {
+    let mut net = Net::new();
+    let mut oversized = raw_blobs("d", 0, 20);
+    oversized.push(Blob::new(codec::RAW, vec![7u8; 4096]));
+    let big = net
+        .peer("big", Behavior::Honest, ms(5), oversized, Some("doc"))
+        .await;
+    let modest = net
+        .peer(
+            "modest",
+            Behavior::Honest,
+            ms(9),
+            raw_blobs("d", 0, 20),
+            Some("doc"),
+        )
+        .await;
+    let client = seedbank_sim::SimNode::open_with(
+        &net.dir.path().join("small-limit.db"),
+        seedbank_blobstore::Config {
+            max_blob_size: 1024,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let discovery = client.discovery(DiscoveryConfig {
+        concurrency: 1,
+        ..config()
+    });
+    let report = discovery
+        .discover(&Scope::named("doc"), &dyn_peers(&[big, modest]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.sessions[0].outcome, SessionOutcome::Liar(why) if why.contains("limit")),
+        "{report}"
+    );
+    assert_eq!(report.blobs_fetched, 20, "{report}");
+    assert!(discovery.peer_score("big").unwrap().liar);
+}

@@ -17,8 +17,9 @@ use crate::scope::Scope;
 const INLINE_VERIFY_BYTES: usize = 256 * 1024;
 
 /// Checks a fetch answer against what was asked: every blob must be one asked for, at most
-/// once, and hash to its CID. One bad blob condemns the whole answer (a lying peer's bytes
-/// are never stored, not even those that happen to verify).
+/// once, no larger than this store takes (`max_blob_size`), and hash to its CID. One bad
+/// blob condemns the whole answer (a lying peer's bytes are never stored, not even those
+/// that happen to verify): the fault is the peer's, never the run's.
 ///
 /// # Errors
 /// [`Error::HashMismatch`] or [`Error::Protocol`] naming `peer`.
@@ -26,6 +27,7 @@ pub(crate) async fn verify(
     peer: &str,
     asked: &[Cid],
     answer: Vec<(Cid, Bytes)>,
+    max_blob_size: usize,
 ) -> Result<Vec<Blob>> {
     let asked: HashMap<ItemId, Cid> = asked.iter().map(|c| (ItemId::of(c), *c)).collect();
     let mut seen = HashSet::new();
@@ -40,6 +42,12 @@ pub(crate) async fn verify(
         };
         if !seen.insert(id) {
             return Err(protocol(peer, format!("sent {cid} twice")));
+        }
+        if data.len() > max_blob_size {
+            let n = data.len();
+            let why =
+                format!("sent {n} bytes for {cid}, over this node's limit of {max_blob_size}");
+            return Err(protocol(peer, why));
         }
         pairs.push((*ours, data));
     }

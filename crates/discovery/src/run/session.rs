@@ -364,7 +364,8 @@ impl<'a> Session<'a> {
                 .map(|(c, d)| c.encoded_len() + d.len())
                 .sum::<usize>(),
         );
-        let blobs = ingest::verify(self.peer.id(), &batch, answer)
+        let max_blob = self.ctx.index.store().config().max_blob_size;
+        let blobs = ingest::verify(self.peer.id(), &batch, answer, max_blob)
             .await
             .map_err(Stop::Peer)?;
         let bytes: u64 = blobs.iter().map(|b| b.len() as u64).sum();
