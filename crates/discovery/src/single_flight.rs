@@ -1,8 +1,9 @@
 //! Single-flight: concurrent calls for one key share one spawned run and its result.
 //!
 //! The run is a spawned task, so it finishes (and what it fetched is stored) even if every
-//! caller stops waiting. Its entry is removed by the task itself when it ends, so a call
-//! made after a run finished starts a new one.
+//! caller stops waiting. Its entry is removed by the task itself when it ends — also when it
+//! panics or is cancelled (a drop guard) — so a call made after a run ended starts a new
+//! one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,9 +50,11 @@ where
         let table = self.runs.clone();
         let owned_key = key.clone();
         let task = tokio::spawn(async move {
-            let result = work.await;
-            table.lock().remove(&owned_key);
-            result
+            let _leave = Leave {
+                table,
+                key: Some(owned_key),
+            };
+            work.await
         });
         let shared = async move {
             task.await.unwrap_or_else(|e| {
@@ -69,6 +72,20 @@ where
     /// Runs in flight now.
     pub fn in_flight(&self) -> usize {
         self.runs.lock().len()
+    }
+}
+
+/// Removes a run's entry when its task ends, however it ends.
+struct Leave<K: Eq + Hash, V> {
+    table: Arc<Mutex<HashMap<K, V>>>,
+    key: Option<K>,
+}
+
+impl<K: Eq + Hash, V> Drop for Leave<K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.lock().remove(&key);
+        }
     }
 }
 
@@ -97,5 +114,17 @@ mod tests {
         let (again, first) = call();
         assert!(first);
         assert_eq!(again.await.unwrap(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_panics_leaves_no_entry_behind() {
+        let flights: SingleFlight<&str, u32> = SingleFlight::default();
+        let (run, first) = flights.run(&"k", || async { panic!("run bug") });
+        assert!(first);
+        assert!(matches!(run.await, Err(Error::Aborted { .. })));
+        assert_eq!(flights.in_flight(), 0);
+        let (again, first) = flights.run(&"k", || async { Ok(7) });
+        assert!(first, "a new run starts");
+        assert_eq!(again.await.unwrap(), 7);
     }
 }
