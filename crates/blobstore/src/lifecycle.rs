@@ -167,19 +167,24 @@ impl Store {
     /// "Lifecycle").
     ///
     /// # Errors
-    /// [`Error::Io`] if `dest` exists, [`Error::Storage`] if the copy failed or does not
-    /// pass its check (the partial copy is removed), [`Error::Closed`].
+    /// [`Error::Io`] if `dest` exists (`AlreadyExists`: that file is left untouched) or
+    /// cannot be created, [`Error::Storage`] if the copy failed or does not pass its check
+    /// (the partial copy, which the backup created itself, is removed), [`Error::Closed`].
+    /// The copy and its directory entry are synced before it returns.
     pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref().to_path_buf();
-        if dest.exists() {
-            return Err(Error::Io(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("{} exists", dest.display()),
-            )));
-        }
         let src = self.path().to_path_buf();
         let run = move || -> Result<BackupReport> {
-            let written = copy_into(&src, &dest).and_then(|()| check_copy(&dest));
+            // Created exclusively: a file that exists, or appears meanwhile, is refused and
+            // never touched, and the one removed on failure is always our own. SQLite's
+            // `VACUUM INTO` writes into an empty file.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)?;
+            let written = copy_into(&src, &dest)
+                .and_then(|()| sync_file_and_dir(&dest))
+                .and_then(|()| check_copy(&dest));
             if written.is_err() {
                 let _ = std::fs::remove_file(&dest);
             }
@@ -189,6 +194,21 @@ impl Store {
             .await
             .map_err(|e| Error::Io(std::io::Error::other(format!("backup task failed: {e}"))))?
     }
+}
+
+/// Makes the copy and its directory entry durable before the backup is reported done.
+fn sync_file_and_dir(dest: &Path) -> Result<()> {
+    std::fs::File::open(dest)?.sync_all()?;
+    #[cfg(unix)]
+    if let Some(dir) = dest.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn copy_into(src: &Path, dest: &Path) -> Result<()> {

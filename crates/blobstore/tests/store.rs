@@ -548,3 +548,31 @@ async fn a_coalesce_key_never_drops_blobs_of_a_put_many() {
     assert_eq!(store.has_many(&cids).await.unwrap(), vec![true; 10]);
     assert_eq!(store.stats().coalesced, 0);
 }
+
+/// A backup never touches a file it did not create: an existing destination is refused and
+/// left as it was, a destination it cannot create leaves nothing behind, and a good copy
+/// opens with every blob.
+#[tokio::test]
+async fn backup_creates_its_destination_exclusively() {
+    let (store, dir, _) = temp_store(Config::default());
+    let cids = store
+        .put_many(random_blobs(3, 20, 512), PutOptions::default())
+        .await
+        .unwrap();
+    let taken = dir.path().join("taken.db");
+    std::fs::write(&taken, b"someone else's file").unwrap();
+    let err = store.backup(&taken).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AlreadyExists),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's file");
+    let nowhere = dir.path().join("missing-dir").join("copy.db");
+    assert!(store.backup(&nowhere).await.is_err());
+    assert!(!nowhere.exists());
+    let copy = dir.path().join("copy.db");
+    let report = store.backup(&copy).await.unwrap();
+    assert_eq!(report.cids, 20);
+    let reopened = Store::open_read_only(&copy, Config::default()).unwrap();
+    assert!(reopened.has_many(&cids).await.unwrap().iter().all(|&h| h));
+}
