@@ -242,85 +242,111 @@ async fn a_flooding_source_cannot_starve_a_trickling_one() {
     flood.await.unwrap();
 }
 
+/// Queues `users` × `requests` interactive requests of 8 blobs (sources `{prefix}-{user}`),
+/// for tests that hold the lane while they build a backlog. Blobs are made up front, so
+/// the backlog does not depend on how fast producers run.
+fn interactive_backlog(
+    store: &Store,
+    prefix: &str,
+    users: u64,
+    requests: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..users)
+        .map(|u| {
+            let store = store.clone();
+            let o = opts(Priority::Interactive, &format!("{prefix}-{u}"));
+            let seed = u + 1_000 * prefix.len() as u64;
+            let blobs = random_blobs(seed << 16, requests * 8, 64);
+            tokio::spawn(async move { store.put_many(blobs, o).await.map(drop).unwrap() })
+        })
+        .collect()
+}
+
+/// The most batches any request of sources `{prefix}-*` waited (see [`most_batches_waited`]).
+fn most_batches_waited_by(store: &Store, prefix: &str) -> u64 {
+    let prefix = format!("{prefix}-");
+    store
+        .stats()
+        .sources
+        .iter()
+        .filter(|s| s.name.starts_with(&prefix))
+        .map(|s| s.queue_wait_batches.max)
+        .max()
+        .unwrap_or_else(|| panic!("no stats for sources {prefix}*"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_makes_progress_under_sustained_interactive_load() {
-    // Batches of at most 64 blobs (128 with interactive riding along) and 32 users with a
-    // request of 8 in flight each: the interactive queue never runs dry, so Background
-    // leads only the batches its minimum share owes it.
+    // Requests of 8 blobs, batches of at most 64 (128 with interactive riding along). A
+    // backlog of 1,024 interactive requests, at most 16 a batch, keeps users waiting for 64
+    // batches at least; 20 background requests (an import) are queued beside it.
     let mut config = Config {
         request_max_blobs: 8,
         ..Config::default()
     };
     config.batch.max_blobs = 64;
+    let lead_every = (1.0 / config.min_class_share).ceil() as u64;
     let (store, _dir, _) = temp_store(config);
-    let stop = Arc::new(AtomicBool::new(false));
-    let interactive: Vec<_> = (0..32u64)
-        .map(|i| {
-            let (store, stop) = (store.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut round = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let blobs = random_blobs(i << 32 | round, 8, 1024);
-                    store
-                        .put_many(blobs, opts(Priority::Interactive, "ui"))
-                        .await
-                        .unwrap();
-                    round += 1;
-                }
-            })
+    let (blocker, release) = bounded("the lane to run the blocker", block_lane(&store)).await;
+    let users = interactive_backlog(&store, "ui", 32, 32);
+    wait_for("the interactive backlog to queue", || {
+        queued(&store, Priority::Interactive) == 32 * 32
+    })
+    .await;
+    // One source per background request, so the lane's count of each one's wait is its own.
+    let imports: Vec<_> = random_blobs(9, 20 * 8, 64)
+        .chunks(8)
+        .enumerate()
+        .map(|(i, blobs)| {
+            let (store, blobs) = (store.clone(), blobs.to_vec());
+            let o = opts(Priority::Background, &format!("bulk-{i}"));
+            tokio::spawn(async move { store.put_many(blobs, o).await })
         })
         .collect();
-    wait_for("the interactive load to flow", || {
-        store.stats().blobs_written >= 2_000
+    wait_for("the import to queue", || {
+        queued(&store, Priority::Background) == 20
     })
     .await;
-    let interactive_before = store.stats().classes[0].blobs;
-    let background = {
-        let store = store.clone();
-        let blobs = random_blobs(9, 640, 1024);
-        tokio::spawn(async move {
-            store
-                .put_many(blobs, opts(Priority::Background, "bulk"))
-                .await
-        })
-    };
-    // Sample (interactive blobs, background blobs, interactive queued) while both run.
-    let mut samples = Vec::new();
-    bounded("the background import", async {
-        while !background.is_finished() {
-            let s = store.stats();
-            samples.push((
-                s.classes[0].blobs,
-                s.classes[2].blobs,
-                s.classes[0].queued_requests,
-            ));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    background.await.unwrap().unwrap();
-    let stats = store.stats();
-    stop.store(true, Ordering::Relaxed);
-    for t in interactive {
-        bounded("an interactive task", t).await.unwrap();
+    release.send(()).unwrap();
+    bounded("the blocker", blocker).await.unwrap().unwrap();
+    for import in imports {
+        bounded("a background request", import)
+            .await
+            .unwrap()
+            .unwrap();
     }
-    // The interactive load kept flowing the whole time the background import ran.
-    assert!(stats.classes[0].blobs > interactive_before + 1_000);
-    // Background progressed in windows where interactive work was queued at both ends and
-    // also progressed: it was not starved until the interactive load paused.
-    let shared_windows = samples
-        .windows(2)
-        .filter(|w| {
-            let ((i0, b0, q0), (i1, b1, q1)) = (w[0], w[1]);
-            q0 > 0 && q1 > 0 && i1 > i0 && b1 > b0 && b1 < 640
-        })
-        .count();
+    for u in users {
+        bounded("a user", u).await.unwrap();
+    }
+    // Batches each background request waited from its admission (all were admitted while
+    // the blocker's batch held the lane), fewest first.
+    let mut waits: Vec<u64> = (0..20)
+        .map(|i| most_batches_waited(&store, &format!("bulk-{i}")))
+        .collect();
+    waits.sort_unstable();
+    // Users' work goes first: the first background request waited for interactive batches
+    // until its share was due ...
     assert!(
-        shared_windows >= 3,
-        "background progressed in {shared_windows} sampling windows under interactive load \
-         ({} samples)",
-        samples.len()
+        waits[0] + 1 >= lead_every,
+        "background went first under interactive load: waits {waits:?}"
     );
+    // ... and Background led at least one batch in `lead_every` while users waited: by
+    // `j × lead_every` batches, `j` of its requests at least were committed.
+    for (j, &w) in waits.iter().enumerate() {
+        assert!(
+            w <= (j as u64 + 1) * lead_every,
+            "background request {j} (fewest first) waited {w} batches: waits {waits:?}"
+        );
+    }
+    // The users' backlog outlasted the import: it progressed under load, not after it.
+    let users_waited = most_batches_waited_by(&store, "ui");
+    assert!(
+        users_waited > waits[19],
+        "the last user request waited {users_waited} batches, the import {waits:?}"
+    );
+    let stats = store.stats();
+    assert_eq!(stats.classes[0].acks, 1 + 32 * 32);
+    assert_eq!(stats.classes[2].acks, 20);
 }
 
 /// A store whose app table `peers` exists (created through the lane, as an app would).
@@ -960,65 +986,51 @@ async fn a_waiting_background_request_leads_a_batch_within_its_min_share() {
     // min_class_share 0.1: a waiting lower class leads at least one batch in ten.
     let lead_every = (1.0 / config.min_class_share).ceil() as u64;
     let (store, _dir, _) = temp_store(config);
-    let stop = Arc::new(AtomicBool::new(false));
-    // Saturating interactive load: 8 users with 8 requests each in flight, batches of at
-    // most 8 of them.
-    let users: Vec<_> = (0..8u64)
-        .map(|i| {
-            let (store, stop) = (store.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut round = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let blobs = random_blobs(i << 32 | round, 64, 64);
-                    store
-                        .put_many(blobs, opts(Priority::Interactive, &format!("ui-{i}")))
-                        .await
-                        .unwrap();
-                    round += 1;
-                }
-            })
+    for round in 0..3 {
+        // Behind the held lane: 200 interactive requests (at most 8 a batch: 25 batches of
+        // users waiting at least), then one background write of a source of its own.
+        let (blocker, release) = bounded("the lane to run the blocker", block_lane(&store)).await;
+        let prefix = format!("ui{round}");
+        let users = interactive_backlog(&store, &prefix, 8, 25);
+        wait_for("the interactive backlog to queue", || {
+            queued(&store, Priority::Interactive) == 200
         })
-        .collect();
-    wait_for("the interactive load to flow", || {
-        store.stats().batches >= 20
-    })
-    .await;
-    let mut waits = Vec::new();
-    for i in 0..10 {
-        // A background write of a source of its own, so the lane's count of the batches
-        // it waited (from its admission to its own batch) is its alone.
-        let name = format!("bulk-{i}");
+        .await;
+        let name = format!("bulk-{round}");
         let write = {
             let s = store.clone();
             let o = opts(Priority::Background, &name);
             tokio::spawn(async move { s.write(o, |_| Ok(())).await })
         };
-        wait_for("the background write queued", || {
+        wait_for("the background write to queue", || {
             queued(&store, Priority::Background) == 1
         })
         .await;
-        let saturated = queued(&store, Priority::Interactive) > 0;
+        release.send(()).unwrap();
+        bounded("the blocker", blocker).await.unwrap().unwrap();
         bounded("a background write under interactive load", write)
             .await
             .unwrap()
             .unwrap();
-        // The batch in progress when it was admitted, then `lead_every - 1` interactive-led
-        // ones; the next is its own.
+        for u in users {
+            bounded("a user", u).await.unwrap();
+        }
+        // From its admission: the blocker's batch in progress, then `lead_every - 1`
+        // interactive-led ones; the next is its own. Users' work went first until then.
         let waited = most_batches_waited(&store, &name);
         assert!(
             waited <= lead_every,
-            "background write {i} waited {waited} batches (saturated: {saturated})"
+            "background write {round} waited {waited} batches"
         );
-        waits.push((waited, saturated));
+        assert!(
+            waited + 1 >= lead_every,
+            "background write {round} led after {waited} batches, before its share was due"
+        );
+        // Users were still waiting when it ran: it led under load.
+        let users_waited = most_batches_waited_by(&store, &prefix);
+        assert!(
+            users_waited > waited,
+            "round {round}: users waited {users_waited} batches at most, the write {waited}"
+        );
     }
-    stop.store(true, Ordering::Relaxed);
-    for u in users {
-        bounded("a user", u).await.unwrap();
-    }
-    // The load really was saturating: background did not simply find the lane idle.
-    let long = waits
-        .iter()
-        .filter(|(w, s)| *s && *w >= lead_every / 2)
-        .count();
-    assert!(long >= 5, "waits in batches (saturated): {waits:?}");
 }
