@@ -103,6 +103,7 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         Command::Sim(_)
         | Command::Bench(_)
         | Command::Lifecycle(_)
+        | Command::Files(_)
         | Command::Serve(_)
         | Command::Sync(_) => unreachable!("dispatched in cli::run"),
     }

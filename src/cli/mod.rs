@@ -3,6 +3,7 @@
 mod bench;
 mod blobs;
 mod dag;
+mod files;
 mod lifecycle;
 mod metrics;
 mod net;
@@ -115,6 +116,9 @@ pub enum Command {
     },
     #[command(flatten)]
     #[allow(missing_docs)]
+    Files(files::FilesCommand),
+    #[command(flatten)]
+    #[allow(missing_docs)]
     Lifecycle(lifecycle::LifecycleCommand),
     /// Serve the store to other nodes until SIGINT/SIGTERM; prints the node's ticket.
     Serve(net::ServeArgs),
@@ -155,6 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Bench(b) => bench::run(b).await,
         Command::Sim(s) => sim::run(s).await,
         Command::Lifecycle(c) => lifecycle::run(&args.db, c).await,
+        Command::Files(c) => files::run(&args.db, c).await,
         Command::Verify { repair: true } => lifecycle::repair(&args.db).await,
         Command::Serve(s) => net::serve(&args.db, s).await,
         Command::Sync(s) => net::sync(&args.db, s).await,

@@ -14,7 +14,7 @@ pub enum Error {
     /// a block over the store's size limit, ...). Blocks of batches committed before stay
     /// stored, unpinned.
     #[error("storing blocks failed")]
-    Write(#[source] seedbank_index::Error),
+    Write(#[source] Box<seedbank_index::Error>),
     /// Reading a block failed: the store is closed, or the stored bytes do not hash to the
     /// CID (never returned as data).
     #[error("reading block {cid} failed")]
@@ -37,7 +37,7 @@ pub enum Error {
         /// The offending block.
         cid: Cid,
         /// What is wrong with it.
-        reason: String,
+        reason: Box<str>,
     },
     /// A block's codec is neither raw nor dag-pb.
     #[error("block {cid} has codec 0x{codec:x}; UnixFS uses raw (0x55) and dag-pb (0x70)")]
@@ -138,7 +138,20 @@ impl Error {
     pub(crate) fn corrupt(cid: &Cid, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             cid: *cid,
-            reason: reason.into(),
+            reason: reason.into().into_boxed_str(),
         }
+    }
+
+    pub(crate) fn write(e: seedbank_index::Error) -> Self {
+        Error::Write(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Small enough that `Result<(), Error>` stays cheap to return (a CID is 96 bytes).
+    #[test]
+    fn the_error_is_at_most_a_cid_and_a_bit() {
+        assert!(std::mem::size_of::<super::Error>() <= 120);
     }
 }

@@ -8,6 +8,8 @@
 //! This facade re-exports the workspace crates:
 //! - [`blobstore`]: CIDs, the SQLite schema, the single fair writer lane, read pools.
 //! - [`index`]: link extraction, link and scope tables, DAG queries, CAR import/export.
+//! - [`files`]: UnixFS files and directories of any size (add, cat with ranges, ls) with the
+//!   CIDs of the reference importers (IPIP-499 profiles, `ipfs add --cid-version=1`).
 //! - [`discovery`]: haves snapshots, set reconciliation, fanout-capped discovery of missing
 //!   blobs from peers.
 //! - `net` (feature `net`): serving and syncing between nodes over iroh (QUIC), offline
@@ -35,6 +37,7 @@ pub struct ReadmeDoctests;
 pub use cid::Cid;
 pub use seedbank_blobstore as blobstore;
 pub use seedbank_discovery as discovery;
+pub use seedbank_files as files;
 pub use seedbank_index as index;
 #[cfg(feature = "net")]
 pub use seedbank_net as net;

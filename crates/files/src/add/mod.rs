@@ -300,7 +300,7 @@ impl Adder {
                 .index()
                 .pin(name, &root)
                 .await
-                .map_err(Error::Write)?;
+                .map_err(Error::write)?;
         }
         Ok(Added {
             root,

@@ -86,7 +86,7 @@ impl BlockWriter {
 
     async fn wait_oldest(&mut self) -> Result<()> {
         if let Some(put) = self.in_flight.pop_front() {
-            put.await.map_err(Error::Task)?.map_err(Error::Write)?;
+            put.await.map_err(Error::Task)?.map_err(Error::write)?;
         }
         Ok(())
     }
