@@ -95,23 +95,30 @@ fn load_or_create_key(db: &Path) -> anyhow::Result<SecretKey> {
 }
 
 /// Writes `data` to a temporary file beside `path`, syncs it, and renames it over `path`.
+/// The temporary file is created exclusively (never through a file or link already there)
+/// with `mode` from the start, and removed if anything fails.
 fn write_atomically(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let write = || -> std::io::Result<()> {
-        let mut f = opts.open(&tmp)?;
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut write = || -> std::io::Result<()> {
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp); // Ours: created exclusively above.
+        anyhow::Error::from(e).context(format!("cannot write {}", path.display()))
+    })
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -314,4 +321,34 @@ async fn gather_peers(
         }
     }
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_written_through_an_exclusive_temp_file_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let key = load_or_create_key(&db).unwrap();
+        assert_eq!(load_or_create_key(&db).unwrap().to_bytes(), key.to_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(&db))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A file planted at the temp path is refused, left alone, and no key is written.
+        let other = dir.path().join("b.db");
+        let mut planted = key_path(&other).into_os_string();
+        planted.push(format!(".tmp{}", std::process::id()));
+        std::fs::write(&planted, b"planted").unwrap();
+        assert!(load_or_create_key(&other).is_err());
+        assert_eq!(std::fs::read(&planted).unwrap(), b"planted");
+        assert!(!key_path(&other).exists());
+    }
 }
