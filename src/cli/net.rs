@@ -251,7 +251,11 @@ async fn sync_index(index: &Index, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let haves = HavesCache::new(index.clone(), HavesConfig::default());
     let discovery = Discovery::new(haves, DiscoveryConfig::default());
     let dyn_peers: Vec<Arc<dyn Peer>> = peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+    let progress = show_progress(&discovery);
     let result = discovery.discover(&scope, &dyn_peers).await;
+    if let Some(bar) = progress {
+        bar.abort();
+    }
     for p in &peers {
         p.close().await;
     }
@@ -277,6 +281,55 @@ async fn sync_index(index: &Index, args: SyncArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     Ok(super::blobs::verdict(complete))
+}
+
+/// On a terminal, draws the run's progress on stderr from its events (blobs fetched of
+/// those known to be wanted, bytes and rate, peers), until aborted; quiet otherwise.
+fn show_progress(discovery: &Discovery) -> Option<tokio::task::JoinHandle<()>> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let mut events = discovery.progress();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} blobs {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    let started = std::time::Instant::now();
+    Some(tokio::spawn(async move {
+        let _clear = ClearOnDrop(bar.clone());
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let rate = event.bytes_fetched as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_length(event.wanted.max(event.blobs_fetched));
+            bar.set_position(event.blobs_fetched);
+            bar.set_message(format!(
+                "{} at {}/s, {} peers",
+                indicatif::HumanBytes(event.bytes_fetched),
+                indicatif::HumanBytes(rate as u64),
+                event.peers_active
+            ));
+            if event.finished {
+                return;
+            }
+        }
+    }))
+}
+
+/// Clears the progress bar however its task ends (finished, or aborted).
+struct ClearOnDrop(indicatif::ProgressBar);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// The given peers plus those they tell about (one peer-exchange round, bounded by time
