@@ -124,7 +124,7 @@ async fn add_all(files: Files, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut opts = AddOptions::new(args.profile);
     opts.pin = args.pin;
     opts.hidden = args.hidden;
-    opts.put = PutOptions::new(Priority::Interactive, "cli:add");
+    opts.put = PutOptions::new(Priority::Normal, "cli:add");
     if let Some(bar) = &bar {
         let bar = bar.clone();
         opts.progress = Some(Arc::new(move |n| bar.inc(n)));
