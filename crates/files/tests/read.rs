@@ -461,3 +461,29 @@ async fn a_store_with_smaller_blobs_than_the_profile_is_refused_up_front() {
         .await;
     assert!(ok.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_during_an_add_take_none_of_its_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_in(dir.path()).await;
+    // 160 leaves: several batches, committed long before the root that links them.
+    let data = random(160 * C, 31);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (index, done) = (files.index().clone(), done.clone());
+        tokio::spawn(async move {
+            let mut runs = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Acquire) || runs == 0 {
+                index.gc(GcOptions::default()).await.unwrap();
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let opts = AddOptions::new(Profile::KuboCidV1).pin("kept");
+    let added = files.add_reader(&data[..], &opts).await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(collector.await.unwrap() >= 1);
+    files.index().gc(GcOptions::default()).await.unwrap();
+    assert!(read_range(&files, &added.root, 0, None).await == data);
+}
