@@ -309,7 +309,10 @@ pub(crate) fn negotiate(
     if let Some(e) = refused_car {
         return Err(e);
     }
-    if ranges.is_empty() && accept.is_none_or(|a| a.trim().is_empty()) {
+    let generic = ranges
+        .iter()
+        .all(|m| !UNSUPPORTED_TYPES.contains(&m.mime.as_str()));
+    if generic {
         return if deserialized {
             Ok((Format::Deserialized, false))
         } else {
