@@ -1,6 +1,5 @@
 //! `seedbank serve` and `seedbank sync`: the store on the network (see `seedbank::net`).
 
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,20 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use seedbank::blobstore::{Config, Store};
-use seedbank::discovery::{
-    Discovery, DiscoveryConfig, Error as DError, HavesCache, HavesConfig, Peer, Responder,
-    ResponderConfig, Scope,
-};
-use seedbank::index::{Index, IndexConfig};
-use seedbank::net::{
-    bind_endpoint, Endpoint, EndpointId, NetPeer, Node, NodeConfig, SecretKey, Ticket,
-};
+use seedbank::discovery::{Discovery, Error as DError, Scope};
+use seedbank::net::{EndpointId, NodeConfig, Ticket};
+use seedbank::{Node, NodeOptions, ServeConfig, Server, SyncConfig};
 
 use super::out::{self, outln};
-
-/// Most peers one sync uses, given and learned by peer exchange together.
-const MAX_SYNC_PEERS: usize = 64;
 
 /// Options of `seedbank serve`.
 #[derive(clap::Args, Debug)]
@@ -67,60 +57,6 @@ pub struct SyncArgs {
     json: bool,
 }
 
-/// `<db>.key`: the node's secret key, so its ticket survives restarts.
-fn key_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
-}
-
-/// Loads the node key beside the database, creating it (mode 0600) on first use.
-fn load_or_create_key(db: &Path) -> anyhow::Result<SecretKey> {
-    let path = key_path(db);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .with_context(|| format!("{} is not a 32-byte key", path.display()))?;
-            Ok(SecretKey::from_bytes(&bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SecretKey::generate();
-            write_atomically(&path, &key.to_bytes(), 0o600)?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Writes `data` to a temporary file beside `path`, syncs it, and renames it over `path`.
-/// The temporary file is created exclusively (never through a file or link already there)
-/// with `mode` from the start, and removed if anything fails.
-fn write_atomically(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = opts
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut write = || -> std::io::Result<()> {
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp); // Ours: created exclusively above.
-        anyhow::Error::from(e).context(format!("cannot write {}", path.display()))
-    })
-}
-
 /// Waits for SIGINT or SIGTERM.
 async fn stop_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
@@ -138,60 +74,39 @@ async fn stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_index(db: &Path) -> anyhow::Result<Index> {
-    let store = Store::open(db, Config::default()).context("cannot open the database")?;
-    match Index::open(store.clone(), IndexConfig::default()).await {
-        Ok(index) => Ok(index),
-        Err(e) => {
-            let _ = store.close().await;
-            Err(e.into())
-        }
-    }
+async fn open_node(db: &Path) -> anyhow::Result<Node> {
+    Node::open(db, NodeOptions::default())
+        .await
+        .context("cannot open the database")
 }
 
 /// Serves the store until SIGINT/SIGTERM, then stops gracefully and closes the store.
 pub async fn serve(db: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let key = load_or_create_key(db)?;
-    let index = open_index(db).await?;
-    let result = serve_index(&index, key, args).await;
-    let closed = index.store().close().await;
+    let node = open_node(db).await?;
+    let result = serve_node(&node, db, args).await;
+    let closed = node.close().await;
     let code = result?;
     closed?;
     Ok(code)
 }
 
-async fn serve_index(index: &Index, key: SecretKey, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let haves = HavesCache::new(index.clone(), HavesConfig::default());
-    let responder = Responder::new("local", haves.clone(), ResponderConfig::default());
+async fn serve_node(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.metrics {
         super::metrics::install(addr)?;
     }
-    let local: Arc<dyn Peer> = if args.lie {
-        Arc::new(seedbank_sim::SimPeer::new(
-            "liar",
-            seedbank_sim::Behavior::Liar,
-            Duration::ZERO,
-            Some(responder.clone()),
-        ))
-    } else {
-        Arc::new(responder.clone())
+    let config = ServeConfig {
+        net: NodeConfig {
+            listen: args.listen,
+            internet: args.internet,
+            allow: (!args.allow.is_empty()).then(|| args.allow.iter().copied().collect()),
+            ..NodeConfig::default()
+        },
+        key_file: Some(Node::key_file(db)),
+        known_peers: args.known_peers,
+        ticket_file: args.ticket_file,
     };
-    let config = NodeConfig {
-        listen: args.listen,
-        secret_key: Some(key),
-        internet: args.internet,
-        allow: (!args.allow.is_empty()).then(|| args.allow.iter().copied().collect()),
-        ..NodeConfig::default()
-    };
-    let node = Node::spawn(local, config).await?;
-    for ticket in args.known_peers {
-        node.add_known_peer(ticket);
-    }
-    let ticket = node.ticket().to_string();
-    if let Some(file) = &args.ticket_file {
-        write_atomically(file, ticket.as_bytes(), 0o644)?;
-    }
-    outln!("{ticket}")?;
+    let server = serve_maybe_lying(node, config, args.lie).await?;
+    outln!("{}", server.ticket())?;
     std::io::stdout().flush()?;
     let publish = async {
         if args.metrics.is_none() {
@@ -200,10 +115,10 @@ async fn serve_index(index: &Index, key: SecretKey, args: ServeArgs) -> anyhow::
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            index.store().stats().publish();
-            responder.stats().publish();
-            haves.stats().publish();
-            node.stats().publish();
+            node.store().stats().publish();
+            node.haves().stats().publish();
+            server.responder().stats().publish();
+            server.stats().publish();
         }
     };
     let stopped = tokio::select! {
@@ -211,9 +126,24 @@ async fn serve_index(index: &Index, key: SecretKey, args: ServeArgs) -> anyhow::
         never = publish => never,
     };
     tracing::info!("stopping");
-    node.shutdown().await?;
+    server.shutdown().await?;
     stopped?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --lie` (hidden, for the CLI's own tests): serves corrupted bytes for every blob.
+async fn serve_maybe_lying(node: &Node, config: ServeConfig, lie: bool) -> anyhow::Result<Server> {
+    if !lie {
+        return Ok(node.serve(config).await?);
+    }
+    let responder = node.responder("local");
+    let liar = Arc::new(seedbank_sim::SimPeer::new(
+        "liar",
+        seedbank_sim::Behavior::Liar,
+        Duration::ZERO,
+        Some(responder.clone()),
+    ));
+    Ok(node.serve_peer(liar, responder, config).await?)
 }
 
 /// A root CID is a DAG scope; anything else is a scope name.
@@ -231,50 +161,33 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: SCOPE must not be empty");
         return Ok(ExitCode::from(2));
     }
-    let index = open_index(db).await?;
-    let result = sync_index(&index, args).await;
-    let closed = index.store().close().await;
+    let node = open_node(db).await?;
+    let result = sync_node(&node, args).await;
+    let closed = node.close().await;
     let code = result?;
     closed?;
     Ok(code)
 }
 
-async fn sync_index(index: &Index, args: SyncArgs) -> anyhow::Result<ExitCode> {
+async fn sync_node(node: &Node, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let scope = parse_scope(&args.scope);
-    let config = NodeConfig {
-        listen: SocketAddr::from(([0, 0, 0, 0], 0)),
-        internet: args.internet,
-        ..NodeConfig::default()
-    };
-    let endpoint = bind_endpoint(&config).await?;
-    let peers = gather_peers(&endpoint, &config, &args.peers).await;
-    let haves = HavesCache::new(index.clone(), HavesConfig::default());
-    let discovery = Discovery::new(haves, DiscoveryConfig::default());
-    let dyn_peers: Vec<Arc<dyn Peer>> = peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
-    let progress = show_progress(&discovery);
-    let result = discovery.discover(&scope, &dyn_peers).await;
+    let mut config = SyncConfig::default();
+    config.net.internet = args.internet;
+    let progress = show_progress(node.discovery());
+    let result = node.sync(&scope, &args.peers, &config).await;
     if let Some(bar) = progress {
         bar.abort();
     }
-    for p in &peers {
-        p.close().await;
-    }
-    // A dial still pending would hold the close for seconds: bound it.
-    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.close()).await;
     let complete = match result {
         Ok(report) => {
-            let complete = match &scope {
-                Scope::Dag(root) => report.complete && index.missing(root).await?.is_empty(),
-                Scope::Named(_) => report.complete,
-            };
             if args.json {
                 out::json(&report)?;
             } else {
                 outln!("{}", report.to_string().trim_end())?;
             }
-            complete
+            report.complete
         }
-        Err(e @ DError::NotFound { .. }) => {
+        Err(seedbank::Error::Discovery(e @ DError::NotFound { .. })) => {
             eprintln!("seedbank: {e}");
             false
         }
@@ -329,79 +242,5 @@ struct ClearOnDrop(indicatif::ProgressBar);
 impl Drop for ClearOnDrop {
     fn drop(&mut self) {
         self.0.finish_and_clear();
-    }
-}
-
-/// The given peers plus those they tell about (one peer-exchange round, bounded by time
-/// and by [`MAX_SYNC_PEERS`]).
-async fn gather_peers(
-    endpoint: &Endpoint,
-    config: &NodeConfig,
-    tickets: &[Ticket],
-) -> Vec<Arc<NetPeer>> {
-    let mut seen = HashSet::new();
-    let mut peers = Vec::new();
-    for t in tickets {
-        if seen.insert(t.id()) && peers.len() < MAX_SYNC_PEERS {
-            peers.push(Arc::new(NetPeer::new(
-                endpoint.clone(),
-                t.clone(),
-                config.peer.clone(),
-            )));
-        }
-    }
-    let mut asks = tokio::task::JoinSet::new();
-    for p in peers.clone() {
-        asks.spawn(async move {
-            tokio::time::timeout(Duration::from_secs(2), p.peers())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
-        });
-    }
-    let mut learned = Vec::new();
-    while let Some(answer) = asks.join_next().await {
-        learned.extend(answer.unwrap_or_default());
-    }
-    for ticket in learned {
-        if peers.len() < MAX_SYNC_PEERS && seen.insert(ticket.id()) {
-            peers.push(Arc::new(NetPeer::new(
-                endpoint.clone(),
-                ticket,
-                config.peer.clone(),
-            )));
-        }
-    }
-    peers
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_key_file_is_written_through_an_exclusive_temp_file_with_mode_0600() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("a.db");
-        let key = load_or_create_key(&db).unwrap();
-        assert_eq!(load_or_create_key(&db).unwrap().to_bytes(), key.to_bytes());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(key_path(&db))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        // A file planted at the temp path is refused, left alone, and no key is written.
-        let other = dir.path().join("b.db");
-        let mut planted = key_path(&other).into_os_string();
-        planted.push(format!(".tmp{}", std::process::id()));
-        std::fs::write(&planted, b"planted").unwrap();
-        assert!(load_or_create_key(&other).is_err());
-        assert_eq!(std::fs::read(&planted).unwrap(), b"planted");
-        assert!(!key_path(&other).exists());
     }
 }

@@ -1,0 +1,212 @@
+//! A [`Node`] on the network (feature `net`): serving it and syncing it from peers over
+//! iroh (QUIC), with peer exchange and teardown handled here rather than by each app.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seedbank_discovery::{Peer, Report, Responder, Scope};
+use seedbank_net::{bind_endpoint, Endpoint, NetPeer, NodeConfig, ServeStats, Ticket};
+
+use super::key::{load_or_create_key_at, write_atomically};
+use super::Node;
+use crate::error::{Error, Result};
+
+/// How [`Node::serve`] serves.
+#[derive(Clone, Debug, Default)]
+pub struct ServeConfig {
+    /// The transport's settings (listen address, allowlist, limits). Its `secret_key` is
+    /// used when set; otherwise see `key_file`.
+    pub net: NodeConfig,
+    /// Where the node's key lives, created with mode 0600 on first use, so the ticket is
+    /// the same across restarts (e.g. `<db>.key`, [`Node::key_file`]). `None` and no
+    /// `net.secret_key`: a fresh identity each time.
+    pub key_file: Option<PathBuf>,
+    /// Tickets of other nodes to hand out when peers ask (peer exchange).
+    pub known_peers: Vec<Ticket>,
+    /// Also write the ticket, alone, to this file (atomically, mode 0644) once serving.
+    pub ticket_file: Option<PathBuf>,
+}
+
+/// A node being served: its ticket, its stats, and a graceful stop.
+#[derive(Debug)]
+pub struct Server {
+    node: seedbank_net::Node,
+    responder: Responder,
+}
+
+impl Server {
+    /// The ticket peers dial this node with.
+    pub fn ticket(&self) -> Ticket {
+        self.node.ticket()
+    }
+
+    /// What serving did so far (connections, requests, refusals).
+    pub fn stats(&self) -> ServeStats {
+        self.node.stats()
+    }
+
+    /// The responder answering peers (its stats: reconciliations, blobs sent, builds).
+    pub fn responder(&self) -> &Responder {
+        &self.responder
+    }
+
+    /// Adds a ticket to hand out when peers ask (peer exchange).
+    pub fn add_known_peer(&self, ticket: Ticket) {
+        self.node.add_known_peer(ticket);
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to the configured grace), and
+    /// closes the endpoint. The store stays open.
+    ///
+    /// # Errors
+    /// [`Error::Net`](crate::Error::Net) if the endpoint did not close cleanly.
+    pub async fn shutdown(self) -> Result<()> {
+        Ok(self.node.shutdown().await?)
+    }
+}
+
+/// How [`Node::sync`] dials.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// The transport's settings for the dialing endpoint (default: any local address, a
+    /// free port, offline).
+    pub net: NodeConfig,
+    /// Most peers one sync uses, given and learned by peer exchange together (default 64).
+    pub max_peers: usize,
+    /// Longest wait for a peer's peer-exchange answer (default 2 s).
+    pub exchange_timeout: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            net: NodeConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+                ..NodeConfig::default()
+            },
+            max_peers: 64,
+            exchange_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Node {
+    /// `<db>.key` for the database at `db`: where [`ServeConfig::key_file`] usually points.
+    pub fn key_file(db: &std::path::Path) -> PathBuf {
+        super::key::key_path(db)
+    }
+
+    /// Serves this node (its [`Node::responder`]) over QUIC until [`Server::shutdown`].
+    ///
+    /// # Errors
+    /// [`Error::File`](crate::Error::File) for the key or ticket file,
+    /// [`Error::Net`](crate::Error::Net) if the endpoint cannot bind.
+    pub async fn serve(&self, config: ServeConfig) -> Result<Server> {
+        let responder = self.responder("local");
+        self.serve_peer(Arc::new(responder.clone()), responder, config)
+            .await
+    }
+
+    /// Serves `local` (`responder` itself, or a test's wrapper of it that misbehaves) over
+    /// QUIC.
+    #[doc(hidden)]
+    pub async fn serve_peer(
+        &self,
+        local: Arc<dyn Peer>,
+        responder: Responder,
+        mut config: ServeConfig,
+    ) -> Result<Server> {
+        if config.net.secret_key.is_none() {
+            if let Some(file) = &config.key_file {
+                config.net.secret_key = Some(load_or_create_key_at(file)?);
+            }
+        }
+        let node = seedbank_net::Node::spawn(local, config.net).await?;
+        for ticket in config.known_peers {
+            node.add_known_peer(ticket);
+        }
+        let server = Server { node, responder };
+        if let Some(file) = &config.ticket_file {
+            let ticket = server.ticket().to_string();
+            write_atomically(file, ticket.as_bytes(), 0o644).map_err(|source| Error::File {
+                what: "write the ticket",
+                path: file.clone(),
+                source,
+            })?;
+        }
+        Ok(server)
+    }
+
+    /// Fetches what `scope` is missing from the nodes of `tickets` and those they tell about
+    /// (one bounded peer-exchange round), then closes every connection it opened.
+    /// [`Report::complete`] says whether the scope is complete here now.
+    ///
+    /// # Errors
+    /// [`Error::Net`](crate::Error::Net) if the dialing endpoint cannot bind,
+    /// [`Error::Discovery`](crate::Error::Discovery) as [`Node::discover`].
+    pub async fn sync(
+        &self,
+        scope: &Scope,
+        tickets: &[Ticket],
+        config: &SyncConfig,
+    ) -> Result<Report> {
+        let endpoint = bind_endpoint(&config.net).await?;
+        let peers = gather_peers(&endpoint, config, tickets).await;
+        let dyn_peers: Vec<Arc<dyn Peer>> =
+            peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+        let result = self.discover(scope, &dyn_peers).await;
+        for p in &peers {
+            p.close().await;
+        }
+        // A dial still pending would hold the close for seconds: bound it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.close()).await;
+        result
+    }
+}
+
+/// The given peers plus those they tell about (one peer-exchange round, bounded by time
+/// and by `max_peers`; learned peers never crowd out given ones).
+async fn gather_peers(
+    endpoint: &Endpoint,
+    config: &SyncConfig,
+    tickets: &[Ticket],
+) -> Vec<Arc<NetPeer>> {
+    let mut seen = HashSet::new();
+    let mut peers = Vec::new();
+    let dial = |ticket: Ticket| {
+        Arc::new(NetPeer::new(
+            endpoint.clone(),
+            ticket,
+            config.net.peer.clone(),
+        ))
+    };
+    for t in tickets {
+        if peers.len() < config.max_peers && seen.insert(t.id()) {
+            peers.push(dial(t.clone()));
+        }
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for p in peers.clone() {
+        let wait = config.exchange_timeout;
+        asks.spawn(async move {
+            tokio::time::timeout(wait, p.peers())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        });
+    }
+    let mut learned = Vec::new();
+    while let Some(answer) = asks.join_next().await {
+        learned.extend(answer.unwrap_or_default());
+    }
+    for ticket in learned {
+        if peers.len() < config.max_peers && seen.insert(ticket.id()) {
+            peers.push(dial(ticket));
+        }
+    }
+    peers
+}
