@@ -24,8 +24,11 @@ pub struct DiscoveryConfig {
     /// CIDs per fetch request (default 128). Each answer is verified, then stored as one
     /// `put_many` through the lane.
     pub fetch_batch: usize,
-    /// Negentropy frame size limit in bytes (0 = unlimited, else at least 4096; default
-    /// 256 KiB).
+    /// Negentropy frame size limit in bytes (default 256 KiB), within
+    /// [`MIN_FRAME_LIMIT`](DiscoveryConfig::MIN_FRAME_LIMIT)..=
+    /// [`MAX_FRAME_LIMIT`](DiscoveryConfig::MAX_FRAME_LIMIT). 0 (negentropy's "unlimited")
+    /// is refused: it would let messages outgrow what peers accept on the wire. A run with
+    /// a value out of range fails with [`Error::Config`](crate::Error::Config).
     pub frame_limit: u64,
     /// Most ids one request asks a peer to resolve to CIDs (default 16,384, what a default
     /// [`Responder`](crate::Responder) accepts; 512 KiB of ids).
@@ -46,8 +49,64 @@ pub struct DiscoveryConfig {
     /// Named scopes: peers whose reconciliation must leave nothing to fetch before the
     /// scope counts as complete (default 1).
     pub named_quorum: usize,
+    /// Most wants one run holds open at once: blocks known to be needed and not fetched
+    /// yet, claimed ones included (default 1,000,000). Every link of every fetched DAG
+    /// block becomes a want, so this is what bounds the memory a link-dense document can
+    /// make a run take: a want costs about 250 bytes (its CID, id, state and index
+    /// entries), about 250 MB at the default. A run that would pass it stops with
+    /// [`Error::TooManyWants`](crate::Error::TooManyWants), whose report says what was
+    /// stored. (Wants already fetched are bounded by `max_run_blobs`.)
+    pub max_open_wants: usize,
+    /// Longest time one run may take, from its start (default `None`: no limit beyond
+    /// the per-peer budgets). Past it the run's sessions are cancelled and it ends with
+    /// [`Error::RunTimedOut`](crate::Error::RunTimedOut), whose report says what was stored.
+    pub run_timeout: Option<Duration>,
     /// Source name of discovery's writes on the lane (default `"discovery"`).
     pub source: String,
+}
+
+impl DiscoveryConfig {
+    /// Smallest `frame_limit` (negentropy's own minimum).
+    pub const MIN_FRAME_LIMIT: u64 = 4096;
+    /// Largest `frame_limit`: a reconciliation message of this size plus its ids (or CIDs)
+    /// still fits the wire caps of `seedbank-net` (2 MiB a request, 4 MiB an answer).
+    pub const MAX_FRAME_LIMIT: u64 = 1 << 20;
+
+    /// Checks the values a run relies on.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming the first field out of range:
+    /// `frame_limit` outside `MIN_FRAME_LIMIT..=MAX_FRAME_LIMIT` (0 included),
+    /// `max_open_wants` or `fetch_batch` of 0.
+    pub fn validate(&self) -> crate::Result<()> {
+        check_frame_limit(self.frame_limit)?;
+        if self.max_open_wants == 0 {
+            return Err(crate::Error::config("max_open_wants", "must be at least 1"));
+        }
+        if self.fetch_batch == 0 {
+            return Err(crate::Error::config("fetch_batch", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// `frame_limit` within `MIN_FRAME_LIMIT..=MAX_FRAME_LIMIT`, for the discovery and the
+/// responder configurations alike.
+pub(crate) fn check_frame_limit(frame_limit: u64) -> crate::Result<()> {
+    let range = DiscoveryConfig::MIN_FRAME_LIMIT..=DiscoveryConfig::MAX_FRAME_LIMIT;
+    if range.contains(&frame_limit) {
+        return Ok(());
+    }
+    let why = if frame_limit == 0 {
+        "0 would lift the limit on reconciliation messages, and with it the wire caps".to_string()
+    } else {
+        format!(
+            "{frame_limit} is outside {}..={}",
+            range.start(),
+            range.end()
+        )
+    };
+    Err(crate::Error::config("frame_limit", why))
 }
 
 impl Default for DiscoveryConfig {
@@ -68,6 +127,8 @@ impl Default for DiscoveryConfig {
             max_run_bytes: 16 << 30,
             assumed_latency: Duration::from_millis(200),
             named_quorum: 1,
+            max_open_wants: 1_000_000,
+            run_timeout: None,
             source: "discovery".to_string(),
         }
     }

@@ -4,9 +4,11 @@
 //! discovery run's result is shared by every caller that joined it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cid::Cid;
 
+use crate::report::Report;
 use crate::scope::Scope;
 
 /// Errors returned by discovery, the responder and [`Peer`](crate::Peer) implementations.
@@ -81,6 +83,51 @@ pub enum Error {
         /// Why, as far as is known.
         reason: String,
     },
+    /// A run stopped because it would have held more than
+    /// [`max_open_wants`](crate::DiscoveryConfig::max_open_wants) wants open at once (a
+    /// document with more links than that, or a peer serving one to exhaust us). What the
+    /// run stored stays stored; `report` says what that was.
+    #[error(
+        "discovery of {} stopped: more than {limit} open wants (max_open_wants); {}",
+        report.scope,
+        stored(report)
+    )]
+    TooManyWants {
+        /// The limit.
+        limit: usize,
+        /// The run up to that point (`complete` is false).
+        report: Box<Report>,
+    },
+    /// A run passed its [`run_timeout`](crate::DiscoveryConfig::run_timeout) and was
+    /// stopped. What the run stored stays stored; `report` says what that was.
+    #[error(
+        "discovery of {} stopped after its run_timeout of {timeout:?}; {}",
+        report.scope,
+        stored(report)
+    )]
+    RunTimedOut {
+        /// The timeout.
+        timeout: Duration,
+        /// The run up to that point (`complete` is false).
+        report: Box<Report>,
+    },
+    /// A configuration value is out of range (see
+    /// [`DiscoveryConfig::validate`](crate::DiscoveryConfig::validate),
+    /// [`ResponderConfig::validate`](crate::ResponderConfig::validate)).
+    #[error("invalid configuration: {field}: {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+fn stored(report: &Report) -> String {
+    format!(
+        "{} blobs ({} bytes) fetched and stored before",
+        report.blobs_fetched, report.bytes_fetched
+    )
 }
 
 fn peer_suffix(peer: &Option<String>) -> String {
@@ -109,6 +156,14 @@ impl Error {
     pub(crate) fn protocol(reason: impl Into<String>) -> Self {
         Error::Protocol {
             peer: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A configuration error for `field`.
+    pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field,
             reason: reason.into(),
         }
     }

@@ -9,6 +9,7 @@ use cid::Cid;
 use seedbank_index::Index;
 use tokio::sync::Semaphore;
 
+use crate::config::check_frame_limit;
 use crate::error::{Error, Result};
 use crate::haves::HavesCache;
 use crate::message::Message;
@@ -31,8 +32,11 @@ pub struct ResponderConfig {
     /// `max_in_flight + max_queued` a request is answered [`Error::Busy`] at once, so load
     /// never queues without bound.
     pub max_queued: usize,
-    /// Negentropy frame size limit in bytes (0 = unlimited, else at least 4096; default
-    /// 256 KiB).
+    /// Negentropy frame size limit in bytes (default 256 KiB), within
+    /// [`DiscoveryConfig::MIN_FRAME_LIMIT`](crate::DiscoveryConfig::MIN_FRAME_LIMIT)..=
+    /// [`DiscoveryConfig::MAX_FRAME_LIMIT`](crate::DiscoveryConfig::MAX_FRAME_LIMIT). 0
+    /// (negentropy's "unlimited") is refused by [`ResponderConfig::validate`]: answers
+    /// would outgrow what peers accept on the wire.
     pub frame_limit: u64,
     /// Most ids one request may ask to resolve (default 16,384).
     pub max_want: usize,
@@ -40,6 +44,17 @@ pub struct ResponderConfig {
     pub max_fetch_blobs: usize,
     /// Most bytes one `fetch` answers (default 16 MiB; at least one blob is always sent).
     pub max_fetch_bytes: usize,
+}
+
+impl ResponderConfig {
+    /// Checks the values a responder relies on.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first field out of range: `frame_limit` outside
+    /// `MIN_FRAME_LIMIT..=MAX_FRAME_LIMIT` (0 included).
+    pub fn validate(&self) -> Result<()> {
+        check_frame_limit(self.frame_limit)
+    }
 }
 
 impl Default for ResponderConfig {
@@ -109,7 +124,16 @@ impl std::fmt::Debug for Responder {
 impl Responder {
     /// A responder named `id` over `haves` (share the cache with the node's
     /// [`Discovery`](crate::Discovery) so both use one snapshot per generation).
-    pub fn new(id: impl Into<String>, haves: HavesCache, config: ResponderConfig) -> Self {
+    ///
+    /// A `frame_limit` that [`ResponderConfig::validate`] refuses is replaced by the
+    /// default (256 KiB), with a warning: a responder never answers without a frame limit.
+    /// Call `validate` first to refuse such a configuration instead.
+    pub fn new(id: impl Into<String>, haves: HavesCache, mut config: ResponderConfig) -> Self {
+        if let Err(e) = config.validate() {
+            let default = ResponderConfig::default().frame_limit;
+            tracing::warn!("{e}; the responder uses frame_limit {default}");
+            config.frame_limit = default;
+        }
         let max_in_flight = config.max_in_flight.max(1);
         Responder {
             inner: Arc::new(Inner {

@@ -1,6 +1,6 @@
 //! One discovery run: pick peers, run at most `concurrency` sessions at once up to
 //! `fanout` peers, replace failed ones, and stop (cancelling the rest) once the scope is
-//! complete.
+//! complete, or once the run passes one of its limits (`max_open_wants`, `run_timeout`).
 
 pub(crate) mod ingest;
 mod session;
@@ -27,7 +27,7 @@ use crate::progress::{Progress, ProgressTx};
 use crate::report::{Report, SessionOutcome, SessionReport};
 use crate::scope::Scope;
 use session::{Session, SessionStats, Stop};
-use state::RunState;
+use state::{Halt, RunState};
 
 /// Run-wide counters.
 #[derive(Default)]
@@ -103,7 +103,7 @@ impl RunCtx {
         config: Arc<DiscoveryConfig>,
         progress: Arc<ProgressTx>,
     ) -> Self {
-        let state = RunState::new();
+        let state = RunState::new(config.max_open_wants.max(1));
         // A DAG run relies on what is stored under its root already: the root's temp pin
         // keeps all of it (and what arrives under it) until the run ends.
         let pin = index.temp_pin();
@@ -213,7 +213,7 @@ impl RunCtx {
             return Ok(());
         };
         let _one = self.confirming.lock().await;
-        if self.state.is_complete() || !self.state.is_idle() {
+        if self.state.is_over() || !self.state.is_idle() {
             return Ok(());
         }
         let missing = self.index.missing(root).await?;
@@ -237,7 +237,7 @@ impl RunCtx {
     /// that answered is still being synced (a partial replica's session may still bring
     /// members the others lack).
     fn check_named_complete(&self) {
-        if !matches!(self.scope, Scope::Named(_)) || self.state.is_complete() {
+        if !matches!(self.scope, Scope::Named(_)) || self.state.is_over() {
             return;
         }
         let has_members = !self.haves.is_empty() || self.counters.progressed();
@@ -257,6 +257,9 @@ pub(crate) struct RunResult {
 
 type SessionFuture<'a> = BoxFuture<'a, (u64, Result<(), Stop>)>;
 
+/// One entry per session started: its peer's id, its counters, how it ended.
+type SessionStatsList = Vec<(String, Arc<SessionStats>, Option<SessionOutcome>)>;
+
 /// Runs discovery of `ctx.scope` against `peers`.
 pub(crate) async fn run(
     ctx: Arc<RunCtx>,
@@ -265,99 +268,27 @@ pub(crate) async fn run(
     haves_builds: impl Fn() -> u64,
     started: Instant,
 ) -> RunResult {
-    let answered = AtomicBool::new(false);
-    let first = ctx.first_wants().await;
-    ctx.report_progress(false);
-    if let Err(e) = first {
+    if let Err(e) = ctx.config.validate() {
         return RunResult {
             result: Err(e),
             answered: false,
         };
     }
-    if let Scope::Dag(root) = &ctx.scope {
-        if ctx.haves.missing().is_empty() && ctx.haves.contains(root) {
-            ctx.state.set_complete();
-        }
-    }
-    let config = ctx.config.clone();
-    let candidates = scores.rank(peers, config.fanout, config.assumed_latency);
-    // Candidate positions still to start. A session's id in the run state is its peer's
-    // position, so a peer synced again in a later pass is never re-asked for what it lacked.
-    let mut queue: std::collections::VecDeque<usize> = (0..candidates.len()).collect();
-    let mut sessions: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
-    let mut stats: Vec<(String, Arc<SessionStats>, Option<SessionOutcome>)> = Vec::new();
-    let mut peer_of: Vec<usize> = Vec::new();
-    // Peers whose session this pass ended well, and the progress counted when it began.
-    let mut done_this_pass: Vec<usize> = Vec::new();
-    let mut pass_start = ctx.counters.progress();
-    let mut complete = ctx.state.subscribe_complete();
+    let answered = AtomicBool::new(false);
+    let mut stats = Vec::new();
     let mut failure = None;
-    while !ctx.state.is_complete() {
-        while sessions.len() < config.concurrency.max(1) {
-            let Some(position) = queue.pop_front() else {
-                break;
-            };
-            let peer = &candidates[position];
-            let index = stats.len();
-            let session_stats = Arc::new(SessionStats::default());
-            stats.push((peer.id().to_string(), session_stats.clone(), None));
-            peer_of.push(position);
-            let ctx = &ctx;
-            sessions.push(Box::pin(async move {
-                let session = Session::new(ctx, peer.as_ref(), position as u64, &session_stats);
-                (index as u64, session.run().await)
-            }));
-        }
-        if sessions.is_empty() {
-            // Partial replicas: blocks fetched in this pass may link to blocks that peers
-            // whose sessions ended earlier hold. Ask them again while a pass makes progress.
-            if let Err(e) = ctx.confirm_dag_complete().await {
-                failure = Some(e);
-                break;
-            }
-            let progress = ctx.counters.progress();
-            let dag = matches!(ctx.scope, Scope::Dag(_));
-            if ctx.state.is_complete()
-                || !dag
-                || progress == pass_start
-                || done_this_pass.is_empty()
+    let work = drive(&ctx, peers, scores, &answered, &mut stats, &mut failure);
+    match ctx.config.run_timeout {
+        Some(timeout) => {
+            // Dropping the unfinished work cancels its sessions, as completion does.
+            if tokio::time::timeout_at(started + timeout, work)
+                .await
+                .is_err()
             {
-                break;
+                ctx.state.halt(Halt::Timeout(timeout));
             }
-            pass_start = progress;
-            queue.extend(done_this_pass.drain(..));
-            continue;
         }
-        let (index, result) = tokio::select! {
-            biased;
-            _ = complete.wait_for(|done| *done) => break,
-            next = sessions.next() => match next {
-                Some(next) => next,
-                None => break,
-            },
-        };
-        let entry = &mut stats[index as usize];
-        let (outcome, verdict) = judge(result, &mut failure);
-        if matches!(verdict, Verdict::Success) {
-            answered.store(true, Relaxed);
-            done_this_pass.push(peer_of[index as usize]);
-        }
-        scores.record(&entry.0, verdict, entry.1.mean_latency());
-        entry.2 = Some(outcome);
-        if failure.is_some() {
-            break;
-        }
-        ctx.check_named_complete();
-    }
-    // Dropping the unfinished sessions cancels them: their calls are abandoned mid-flight
-    // and their claim guards release what they held. Nothing more is sent.
-    drop(sessions);
-    if failure.is_none() && ctx.counters.progressed() {
-        // Every session ended: a DAG whose last wants arrived while others were still
-        // claimed may be complete without a session having been idle to see it.
-        if let Err(e) = ctx.confirm_dag_complete().await {
-            failure = Some(e);
-        }
+        None => work.await,
     }
     if let Some(err) = failure {
         return RunResult {
@@ -373,15 +304,118 @@ pub(crate) async fn run(
         .collect();
     let report = build_report(&ctx, sessions, haves_builds(), started);
     let answered = answered.load(Relaxed);
-    let result = if report.complete || ctx.counters.progressed() {
-        Ok(report)
-    } else {
-        Err(Error::NotFound {
+    let result = match ctx.state.halted() {
+        Some(Halt::OpenWants(limit)) => Err(Error::TooManyWants {
+            limit,
+            report: Box::new(report),
+        }),
+        Some(Halt::Timeout(timeout)) => Err(Error::RunTimedOut {
+            timeout,
+            report: Box::new(report),
+        }),
+        None if report.complete || ctx.counters.progressed() => Ok(report),
+        None => Err(Error::NotFound {
             scope: ctx.scope.clone(),
             cached: false,
-        })
+        }),
     };
     RunResult { result, answered }
+}
+
+/// The run's work: sessions until the run is over or nobody can progress, then a last
+/// completion check. Fills `stats` as sessions start and end, and `failure` with a local
+/// failure that ends the run.
+async fn drive(
+    ctx: &Arc<RunCtx>,
+    peers: &[Arc<dyn Peer>],
+    scores: &Scores,
+    answered: &AtomicBool,
+    stats: &mut SessionStatsList,
+    failure: &mut Option<Error>,
+) {
+    let first = ctx.first_wants().await;
+    ctx.report_progress(false);
+    if let Err(e) = first {
+        *failure = Some(e);
+        return;
+    }
+    if let Scope::Dag(root) = &ctx.scope {
+        if ctx.haves.missing().is_empty() && ctx.haves.contains(root) {
+            ctx.state.set_complete();
+        }
+    }
+    let config = ctx.config.clone();
+    let candidates = scores.rank(peers, config.fanout, config.assumed_latency);
+    // Candidate positions still to start. A session's id in the run state is its peer's
+    // position, so a peer synced again in a later pass is never re-asked for what it lacked.
+    let mut queue: std::collections::VecDeque<usize> = (0..candidates.len()).collect();
+    let mut sessions: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
+    let mut peer_of: Vec<usize> = Vec::new();
+    // Peers whose session this pass ended well, and the progress counted when it began.
+    let mut done_this_pass: Vec<usize> = Vec::new();
+    let mut pass_start = ctx.counters.progress();
+    while !ctx.state.is_over() {
+        while sessions.len() < config.concurrency.max(1) {
+            let Some(position) = queue.pop_front() else {
+                break;
+            };
+            let peer = &candidates[position];
+            let index = stats.len();
+            let session_stats = Arc::new(SessionStats::default());
+            stats.push((peer.id().to_string(), session_stats.clone(), None));
+            peer_of.push(position);
+            sessions.push(Box::pin(async move {
+                let session = Session::new(ctx, peer.as_ref(), position as u64, &session_stats);
+                (index as u64, session.run().await)
+            }));
+        }
+        if sessions.is_empty() {
+            // Partial replicas: blocks fetched in this pass may link to blocks that peers
+            // whose sessions ended earlier hold. Ask them again while a pass makes progress.
+            if let Err(e) = ctx.confirm_dag_complete().await {
+                *failure = Some(e);
+                break;
+            }
+            let progress = ctx.counters.progress();
+            let dag = matches!(ctx.scope, Scope::Dag(_));
+            if ctx.state.is_over() || !dag || progress == pass_start || done_this_pass.is_empty() {
+                break;
+            }
+            pass_start = progress;
+            queue.extend(done_this_pass.drain(..));
+            continue;
+        }
+        let (index, result) = tokio::select! {
+            biased;
+            _ = ctx.state.wait_over() => break,
+            next = sessions.next() => match next {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        let entry = &mut stats[index as usize];
+        let (outcome, verdict) = judge(result, failure);
+        if matches!(verdict, Verdict::Success) {
+            answered.store(true, Relaxed);
+            done_this_pass.push(peer_of[index as usize]);
+        }
+        scores.record(&entry.0, verdict, entry.1.mean_latency());
+        entry.2 = Some(outcome);
+        if failure.is_some() {
+            break;
+        }
+        ctx.check_named_complete();
+    }
+    // Dropping the unfinished sessions cancels them: their calls are abandoned mid-flight
+    // and their claim guards release what they held. Nothing more is sent.
+    drop(sessions);
+    if failure.is_none() && ctx.state.halted().is_none() && ctx.counters.progressed() {
+        // Every session ended: a DAG whose last wants arrived while others were still
+        // claimed may be complete without a session having been idle to see it.
+        if let Err(e) = ctx.confirm_dag_complete().await {
+            *failure = Some(e);
+        }
+    }
 }
 
 /// How a finished session ended, and what that says about its peer. A local failure is
@@ -389,7 +423,7 @@ pub(crate) async fn run(
 fn judge(result: Result<(), Stop>, failure: &mut Option<Error>) -> (SessionOutcome, Verdict) {
     match result {
         Ok(()) => (SessionOutcome::Done, Verdict::Success),
-        Err(Stop::Complete) => (SessionOutcome::Done, Verdict::Success),
+        Err(Stop::Ended) => (SessionOutcome::Done, Verdict::Success),
         Err(Stop::Local(e)) => {
             let outcome = SessionOutcome::Failed(format!("local: {e}"));
             *failure = Some(e);

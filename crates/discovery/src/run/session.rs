@@ -1,7 +1,7 @@
 //! One peer session of a run: reconcile against the run's haves snapshot, then claim,
 //! fetch, verify and ingest what the peer has and the scope wants.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -24,8 +24,9 @@ const FETCH: &str = "fetch";
 
 /// Why a session stopped early.
 pub(crate) enum Stop {
-    /// The scope completed (possibly thanks to another session): nothing more to send.
-    Complete,
+    /// The run is over: the scope completed (possibly thanks to another session) or the
+    /// run reached a limit. Nothing more to send.
+    Ended,
     /// The peer failed, timed out, was busy or lied.
     Peer(Error),
     /// Our own store or index failed: the whole run fails.
@@ -75,8 +76,6 @@ pub(crate) struct Session<'a> {
     /// Time left for reconciliation calls to this peer. Fetches are bounded by the round
     /// timeout alone: a peer that keeps delivering is never cut off.
     budget: Duration,
-    /// Ids this peer has that the run's snapshot lacks.
-    offered: BTreeSet<ItemId>,
     /// True once the peer failed to send something it claimed to have.
     lacked: bool,
 }
@@ -89,7 +88,6 @@ impl<'a> Session<'a> {
             peer,
             id,
             stats,
-            offered: BTreeSet::new(),
             lacked: false,
         }
     }
@@ -101,14 +99,14 @@ impl<'a> Session<'a> {
     /// Runs the session to its end.
     pub async fn run(mut self) -> Result<(), Stop> {
         let _claims = ClaimGuard::new(&self.ctx.state, self.id);
-        let resolved = self.reconcile().await?;
+        let (resolved, offered) = self.reconcile().await?;
         if self.dag() {
-            self.ctx.state.offer(self.id, &self.offered);
+            self.ctx.state.offer(self.id, offered);
         } else {
             self.register(resolved).await?;
         }
         self.fetch_all().await?;
-        if !self.dag() && !self.lacked && self.ctx.state.all_done(&self.offered) {
+        if !self.dag() && !self.lacked && self.ctx.state.all_done(self.id) {
             self.ctx.state.synced();
         }
         Ok(())
@@ -124,8 +122,8 @@ impl<'a> Session<'a> {
         call: impl Future<Output = crate::Result<T>>,
     ) -> Result<T, Stop> {
         let budgeted = op == RECONCILE;
-        if self.ctx.state.is_complete() {
-            return Err(Stop::Complete);
+        if self.ctx.state.is_over() {
+            return Err(Stop::Ended);
         }
         let counter = if budgeted {
             &self.stats.rounds
@@ -166,15 +164,15 @@ impl<'a> Session<'a> {
     }
 
     /// Reconciles the run's snapshot with the peer's. Returns the CIDs the peer resolved
-    /// (named scopes) and fills `offered` with the ids it has that the snapshot lacks.
-    async fn reconcile(&mut self) -> Result<Vec<Cid>, Stop> {
+    /// (named scopes) and, for DAG scopes, the ids it has that the snapshot lacks.
+    async fn reconcile(&mut self) -> Result<(Vec<Cid>, Vec<ItemId>), Stop> {
         let ctx = self.ctx;
         let haves = ctx.haves.clone();
         let config = &ctx.config;
         let (mut initiator, mut request) =
             Initiator::start(&haves, config.frame_limit, !self.dag(), config.max_want)
                 .map_err(Stop::Local)?;
-        let mut resolved = Vec::new();
+        let (mut resolved, mut offered) = (Vec::new(), Vec::new());
         for _ in 0..config.max_rounds {
             let sent = request.encoded_len();
             let peer = self.peer;
@@ -199,12 +197,12 @@ impl<'a> Session<'a> {
                 );
             }
             if self.dag() {
-                self.offered.extend(learned.need);
+                offered.extend(learned.need);
             }
             resolved.extend(learned.resolved);
             match next {
                 Some(next) => request = next,
-                None => return Ok(resolved),
+                None => return Ok((resolved, offered)),
             }
         }
         Err(Stop::Peer(Error::transport(format!(
@@ -303,11 +301,11 @@ impl<'a> Session<'a> {
         }
         state.want(absent);
         let present: HashSet<ItemId> = present.iter().chain(&adopted).map(ItemId::of).collect();
-        self.offered = resolved
+        let offered = resolved
             .iter()
             .map(ItemId::of)
-            .filter(|id| !present.contains(id))
-            .collect();
+            .filter(|id| !present.contains(id));
+        state.offer(self.id, offered.collect::<Vec<_>>());
         Ok(())
     }
 
@@ -319,16 +317,11 @@ impl<'a> Session<'a> {
         let mut changes = state.subscribe();
         let mut storing: Option<Verified> = None;
         loop {
-            if state.is_complete() {
-                return Err(Stop::Complete);
+            if state.is_over() {
+                return Err(Stop::Ended);
             }
             changes.borrow_and_update();
-            let batch = state.claim(
-                self.id,
-                &self.offered,
-                self.ctx.config.fetch_batch,
-                self.dag(),
-            );
+            let batch = state.claim(self.id, self.ctx.config.fetch_batch, self.dag());
             if !batch.is_empty() {
                 let (stored, fetched) = tokio::join!(
                     store(self.ctx, self.id, self.stats, storing.take()),
@@ -343,7 +336,7 @@ impl<'a> Session<'a> {
                 store(self.ctx, self.id, self.stats, storing.take()).await?;
                 continue;
             }
-            match state.idle(self.id, &self.offered, self.dag()) {
+            match state.idle(self.id, self.dag()) {
                 Idle::Finished => return Ok(()),
                 Idle::Wait => {
                     let _ = changes.changed().await;
@@ -378,11 +371,8 @@ impl<'a> Session<'a> {
         }
         let (lacked, deferred) = unanswered(&batch, &blobs);
         if !lacked.is_empty() {
-            for cid in &lacked {
-                // A probe the peer could not answer says nothing against it.
-                self.lacked |= self.offered.remove(&ItemId::of(cid));
-            }
-            self.ctx.state.lacked(self.id, &lacked);
+            // A probe the peer could not answer says nothing against it.
+            self.lacked |= self.ctx.state.lacked(self.id, &lacked);
         }
         // Cut by the answer's byte or count limit: asked again, of this peer too.
         self.ctx.state.release(self.id, &deferred);
@@ -444,7 +434,7 @@ async fn store(
     stats.blobs.fetch_add(fetched.len() as u64, Relaxed);
     ctx.counters.record_fetch(fetched.len(), bytes, duplicates);
     ctx.report_progress(false);
-    if dag && ctx.state.is_idle() {
+    if dag && ctx.state.is_idle() && !ctx.state.is_over() {
         ctx.confirm_dag_complete().await.map_err(Stop::Local)?;
     }
     Ok(())
