@@ -1,6 +1,10 @@
 //! The local side of other peers' discoveries: answers `reconcile` and `fetch` from the
 //! store, from the same cached haves snapshots local discoveries use.
+//!
+//! Negentropy answers are computed on a blocking thread: a reconciliation round over a
+//! large snapshot is CPU work a remote chooses, and must not stall the async workers.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::check_frame_limit;
 use crate::error::{Error, Result};
-use crate::haves::HavesCache;
+use crate::haves::{serving, HavesCache};
 use crate::message::Message;
 use crate::peer::Peer;
 use crate::reconcile::answer;
@@ -153,6 +157,16 @@ impl Responder {
         &self.inner.haves
     }
 
+    /// Runs `request` (a call into a responder, directly or through a wrapping
+    /// [`Peer`]) on behalf of `remote`, the authenticated id of the node that sent it:
+    /// the haves builds it causes count against that remote's
+    /// [`max_builds_per_remote`](crate::HavesConfig::max_builds_per_remote), and past it
+    /// the request fails with [`Error::Busy`]. Transports wrap every request they serve
+    /// (`seedbank-net` does); calls made outside it are not counted against anyone.
+    pub async fn serving<F: Future>(remote: impl Into<Arc<str>>, request: F) -> F::Output {
+        serving(remote.into(), request).await
+    }
+
     /// Answers one reconciliation request for `scope` from the cached snapshot at the
     /// scope's current generation.
     ///
@@ -176,8 +190,13 @@ impl Responder {
             }
         }
         let haves = self.inner.haves.get_for_peer(scope).await?;
-        let config = &self.inner.config;
-        let reply = answer(&haves, &request, config.frame_limit, config.max_want)?;
+        let (frame_limit, max_want) = (self.inner.config.frame_limit, self.inner.config.max_want);
+        let reply =
+            tokio::task::spawn_blocking(move || answer(&haves, &request, frame_limit, max_want))
+                .await
+                .map_err(|e| Error::Aborted {
+                    reason: format!("reconciliation task failed: {e}"),
+                })??;
         self.inner.counters.reconciles.fetch_add(1, Relaxed);
         Ok(reply)
     }

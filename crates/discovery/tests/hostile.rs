@@ -206,3 +206,126 @@ async fn a_peer_sending_a_blob_over_the_size_limit_is_dropped_not_the_run() {
     assert_eq!(report.blobs_fetched, 20, "{report}");
     assert!(discovery.peer_score("big").unwrap().liar);
 }
+
+/// Any stored CID is a `dag:` root a remote may ask about. A walk that passes the limit is
+/// remembered for the generation it was asked at: asking again costs a lookup, not a walk,
+/// until the DAG changes.
+#[tokio::test(start_paused = true)]
+async fn repeated_requests_for_an_over_limit_root_cost_one_build() {
+    let mut net = Net::new();
+    let server = net.node().await;
+    let dag = dag(41, 3, 20);
+    server.put(dag.blocks(), None).await.unwrap();
+    let haves = seedbank_discovery::HavesCache::new(
+        server.index.clone(),
+        seedbank_discovery::HavesConfig {
+            dag_limit: Some(20),
+            ..Default::default()
+        },
+    );
+    let responder = seedbank_discovery::Responder::new("server", haves.clone(), Default::default());
+    let scope = Scope::dag(dag.root_cid());
+    let over_limit = |e: &Error| matches!(e, Error::Index(e) if matches!(**e, seedbank_index::Error::LimitExceeded { .. }));
+    for i in 0..20 {
+        let remote = format!("remote{}", i % 4);
+        let asked = responder.reconcile(&scope, Message::default());
+        let answer = seedbank_discovery::Responder::serving(remote, asked).await;
+        assert!(answer.as_ref().is_err_and(over_limit), "{answer:?}");
+    }
+    let stats = haves.stats();
+    assert_eq!((stats.failed, stats.failed_hits), (1, 19), "{stats:?}");
+    // A write that moves the DAG generation lets the next request walk again.
+    server.put(raw_blobs("other", 0, 1), None).await.unwrap();
+    let answer = responder.reconcile(&scope, Message::default()).await;
+    assert!(answer.as_ref().is_err_and(over_limit), "{answer:?}");
+    assert_eq!(haves.stats().failed, 2);
+    // Under the limit, the same root is served.
+    let roomy = seedbank_discovery::HavesCache::new(server.index.clone(), Default::default());
+    let served = seedbank_discovery::Responder::new("roomy", roomy, Default::default());
+    assert!(served.reconcile(&scope, Message::default()).await.is_ok());
+}
+
+/// One remote has at most `max_builds_per_remote` (1) builds going: a third scope it asks
+/// about meanwhile is refused `Busy` without a build, while another remote's is served.
+#[tokio::test(start_paused = true)]
+async fn one_remote_cannot_hold_more_than_its_builds() {
+    let mut net = Net::new();
+    let server = net.node().await;
+    for name in ["s1", "s2", "s3"] {
+        server
+            .put(raw_blobs(name, 0, 30), Some(name))
+            .await
+            .unwrap();
+    }
+    let responder = server.responder("server", ResponderConfig::default());
+    // Hold both connections of the data pool, where named builds read: a build started now
+    // keeps its remote's count until they are released.
+    let (release, held) = {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let (rx, started_tx) = (rx.clone(), started_tx.clone());
+            let store = server.store().clone();
+            held.push(tokio::spawn(async move {
+                store
+                    .read(seedbank_blobstore::PoolKind::Data, move |_| {
+                        let _ = started_tx.send(());
+                        let _ = rx.lock().unwrap().recv();
+                        Ok(())
+                    })
+                    .await
+            }));
+        }
+        for _ in 0..2 {
+            started.recv().await.unwrap();
+        }
+        (tx, held)
+    };
+    let ask = |remote: &str, scope: &str| {
+        let scope = Scope::named(scope);
+        let responder = responder.clone();
+        seedbank_discovery::Responder::serving(remote.to_string(), async move {
+            responder.reconcile(&scope, Message::default()).await
+        })
+    };
+    // Remote a's build of s1 and remote b's of s2 start and wait for the pool.
+    let first = tokio::spawn(ask("a", "s1"));
+    let other = tokio::spawn(ask("b", "s2"));
+    for _ in 0..10_000 {
+        if server.haves.stats().building == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(server.haves.stats().building, 2);
+    // Remote a's next build is refused at once, without waiting for a build slot.
+    let second = tokio::spawn(ask("a", "s3"));
+    for _ in 0..10_000 {
+        if second.is_finished() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(second.is_finished(), "remote a's second build was not refused");
+    let second = second.await.unwrap();
+    assert!(matches!(second, Err(Error::Busy)), "{second:?}");
+    assert_eq!(server.haves.stats().refused, 1);
+    for _ in 0..2 {
+        release.send(()).unwrap();
+    }
+    for h in held {
+        h.await.unwrap().unwrap();
+    }
+    first.await.unwrap().unwrap();
+    other.await.unwrap().unwrap();
+    // With its build done, the remote may cause the next one.
+    ask("a", "s3").await.unwrap();
+    let stats = server.haves.stats();
+    assert_eq!(
+        (stats.builds, stats.refused, stats.building),
+        (3, 1, 0),
+        "{stats:?}"
+    );
+}

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use cid::Cid;
 use negentropy::{NegentropyStorageBase, NegentropyStorageVector};
 
+pub(crate) use cache::serving;
 pub use cache::{HavesCache, HavesConfig, HavesStats};
 
 use crate::item::ItemId;

@@ -6,6 +6,9 @@
 //! if `removals` is unchanged, nothing was removed, so the previous items plus the `added`
 //! members are exactly the current members (and with nothing added, the previous items are
 //! reused as they are). If `removals` grew, the build reads every member again.
+//!
+//! Sorting and sealing the items (and copying the previous ones) is CPU work proportional
+//! to the scope: it runs on a blocking thread, off the async workers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,30 +17,47 @@ use cid::Cid;
 use seedbank_index::{Index, ScopeDelta};
 
 use super::{BuildKind, Haves, NamedCursor, Node, NodeState, Sealed};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::item::ItemId;
 use crate::scope::Scope;
 
 /// Builds the snapshot of scope `name`, from `prev` when that is provably correct.
-pub(crate) async fn build(index: &Index, name: &str, prev: Option<&Haves>) -> Result<Haves> {
-    if let Some((prev, cursor)) = prev.and_then(|p| Some((p, p.named_cursor()?))) {
+pub(crate) async fn build(index: &Index, name: &str, prev: Option<Arc<Haves>>) -> Result<Haves> {
+    if let Some((prev, cursor)) = prev.and_then(|p| {
+        let cursor = p.named_cursor()?;
+        Some((p, cursor))
+    }) {
         let delta = index.scope_delta(name, cursor.last_seq).await?;
         // Counters only grow; a smaller generation means another database, so start over.
         if delta.removals == cursor.removals && delta.generation >= prev.generation() {
-            return Ok(extend(name, prev, delta));
+            let name = name.to_string();
+            return blocking(move || extend(&name, &prev, delta)).await;
         }
     }
     let delta = index.scope_delta(name, 0).await?;
-    let cursor = NamedCursor::of(&delta);
-    let mut nodes = HashMap::with_capacity(delta.added.len());
-    add_members(&mut nodes, delta.added.into_iter().map(|(_, cid)| cid));
-    Ok(Haves::new(
-        Scope::named(name),
-        delta.generation,
-        BuildKind::Full,
-        Arc::new(Sealed::new(nodes)),
-        Some(cursor),
-    ))
+    let name = name.to_string();
+    blocking(move || {
+        let cursor = NamedCursor::of(&delta);
+        let mut nodes = HashMap::with_capacity(delta.added.len());
+        add_members(&mut nodes, delta.added.into_iter().map(|(_, cid)| cid));
+        Haves::new(
+            Scope::named(name),
+            delta.generation,
+            BuildKind::Full,
+            Arc::new(Sealed::new(nodes)),
+            Some(cursor),
+        )
+    })
+    .await
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Aborted {
+            reason: format!("haves build task failed: {e}"),
+        })
 }
 
 /// `prev` plus the members of `delta`, which removed nothing since `prev` was read.
