@@ -47,6 +47,8 @@ mod read;
 mod schema;
 mod stats;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 mod verify;
 
 pub use crate::cid::{codec, Blob};

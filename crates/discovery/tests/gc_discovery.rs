@@ -20,6 +20,7 @@ use cid::Cid;
 use common::*;
 use ipld_core::ipld::Ipld;
 use rand::{Rng, SeedableRng};
+use seedbank_blobstore::testing::wait_for;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::Scope;
 use seedbank_index::{GcOptions, Index, IndexPutOptions};
@@ -172,9 +173,10 @@ async fn run(seed: u64) {
         })
     };
     // Let the first collection start on the junk and the overlap.
-    while index.store().stats().blobs_freed == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("the first collection's deletes", || {
+        index.store().stats().blobs_freed > 0
+    })
+    .await;
     let discovery = {
         let discovery = client.discovery(config());
         let peers = dyn_peers(std::slice::from_ref(&peer));

@@ -359,11 +359,10 @@ async fn a_collection_during_an_import_takes_none_of_its_blocks() {
     let half = bytes.len() / 2;
     writer.write_all(&bytes[..half]).await.unwrap();
     // The import now waits for the rest, with its first batches committed.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while db.store().contents().await.unwrap().cids < 64 {
-        assert!(tokio::time::Instant::now() < deadline, "no batch committed");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    seedbank_blobstore::testing::wait_for_async("the import's first batches", || async {
+        db.store().contents().await.unwrap().cids >= 64
+    })
+    .await;
     let report = db.gc(seedbank_index::GcOptions::default()).await.unwrap();
     assert_eq!(report.blobs_freed, 0, "{report:?}");
     writer.write_all(&bytes[half..]).await.unwrap();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use cid::Cid;
 use ipld_core::ipld::Ipld;
 use rand::{Rng, SeedableRng};
+use seedbank_blobstore::testing::wait_for;
 use seedbank_blobstore::{codec, Blob, Config, Store};
 use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
 
@@ -151,9 +152,10 @@ async fn a_pin_taken_during_the_sweep_is_honoured() {
             index.gc(opts).await.unwrap()
         })
     };
-    while index.store().stats().blobs_freed == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_for("the sweep's first deletes", || {
+        index.store().stats().blobs_freed > 0
+    })
+    .await;
     // Pin from the end (swept last) so most pins land mid-sweep.
     let mut survivors = Vec::new();
     for (i, (root, cids)) in late.iter().enumerate().rev() {
