@@ -24,9 +24,32 @@ pub struct NodeConfig {
     pub internet: bool,
     /// Only these remote endpoints may connect (default `None`: anyone).
     pub allow: Option<HashSet<EndpointId>>,
-    /// Requests served at once across all connections (default 64). Past it a request is
-    /// answered `Busy` at once: nothing queues.
+    /// Requests being read and answered at once across all connections (default 64): a
+    /// request holds a slot from its header until its answer is built, not while the answer
+    /// is written (see `max_send_bytes`). Past it a request is answered `Busy` at once, its
+    /// body unread: nothing queues.
     pub max_inbound: usize,
+    /// Requests being read and answered at once for one remote endpoint id, all its
+    /// connections together (default 16; `max_inbound` if that is smaller). Past it that remote's
+    /// requests are answered `Busy`, so one remote cannot take every slot.
+    pub max_inbound_per_remote: usize,
+    /// Answer bytes held for sending at once, across all answers being written (default
+    /// 128 MiB): an answer reserves its size once built and keeps it until the remote has
+    /// it (acknowledged, or stopped, or `request_timeout`). An answer that does not fit is
+    /// dropped and `Busy` is sent instead. This bounds what remotes that do not read can
+    /// pin, separately from `max_inbound`.
+    pub max_send_bytes: usize,
+    /// As `max_send_bytes`, for the answers to one remote endpoint id (default 40 MiB, two
+    /// full fetch answers; `max_send_bytes` if that is smaller). Keep it above the largest answer the
+    /// local peer gives (a default `Responder`'s fetch answers up to 16 MiB plus framing):
+    /// a larger answer is always refused.
+    pub max_send_bytes_per_remote: usize,
+    /// Connections open at once (default 256). Past it a new connection is closed at once.
+    pub max_connections: usize,
+    /// Connections one remote endpoint id may have open at once (default 8;
+    /// `max_connections` if that is smaller). Past it that remote's new connection is
+    /// closed at once.
+    pub max_connections_per_remote: usize,
     /// Streams (requests) one connection may have open at once (default 16; the QUIC
     /// stream limit, so a client past it waits for credit).
     pub max_streams_per_connection: u32,
@@ -52,6 +75,11 @@ impl Default for NodeConfig {
             internet: false,
             allow: None,
             max_inbound: 64,
+            max_inbound_per_remote: 16,
+            max_send_bytes: 128 << 20,
+            max_send_bytes_per_remote: 40 << 20,
+            max_connections: 256,
+            max_connections_per_remote: 8,
             max_streams_per_connection: 16,
             max_scopes_per_connection: 1024,
             idle_timeout: Duration::from_secs(10),
@@ -59,6 +87,45 @@ impl Default for NodeConfig {
             shutdown_grace: Duration::from_secs(5),
             peer: PeerConfig::default(),
         }
+    }
+}
+
+impl NodeConfig {
+    /// Checks the limits: every count and budget at least 1, `max_inbound` within `u32`.
+    /// (A per-remote limit larger than its node-wide one is the node-wide one.)
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first value out of range.
+    pub fn validate(&self) -> Result<()> {
+        let pairs = [
+            ("max_inbound", self.max_inbound_per_remote, self.max_inbound),
+            (
+                "max_send_bytes",
+                self.max_send_bytes_per_remote,
+                self.max_send_bytes,
+            ),
+            (
+                "max_connections",
+                self.max_connections_per_remote,
+                self.max_connections,
+            ),
+        ];
+        for (name, per_remote, all) in pairs {
+            if per_remote == 0 || all == 0 {
+                return Err(Error::Config(format!(
+                    "{name} and {name}_per_remote must be at least 1"
+                )));
+            }
+        }
+        if self.max_inbound > u32::MAX as usize {
+            return Err(Error::Config("max_inbound must fit in a u32".into()));
+        }
+        if self.max_streams_per_connection == 0 {
+            return Err(Error::Config(
+                "max_streams_per_connection must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -26,6 +26,9 @@ pub(crate) mod code {
     pub const NOT_ALLOWED: u32 = 403;
     /// The peer took too long.
     pub const TIMEOUT: u32 = 408;
+    /// Connection refused, or request body not read: a connection or admission limit was
+    /// reached (a request gets a `Busy` answer as well).
+    pub const BUSY: u32 = 503;
 }
 
 /// What can go wrong reading or writing a frame.
@@ -111,7 +114,34 @@ pub async fn read(
     recv: &mut RecvStream,
     accept: impl Fn(Kind) -> bool,
 ) -> Result<(Kind, Vec<u8>), FrameError> {
-    let result = read_inner(recv, accept).await;
+    let (kind, len) = read_header(recv, accept).await?;
+    let body = read_body(recv, len).await?;
+    Ok((kind, body))
+}
+
+/// Reads one frame header whose kind passes `accept`; returns the kind and the body
+/// length, checked against the kind's cap. Nothing of the body is read, so a server can
+/// decide whether to admit the request before it buffers a byte of it. On a malformed
+/// header the stream is stopped.
+pub async fn read_header(
+    recv: &mut RecvStream,
+    accept: impl Fn(Kind) -> bool,
+) -> Result<(Kind, usize), FrameError> {
+    let result = read_header_inner(recv, accept).await;
+    stop_if_malformed(recv, result)
+}
+
+/// Reads a body of `len` bytes (as announced by [`read_header`]). The buffer grows only as
+/// bytes arrive. On a truncated body the stream is stopped.
+pub async fn read_body(recv: &mut RecvStream, len: usize) -> Result<Vec<u8>, FrameError> {
+    let result = read_body_inner(recv, len).await;
+    stop_if_malformed(recv, result)
+}
+
+fn stop_if_malformed<T>(
+    recv: &mut RecvStream,
+    result: Result<T, FrameError>,
+) -> Result<T, FrameError> {
     if let Err(e) = &result {
         if e.is_malformed() {
             let _ = recv.stop(VarInt::from_u32(code::BAD_FRAME));
@@ -120,10 +150,10 @@ pub async fn read(
     result
 }
 
-async fn read_inner(
+async fn read_header_inner(
     recv: &mut RecvStream,
     accept: impl Fn(Kind) -> bool,
-) -> Result<(Kind, Vec<u8>), FrameError> {
+) -> Result<(Kind, usize), FrameError> {
     let mut header = [0u8; HEADER_LEN];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -150,6 +180,10 @@ async fn read_inner(
             cap: kind.cap(),
         });
     }
+    Ok((kind, len))
+}
+
+async fn read_body_inner(recv: &mut RecvStream, len: usize) -> Result<Vec<u8>, FrameError> {
     let mut body = Vec::with_capacity(len.min(INITIAL_CAPACITY));
     while body.len() < len {
         match recv.read_chunk(len - body.len()).await? {
@@ -162,5 +196,5 @@ async fn read_inner(
             }
         }
     }
-    Ok((kind, body))
+    Ok(body)
 }

@@ -5,8 +5,9 @@
 //! and air-gapped LANs; [`NodeConfig::internet`] turns on iroh's relays and lookup.
 //!
 //! - [`Node`]: owns the endpoint, serves the local [`Peer`](seedbank_discovery::Peer)
-//!   (a [`Responder`](seedbank_discovery::Responder)) on [`ALPN`] with a global inbound cap
-//!   (`Busy` past it, never a queue), per-connection stream and scope limits, an optional
+//!   (a [`Responder`](seedbank_discovery::Responder)) on [`ALPN`] with node-wide and
+//!   per-remote limits on connections, requests being answered and answer bytes being sent
+//!   (`Busy` past them, never a queue), per-connection stream and scope limits, an optional
 //!   allowlist, a [`ServePolicy`] and peer exchange; shuts down gracefully.
 //! - [`NetPeer`]: discovery's `Peer` over one reused connection per remote, one stream per
 //!   call, with timeouts and reconnects; every failure is a discovery error.

@@ -49,11 +49,7 @@ impl Node {
         policy: Arc<dyn ServePolicy>,
         config: NodeConfig,
     ) -> Result<Node> {
-        if config.max_inbound == 0 || config.max_inbound > u32::MAX as usize {
-            return Err(Error::Config(
-                "max_inbound must be within 1..=u32::MAX".into(),
-            ));
-        }
+        config.validate()?;
         let endpoint = bind_endpoint(&config).await?;
         let handler = Arc::new(Handler::new(local, policy, config.clone()));
         let router = Router::builder(endpoint.clone())

@@ -206,13 +206,22 @@ impl NetPeer {
                 .open_bi()
                 .await
                 .map_err(|e| FrameError::Stream(e.to_string()))?;
-            frame::write(&mut send, kind, &body).await?;
-            send.finish()
-                .map_err(|e| FrameError::Stream(e.to_string()))?;
+            let written = async {
+                frame::write(&mut send, kind, &body).await?;
+                send.finish().map_err(|e| FrameError::Stream(e.to_string()))
+            }
+            .await;
             self.counters
                 .frame_sent
                 .fetch_add((HEADER_LEN + body.len()) as u64, Relaxed);
-            frame::read(&mut recv, |k| !k.is_request()).await
+            match written {
+                Ok(()) => frame::read(&mut recv, |k| !k.is_request()).await,
+                // A server at its limit answers `Busy` after the header and stops reading
+                // the body: its answer is still there to read.
+                Err(e) => frame::read(&mut recv, |k| !k.is_request())
+                    .await
+                    .map_err(|_| e),
+            }
         };
         let (kind, body) = match tokio::time::timeout(self.config.request_timeout, exchange).await {
             Err(_) => {
