@@ -11,34 +11,22 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
 use common::*;
-use ipld_core::ipld::Ipld;
 use rand::{Rng, SeedableRng};
 use seedbank_blobstore::testing::wait_for;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::Scope;
+use seedbank_index::testing::node;
 use seedbank_index::{GcOptions, Index, IndexPutOptions};
 use seedbank_sim::{Behavior, SimDag};
 
 const PRODUCERS: u64 = 256;
 const DAGS_PER_PRODUCER: usize = 8;
-
-fn node(tag: String, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag)),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
 
 /// `leaves` raw blobs under one root; returns (root, blobs).
 fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
@@ -46,7 +34,7 @@ fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
         .map(|i| Blob::new(codec::RAW, format!("{tag}/{i}").into_bytes()))
         .collect();
     let links: Vec<Cid> = leaves.iter().map(|b| *b.cid()).collect();
-    let root = node(format!("{tag}/root"), &links);
+    let root = node(&format!("{tag}/root"), &links);
     let cid = *root.cid();
     let mut all = vec![root];
     all.extend(leaves);

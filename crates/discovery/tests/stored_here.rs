@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
 use common::*;
-use ipld_core::ipld::Ipld;
-use seedbank_blobstore::{codec, Blob};
+
 use seedbank_discovery::{Message, Peer, Result, Scope};
+use seedbank_index::testing::{cids, node};
 use seedbank_index::{GcOptions, Index};
 use seedbank_sim::Behavior;
 
@@ -37,21 +36,6 @@ impl Peer for CollectsBeforeFetch {
         self.client.gc(GcOptions::default()).await.unwrap();
         self.inner.fetch(cids).await
     }
-}
-
-fn node(tag: &str, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag.to_string())),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
-
-fn cids(blobs: &[Blob]) -> Vec<Cid> {
-    blobs.iter().map(|b| *b.cid()).collect()
 }
 
 /// The client holds half of a named scope's members (stored, unpinned, not members); the

@@ -77,6 +77,8 @@ mod scope;
 mod snapshot;
 mod stage;
 mod tables;
+#[doc(hidden)]
+pub mod testing;
 
 pub use dag::Dag;
 pub use delete::{DeleteOptions, Freed};

@@ -11,33 +11,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use cid::Cid;
-use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob};
+use seedbank_index::testing::{cids, leaves, node};
 use seedbank_index::{GcOptions, Index, IndexPutOptions};
-
-fn node(tag: &str, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag.to_string())),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
-
-fn leaves(tag: &str, n: usize) -> Vec<Blob> {
-    (0..n)
-        .map(|i| Blob::new(codec::RAW, format!("{tag} leaf {i}").into_bytes()))
-        .collect()
-}
-
-fn cids(blobs: &[Blob]) -> Vec<Cid> {
-    blobs.iter().map(|b| *b.cid()).collect()
-}
 
 /// Small batches, so a sweep over a few hundred candidates takes many steps.
 fn small_batches() -> GcOptions {

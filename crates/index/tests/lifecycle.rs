@@ -2,27 +2,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use cid::Cid;
-use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob, Config, Store};
+use seedbank_index::testing::node;
 use seedbank_index::{
     DeleteOptions, Error, GcOptions, Index, IndexConfig, IndexPutOptions, PinTarget,
 };
 
 /// A DAG-CBOR node with a tag (to make it unique) and links.
-fn node(tag: &str, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag.to_string())),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
-
 fn raw(tag: &str, size: usize) -> Blob {
     let mut data = tag.as_bytes().to_vec();
     data.resize(size.max(tag.len()), 7);

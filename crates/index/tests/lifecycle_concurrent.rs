@@ -1,25 +1,12 @@
 //! Garbage collection concurrent with 256 producers writing DAGs under temp pins, and with
 //! pins taken on blobs written without one: nothing protected is ever deleted.
 
-use std::collections::BTreeMap;
-
 use cid::Cid;
-use ipld_core::ipld::Ipld;
 use rand::{Rng, SeedableRng};
 use seedbank_blobstore::testing::wait_for;
 use seedbank_blobstore::{codec, Blob, Config, Store};
+use seedbank_index::testing::node;
 use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
-
-fn node(tag: String, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag)),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
 
 /// A small DAG: `leaves` raw blobs under one root; returns (root, blobs in write order).
 fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
@@ -27,7 +14,7 @@ fn small_dag(tag: &str, leaves: usize) -> (Cid, Vec<Blob>) {
         .map(|i| Blob::new(codec::RAW, format!("{tag}/{i}").into_bytes()))
         .collect();
     let links: Vec<Cid> = leaves.iter().map(|b| *b.cid()).collect();
-    let root = node(format!("{tag}/root"), &links);
+    let root = node(&format!("{tag}/root"), &links);
     let cid = *root.cid();
     let mut all = vec![root];
     all.extend(leaves);

@@ -3,12 +3,10 @@
 //! after each put, never timed), `info`/`has` reads answer during the sweep, and the WAL
 //! stays within `Config::wal_bound_bytes()` (its peak, from `stats().wal.peak_bytes`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cid::Cid;
-use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob, Config, Priority, Store};
+use seedbank_index::testing::node;
 use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
 
 /// Unprotected blobs for the sweep, and their size.
@@ -19,17 +17,6 @@ fn raw(tag: &str, size: usize) -> Blob {
     let mut data = tag.as_bytes().to_vec();
     data.resize(size.max(tag.len()), b'.');
     Blob::new(codec::RAW, data)
-}
-
-fn node(tag: &str, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag.to_string())),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
 }
 
 /// The sweep runs with a WAL cap small enough that it writes many times the WAL bound

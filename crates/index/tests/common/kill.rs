@@ -7,7 +7,6 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,25 +14,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
-use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob, Config, PoolKind, Store};
+pub use seedbank_index::testing::node;
 use seedbank_index::{Index, IndexConfig, PinTarget};
 
 /// Longest the parent waits for any one line of the child before failing the test.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A DAG-CBOR node with a tag (to make it unique) and links.
-pub fn node(tag: &str, links: &[Cid]) -> Blob {
-    let ipld = Ipld::Map(BTreeMap::from([
-        ("t".to_string(), Ipld::String(tag.to_string())),
-        (
-            "l".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&ipld).unwrap())
-}
-
 /// A raw blob of `size` bytes (at least the tag's length) starting with `tag`.
 pub fn raw(tag: &str, size: usize) -> Blob {
     let mut data = tag.as_bytes().to_vec();
