@@ -105,7 +105,8 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
         | Command::Lifecycle(_)
         | Command::Files(_)
         | Command::Serve(_)
-        | Command::Sync(_) => unreachable!("dispatched in cli::run"),
+        | Command::Sync(_)
+        | Command::Gateway(_) => unreachable!("dispatched in cli::run"),
     }
 }
 

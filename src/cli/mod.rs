@@ -4,6 +4,7 @@ mod bench;
 mod blobs;
 mod dag;
 mod files;
+mod gateway;
 mod lifecycle;
 mod metrics;
 mod net;
@@ -125,6 +126,9 @@ pub enum Command {
     /// Fetch what SCOPE (a root CID or a scope name) is missing from peers; exits 0 when
     /// complete, 1 when not.
     Sync(net::SyncArgs),
+    /// Serve the database read-only as an IPFS Trustless Gateway over HTTP (beside any
+    /// owner) until SIGINT/SIGTERM; prints its URL.
+    Gateway(gateway::GatewayArgs),
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
@@ -163,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Verify { repair: true } => lifecycle::repair(&args.db).await,
         Command::Serve(s) => net::serve(&args.db, s).await,
         Command::Sync(s) => net::sync(&args.db, s).await,
+        Command::Gateway(g) => gateway::run(&args.db, g).await,
         command => blobs::run(&args.db, command).await,
     }
 }

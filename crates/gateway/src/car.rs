@@ -146,6 +146,8 @@ struct Walk<'a> {
     out: BytesMut,
     seen: HashSet<[u8; 16]>,
     key: [u8; 32],
+    /// Bytes fetched ahead and not yet sent, across every frame.
+    held: usize,
 }
 
 async fn run(job: CarJob, sink: &Sink) -> Result<(), Abort> {
@@ -155,6 +157,7 @@ async fn run(job: CarJob, sink: &Sink) -> Result<(), Abort> {
         out: BytesMut::new(),
         seen: HashSet::new(),
         key: rand::random(),
+        held: 0,
     };
     walk.out.extend_from_slice(&header(&job.header_root).await);
     for cid in &job.path_blocks {
@@ -182,6 +185,9 @@ async fn run(job: CarJob, sink: &Sink) -> Result<(), Abort> {
         let Some(item) = frame.pop_front() else {
             continue;
         };
+        if let Some(Some(data)) = &item.fetched {
+            walk.held = walk.held.saturating_sub(data.len());
+        }
         if frame.is_empty() {
             // Taken all of this level's links: drop it before going down (a chain of
             // single links keeps one frame).
@@ -258,11 +264,18 @@ impl Walk<'_> {
             .take(blocks::BATCH_BLOCKS)
             .collect();
         let cids: Vec<Cid> = pending.iter().map(|i| frame[*i].cid).collect();
-        let n = blocks::batch_len(&self.job.store, &cids, self.job.fetch_budget).await;
+        // What upper levels hold ahead counts too: past the budget, one block at a time.
+        let room = self.job.fetch_budget.saturating_sub(self.held);
+        let n = if room == 0 {
+            1
+        } else {
+            blocks::batch_len(&self.job.store, &cids, room).await
+        };
         let got = blocks::get_many(&self.job.store, &cids[..n])
             .await
             .map_err(|e| Abort::Fail(e.to_string()))?;
         for (i, data) in pending.into_iter().zip(got) {
+            self.held += data.as_ref().map_or(0, Bytes::len);
             frame[i].fetched = Some(data);
         }
         Ok(())
