@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use seedbank::discovery::{Discovery, Error as DError, Scope};
+use seedbank::discovery::{Discovery, DiscoveryConfig, Error as DError, Scope};
 use seedbank::net::{EndpointId, NodeConfig, Ticket};
 use seedbank::{Node, NodeOptions, ServeConfig, Server, SyncConfig};
 
@@ -55,6 +55,10 @@ pub struct SyncArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Stop the run after this long (e.g. `30s`, `5m`): what it stored stays stored, and
+    /// the error says how much that was (default: no limit).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -161,7 +165,17 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: SCOPE must not be empty");
         return Ok(ExitCode::from(2));
     }
-    let node = open_node(db).await?;
+    let discovery = DiscoveryConfig {
+        run_timeout: args.timeout,
+        ..DiscoveryConfig::default()
+    };
+    let options = NodeOptions {
+        discovery,
+        ..NodeOptions::default()
+    };
+    let node = Node::open(db, options)
+        .await
+        .context("cannot open the database")?;
     let result = sync_node(&node, args).await;
     let closed = node.close().await;
     let code = result?;
