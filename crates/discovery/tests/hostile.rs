@@ -308,7 +308,10 @@ async fn one_remote_cannot_hold_more_than_its_builds() {
         }
         tokio::task::yield_now().await;
     }
-    assert!(second.is_finished(), "remote a's second build was not refused");
+    assert!(
+        second.is_finished(),
+        "remote a's second build was not refused"
+    );
     let second = second.await.unwrap();
     assert!(matches!(second, Err(Error::Busy)), "{second:?}");
     assert_eq!(server.haves.stats().refused, 1);
