@@ -55,7 +55,9 @@ pub struct DiscoveryConfig {
     /// make a run take: a want costs about 250 bytes (its CID, id, state and index
     /// entries), about 250 MB at the default. A run that would pass it stops with
     /// [`Error::TooManyWants`](crate::Error::TooManyWants), whose report says what was
-    /// stored. (Wants already fetched are bounded by `max_run_blobs`.)
+    /// stored. (Wants already fetched are bounded by `max_run_blobs`.) The default matches
+    /// the index's default `reachable_limit`, past which DAG walks fail anyway; a named
+    /// scope with more members missing than this at once needs a larger value.
     pub max_open_wants: usize,
     /// Longest time one run may take, from its start (default `None`: no limit beyond
     /// the per-peer budgets). Past it the run's sessions are cancelled and it ends with
