@@ -25,6 +25,9 @@ pub enum WorkloadArg {
     SustainedMixed,
     /// 10 steps of 1M blobs of 1 KiB: cost as the store grows (not part of `all`).
     Scale,
+    /// UnixFS add and cat of a 1 GiB file and of 10,000 small files, against the disk line
+    /// and `car::import` of the same blocks (not part of `all`).
+    Files,
     /// Every workload.
     All,
 }
@@ -92,6 +95,15 @@ pub struct BenchArgs {
     /// Blobs per step of `--workload scale` (default 1,000,000; quick 3,000).
     #[arg(long)]
     pub scale_step_blobs: Option<usize>,
+    /// Bytes of the files workload's large file, e.g. `256MiB` (default 1 GiB; quick 16 MiB).
+    #[arg(long, value_parser = parse_bytes)]
+    pub files_size: Option<u64>,
+    /// Small files of the files workload (default 10,000; quick 200).
+    #[arg(long)]
+    pub files_count: Option<usize>,
+    /// UnixFS profile of the files workload: unixfs-v1-2025, unixfs-v0-2015 or kubo-cidv1.
+    #[arg(long, default_value = "unixfs-v1-2025")]
+    pub files_profile: seedbank_files::Profile,
     /// Runs per engine and workload; figures are medians (default 3, quick 1).
     #[arg(long)]
     pub repeat: Option<usize>,
@@ -134,18 +146,20 @@ impl BenchArgs {
             Options::default()
         };
         o.scale = self.workloads.contains(&WorkloadArg::Scale);
+        o.files = self.workloads.contains(&WorkloadArg::Files);
         if !self.workloads.contains(&WorkloadArg::All) {
             o.workloads = self
                 .workloads
                 .iter()
-                .filter(|w| **w != WorkloadArg::Scale)
+                .filter(|w| !matches!(w, WorkloadArg::Scale | WorkloadArg::Files))
                 .map(|w| match w {
                     WorkloadArg::Small => WorkloadKind::Small,
                     WorkloadArg::Mixed => WorkloadKind::Mixed,
                     WorkloadArg::Large => WorkloadKind::Large,
-                    WorkloadArg::SyncBurst | WorkloadArg::All | WorkloadArg::Scale => {
-                        WorkloadKind::SyncBurst
-                    }
+                    WorkloadArg::SyncBurst
+                    | WorkloadArg::All
+                    | WorkloadArg::Scale
+                    | WorkloadArg::Files => WorkloadKind::SyncBurst,
                     WorkloadArg::Sustained => WorkloadKind::Sustained,
                     WorkloadArg::SustainedMixed => WorkloadKind::SustainedMixed,
                 })
@@ -166,6 +180,9 @@ impl BenchArgs {
         }
         o.scale_steps = self.scale_steps.map(|n| n.max(1));
         o.scale_step_blobs = self.scale_step_blobs.map(|n| n.max(1));
+        o.files_size = self.files_size;
+        o.files_count = self.files_count;
+        o.files_profile = self.files_profile;
         if let Some(n) = self.repeat {
             o.repeats = n.max(1);
         }
@@ -189,5 +206,39 @@ fn parse_page_size(s: &str) -> Result<u32, String> {
         Ok(n)
     } else {
         Err(format!("{n} is not a power of two from 512 to 65536"))
+    }
+}
+
+/// A byte count: a number with an optional binary unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        other => return Err(format!("unknown unit {other:?} (K, M or G: binary)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_take_binary_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("16 k"), Ok(16 << 10));
+        assert!(parse_bytes("1.5G").is_err());
+        assert!(parse_bytes("MiB").is_err());
     }
 }

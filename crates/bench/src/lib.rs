@@ -17,7 +17,9 @@
 //! spread over equal sources, with `info` readers throughout (so their throughput compares
 //! with `limit` on the same blobs and nothing else written); `sync-burst` is a background
 //! bulk import with an interactive putter and best-effort peer-row writes at once. Each engine runs each workload `repeats` times on a fresh database, the
-//! engines' order rotating between repeats; tables show medians.
+//! engines' order rotating between repeats; tables show medians. Run when named, `scale`
+//! grows one store by steps and `files` adds and reads back a large file and a directory of
+//! small files through `seedbank-files`, against `car::import` of the same blocks.
 //!
 //! Layout: [`workload`](self) makes the blobs, `engines` implements the one [`Engine`]
 //! trait three times, `run` measures one engine on one workload, `readers` logs `info`
@@ -27,6 +29,7 @@ mod args;
 mod disk;
 mod engines;
 mod figures;
+mod files;
 mod format;
 mod plot;
 mod progress;
@@ -54,6 +57,7 @@ pub use engines::{
 #[cfg(feature = "iroh-blobs")]
 pub use engines::{IrohBlobs, IrohStored};
 pub use figures::{jain, median, Latency};
+pub use files::{FilesCase, FilesReport, FilesRun, FilesSpec, Phase, StoreFigures};
 pub use plot::write_svg;
 pub use readers::TimelinePoint;
 pub use report::{render, render_footer, render_header, render_workload, BenchReport};
@@ -106,6 +110,15 @@ pub struct Options {
     pub scale_steps: Option<usize>,
     /// Blobs per step of the scale workload; `None`: 1,000,000 (3,000 under `--quick`).
     pub scale_step_blobs: Option<usize>,
+    /// Also run the files workload (`--workload files`).
+    pub files: bool,
+    /// Bytes of the files workload's large file; `None`: 1 GiB (16 MiB under `--quick`).
+    pub files_size: Option<u64>,
+    /// Small files of the files workload; `None`: 10,000 (200 under `--quick`).
+    pub files_count: Option<usize>,
+    /// The UnixFS profile of the files workload.
+    #[serde(skip)]
+    pub files_profile: seedbank_files::Profile,
     /// Runs per engine and workload.
     pub repeats: usize,
     /// Smaller workloads (the CI smoke run).
@@ -147,6 +160,10 @@ impl Default for Options {
             },
             scale_steps: None,
             scale_step_blobs: None,
+            files: false,
+            files_size: None,
+            files_count: None,
+            files_profile: seedbank_files::Profile::default(),
             repeats: 3,
             quick: false,
             stats_overhead: true,
@@ -309,16 +326,23 @@ pub async fn run_with(
         on_workload(&report);
         workloads.push(report);
     }
+    let files = match options.files {
+        true => Some(files::run(options, disk.mb_per_sec).await?),
+        false => None,
+    };
     let scale = match options.scale {
         true => Some(scale::run(options).await?),
         false => None,
     };
+    let mut targets = targets::evaluate(&workloads);
+    targets.extend(files.as_ref().map(files::targets).unwrap_or_default());
     Ok(BenchReport {
         machine,
         disk,
+        files,
         scale,
         options: options.clone(),
-        targets: targets::evaluate(&workloads),
+        targets,
         workloads,
         total_seconds: started.elapsed().as_secs_f64(),
         load_average_end: sysinfo::load_average(),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::disk::DiskFigures;
 use super::engines::EngineKind;
 use super::figures::Latency;
+use super::files::FilesReport;
 use super::format::{bytes, count, ms};
 use super::run::RunFigures;
 use super::scale::ScaleReport;
@@ -22,6 +23,8 @@ pub struct BenchReport {
     pub machine: Machine,
     /// The benchmark directory's durable sequential write bandwidth, measured in this run.
     pub disk: DiskFigures,
+    /// The files workload, when it ran.
+    pub files: Option<FilesReport>,
     /// The scale workload's steps, when it ran.
     pub scale: Option<ScaleReport>,
     /// The settings used.
@@ -326,9 +329,15 @@ pub fn render(report: &BenchReport) -> String {
 /// The targets and the closing line.
 pub fn render_footer(report: &BenchReport) -> String {
     let mut out = report
-        .scale
+        .files
         .as_ref()
-        .map_or(String::new(), super::scale::render);
+        .map_or(String::new(), super::files::render);
+    out.push_str(
+        &report
+            .scale
+            .as_ref()
+            .map_or(String::new(), super::scale::render),
+    );
     out.push_str(&super::targets::render(&report.targets));
     let d = &report.disk;
     let _ = writeln!(

@@ -57,23 +57,23 @@ pub fn wal_bound() -> u64 {
 }
 
 /// One figure per run of seedbank, and how to judge and print it.
-struct Check {
-    figure: String,
-    goal: String,
+pub(crate) struct Check {
+    pub(crate) figure: String,
+    pub(crate) goal: String,
     /// One value per run; empty when nothing was measured.
-    runs: Vec<f64>,
+    pub(crate) runs: Vec<f64>,
     /// Larger values are better (throughput ratios, fairness).
-    higher_is_better: bool,
-    met: fn(f64) -> bool,
-    show: fn(f64) -> String,
+    pub(crate) higher_is_better: bool,
+    pub(crate) met: fn(f64) -> bool,
+    pub(crate) show: fn(f64) -> String,
     /// Said instead of a figure when `runs` is empty.
-    why_not: &'static str,
-    /// Naive's figure, shown beside.
-    beside: String,
+    pub(crate) why_not: &'static str,
+    /// Naive's figure (or another reference), shown beside.
+    pub(crate) beside: String,
 }
 
 impl Check {
-    fn judge(self, workload: &str) -> Target {
+    pub(crate) fn judge(self, workload: &str) -> Target {
         let (measured, verdict) = if self.runs.is_empty() {
             (
                 format!("not measured: {}", self.why_not),

@@ -230,3 +230,50 @@ async fn scale_reports_every_step_of_both_engines() {
     }
     assert!(bench::render_footer(&report).contains("## scale"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_adds_imports_and_reads_back_both_inputs_every_repetition() {
+    use bench::FilesCase;
+
+    let options = Options {
+        workloads: Vec::new(),
+        files: true,
+        files_size: Some(3 << 20 | 12_345),
+        files_count: Some(40),
+        repeats: 2,
+        progress: false,
+        ..Options::quick()
+    };
+    let report = bench::run(&options).await.expect("benchmark runs");
+    let files = report.files.as_ref().expect("files ran");
+    assert_eq!(files.runs.len(), 4);
+    for case in [FilesCase::Large, FilesCase::Small] {
+        let runs = files.runs_of(case);
+        assert_eq!(runs.len(), 2);
+        let (payload, count) = match case {
+            FilesCase::Large => (3 << 20 | 12_345, 1),
+            FilesCase::Small => (files.small_bytes, 40),
+        };
+        for r in &runs {
+            // The same DAG every time; add, import and cat all moved every byte.
+            assert_eq!(r.root, runs[0].root);
+            for phase in [&r.add, &r.import, &r.cat] {
+                assert_eq!((phase.bytes, phase.files), (payload, count), "{r:?}");
+                assert!(phase.mb_per_sec > 0.0);
+            }
+            assert!(r.blocks > count && r.car_bytes > payload, "{r:?}");
+            assert!(!r.load_average.is_empty());
+        }
+        // The CAR is written once, by the first repetition's add.
+        assert!(runs[0].export.is_some() && runs[1].export.is_none());
+    }
+    assert!(report
+        .targets
+        .iter()
+        .any(|t| t.figure == "add vs import of its CAR"));
+    let footer = bench::render_footer(&report);
+    assert!(
+        footer.contains("## files") && footer.contains("add / import"),
+        "{footer}"
+    );
+}
