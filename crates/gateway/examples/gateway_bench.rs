@@ -120,6 +120,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.await;
     }));
+    // See the rustls dev-dependency: needed once iroh is in the same build.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build()?;
 
     // 1. CAR stream vs export to a file.

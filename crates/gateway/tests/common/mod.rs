@@ -36,6 +36,8 @@ impl Harness {
         let server = tokio::spawn(gateway.serve(listener, async move {
             let _ = stopped.await;
         }));
+        // See the rustls dev-dependency: needed once iroh is in the same build.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
