@@ -115,3 +115,47 @@ fn sim_runs_a_discovery_simulation_and_reports_json() {
     assert_eq!(report["runs"], 1);
     assert_eq!(report["verify_problems"], 0);
 }
+
+/// `put -` stores standard input; an input over the blob limit is refused before it is read
+/// whole, with a one-line error that points at `add`, and nothing is stored.
+#[test]
+fn put_reads_standard_input_and_refuses_oversize_inputs_up_front() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
+        .arg("--db")
+        .arg(&db)
+        .args(["put", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = stdout(&out);
+    let (cid, name) = line.trim_end().split_once('\t').unwrap();
+    assert_eq!(name, "-");
+    assert_eq!(stdout(&seedbank(&db, &["get", cid])), "from stdin");
+
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 3_000_000]).unwrap();
+    let refused = seedbank(&db, &["put", big.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(
+        err.contains("exceeds the limit") && err.contains("seedbank add"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let stats = stdout(&seedbank(&db, &["stats", "--json"]));
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["contents"]["cids"], 1, "{stats}");
+}

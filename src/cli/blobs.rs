@@ -122,10 +122,10 @@ pub fn verdict(ok: bool) -> ExitCode {
 /// Reads every file first (so a missing file fails before anything is written), then
 /// stores them in one `put_many`.
 async fn put(index: &Index, files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    let max = index.store().config().max_blob_size;
     let mut blobs = Vec::with_capacity(files.len());
     for f in files {
-        let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        blobs.push(Blob::new(codec::RAW, data));
+        blobs.push(Blob::new(codec::RAW, read_blob_input(f, max)?));
     }
     let opts = IndexPutOptions::new(Priority::Interactive, "cli");
     let cids = index.put_many(blobs, opts).await?;
@@ -133,4 +133,41 @@ async fn put(index: &Index, files: &[std::path::PathBuf]) -> anyhow::Result<Exit
         outln!("{cid}\t{}", f.display())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes of one `put` input (`-` is standard input), refused before it is read whole
+/// when it is over the store's blob limit: reading never holds more than `max` + 1 bytes.
+fn read_blob_input(path: &std::path::Path, max: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = |size: String| {
+        anyhow::anyhow!(
+            "{}: blob of {size} bytes exceeds the limit of {max} bytes (`seedbank add` takes files of any size)",
+            path.display()
+        )
+    };
+    let mut data = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(max as u64 + 1)
+            .read_to_end(&mut data)
+            .context("cannot read standard input")?;
+        if data.len() > max {
+            return Err(too_large(format!("more than {max}")));
+        }
+        return Ok(data);
+    }
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > max as u64 {
+        return Err(too_large(len.to_string()));
+    }
+    file.take(max as u64 + 1)
+        .read_to_end(&mut data)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if data.len() > max {
+        return Err(too_large(format!("more than {max}")));
+    }
+    Ok(data)
 }

@@ -38,7 +38,7 @@ pub struct Args {
 pub enum Command {
     /// Store files as raw blobs; prints `CID<TAB>FILE` for each once durable.
     Put {
-        /// Files to store.
+        /// Files to store (`-` reads standard input).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
