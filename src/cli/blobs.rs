@@ -157,7 +157,7 @@ fn read_blob_input(path: &std::path::Path, max: usize) -> anyhow::Result<Vec<u8>
         }
         return Ok(data);
     }
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len > max as u64 {
