@@ -104,6 +104,16 @@ pub struct BenchArgs {
     /// UnixFS profile of the files workload: unixfs-v1-2025, unixfs-v0-2015 or kubo-cidv1.
     #[arg(long, default_value = "unixfs-v1-2025")]
     pub files_profile: seedbank_files::Profile,
+    /// The store's batch byte budget in the files workload, e.g. `16MiB` (default: the
+    /// store's 4 MiB); the CAR import then reads batches of that size too. Shows what fewer,
+    /// larger commits buy.
+    #[arg(long, value_parser = parse_bytes)]
+    pub files_batch_bytes: Option<u64>,
+    /// Directory for the files workload's inputs and CAR (default: beside the databases),
+    /// e.g. `/dev/shm` to keep 2 GiB of them off the disk under test. They are read from
+    /// the page cache either way.
+    #[arg(long)]
+    pub files_input_dir: Option<PathBuf>,
     /// Runs per engine and workload; figures are medians (default 3, quick 1).
     #[arg(long)]
     pub repeat: Option<usize>,
@@ -183,6 +193,8 @@ impl BenchArgs {
         o.files_size = self.files_size;
         o.files_count = self.files_count;
         o.files_profile = self.files_profile;
+        o.files_input_dir = self.files_input_dir.clone();
+        o.files_batch_bytes = self.files_batch_bytes.map(|b| b.clamp(1, 1 << 30) as usize);
         if let Some(n) = self.repeat {
             o.repeats = n.max(1);
         }

@@ -119,6 +119,12 @@ pub struct Options {
     /// The UnixFS profile of the files workload.
     #[serde(skip)]
     pub files_profile: seedbank_files::Profile,
+    /// The store's batch byte budget (`Config::batch.max_bytes`) in the files workload, and
+    /// the import's batch bytes; `None`: their defaults (4 MiB both).
+    pub files_batch_bytes: Option<usize>,
+    /// Where the files workload's inputs and CAR go (`None`: beside the databases), e.g. a
+    /// tmpfs to keep them off the disk under test.
+    pub files_input_dir: Option<PathBuf>,
     /// Runs per engine and workload.
     pub repeats: usize,
     /// Smaller workloads (the CI smoke run).
@@ -164,6 +170,8 @@ impl Default for Options {
             files_size: None,
             files_count: None,
             files_profile: seedbank_files::Profile::default(),
+            files_batch_bytes: None,
+            files_input_dir: None,
             repeats: 3,
             quick: false,
             stats_overhead: true,

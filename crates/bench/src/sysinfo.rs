@@ -73,6 +73,14 @@ pub fn peak_rss() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's resident set size now (`VmRSS`), bytes; 0 where `/proc` is missing.
+pub fn current_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| kib_field(&s, "VmRSS"))
+        .unwrap_or(0)
+}
+
 /// Resets the peak RSS to the current RSS (Linux ≥ 4.0), so the next [`peak_rss`] covers
 /// only what follows. Returns false where that is not possible (the peak then spans the
 /// whole process).
