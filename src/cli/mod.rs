@@ -132,7 +132,7 @@ pub enum Command {
     /// Run a discovery simulation on embedded stores and print its report.
     Sim(sim::SimArgs),
     /// Run the blob ingest benchmark on a temporary database.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 impl Command {
@@ -160,7 +160,7 @@ pub fn parse_cid(s: &str) -> anyhow::Result<seedbank::Cid> {
 /// Runs one command; `Ok` carries the exit code for commands that report a verdict.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Bench(b) => bench::run(b).await,
+        Command::Bench(b) => bench::run(*b).await,
         Command::Sim(s) => sim::run(s).await,
         Command::Lifecycle(c) => lifecycle::run(&args.db, c).await,
         Command::Files(c) => files::run(&args.db, c).await,
