@@ -52,28 +52,11 @@ async fn serve(store: &Store, args: GatewayArgs) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
     outln!("http://{addr}/")?;
     let stop = async {
-        if let Err(e) = stop_signal().await {
+        if let Err(e) = super::net::stop_signal().await {
             tracing::warn!("cannot wait for signals: {e}");
             std::future::pending::<()>().await;
         }
     };
     gateway.serve(listener, stop).await?;
-    Ok(())
-}
-
-/// Waits for SIGINT or SIGTERM.
-async fn stop_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
     Ok(())
 }

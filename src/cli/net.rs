@@ -61,8 +61,8 @@ pub struct SyncArgs {
     timeout: Option<Duration>,
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn stop_signal() -> anyhow::Result<()> {
+/// Waits for SIGINT or SIGTERM (`serve` and `gateway` stop on either).
+pub(super) async fn stop_signal() -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
