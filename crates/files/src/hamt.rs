@@ -116,9 +116,10 @@ pub(crate) fn name_hash(name: &[u8], round: usize) -> [u8; 8] {
     h1.to_be_bytes()
 }
 
-/// The slot of `name` at `depth` in a shard of `fanout` slots (a power of two of at most
-/// 2^8 per level, the only widths the importers build); `None` for other fanouts.
-pub(crate) fn slot(name: &[u8], depth: usize, fanout: u64) -> Option<usize> {
+/// The slot of `name` at `depth` in a HAMT shard of `fanout` slots, as the reference
+/// importers hash it (murmur3-x64-64, one byte per level); `None` for fanouts other than
+/// [`HAMT_FANOUT`](crate::HAMT_FANOUT), the only width they build.
+pub fn slot(name: &[u8], depth: usize, fanout: u64) -> Option<usize> {
     if fanout != HAMT_FANOUT {
         return None;
     }

@@ -65,8 +65,10 @@ use seedbank_index::Index;
 
 pub use add::{AddOptions, Added, AddedEntry, ProgressFn};
 pub use error::{Error, Result};
+pub use hamt::slot as hamt_slot;
 pub use profile::{Profile, HAMT_FANOUT, SHARD_THRESHOLD};
 pub use read::{Entry, FileReader};
+pub use unixfs::{Data, DataType};
 
 /// What a UnixFS node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -7,9 +7,10 @@
 
 use bytes::Bytes;
 
-/// `Data.Type`.
+/// `Data.Type`: what a dag-pb UnixFS node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DataType {
+#[allow(missing_docs)] // The spec's names: raw bytes, directory, file, metadata, symlink, HAMT shard.
+pub enum DataType {
     Raw = 0,
     Directory = 1,
     File = 2,
@@ -35,16 +36,23 @@ impl DataType {
 /// A decoded or to-be-encoded `Data` message (mode and mtime are never written and are
 /// skipped when read).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Data {
+pub struct Data {
+    /// `Type`.
     pub kind: DataType,
+    /// `Data`: a file's inline bytes, a symlink's target.
     pub data: Option<Bytes>,
+    /// `filesize`: a file's total size.
     pub filesize: Option<u64>,
+    /// `blocksizes`: the file bytes under each link, in order.
     pub blocksizes: Vec<u64>,
+    /// `hashType` of a HAMT shard (0x22: murmur3-x64-64).
     pub hash_type: Option<u64>,
+    /// `fanout` of a HAMT shard.
     pub fanout: Option<u64>,
 }
 
 impl Data {
+    /// An empty message of `kind`.
     pub fn new(kind: DataType) -> Self {
         Data {
             kind,
@@ -56,6 +64,7 @@ impl Data {
         }
     }
 
+    /// Encodes the message as the reference importers do.
     pub fn encode(&self) -> Vec<u8> {
         let data_len = self.data.as_ref().map_or(0, |d| d.len());
         let mut out = Vec::with_capacity(16 + data_len + 10 * self.blocksizes.len());
@@ -81,6 +90,9 @@ impl Data {
     }
 
     /// Decodes a `Data` message; `data` is a slice of `buf` (no copy).
+    ///
+    /// # Errors
+    /// A description of what is malformed; never panics.
     pub fn decode(buf: &Bytes) -> Result<Data, String> {
         let mut r = Reader { buf, pos: 0 };
         let mut kind = None;

@@ -351,7 +351,7 @@ fn children(cid: &Cid, data: &Bytes, mode: Mode) -> Result<VecDeque<Item>, Abort
                         d.blocksizes.len()
                     )));
                 }
-                let mut off = at.saturating_add(d.data.len() as u64);
+                let mut off = at.saturating_add(d.data.as_ref().map_or(0, |b| b.len() as u64));
                 let mut out = VecDeque::new();
                 for (l, size) in links.into_iter().zip(d.blocksizes) {
                     let end = off.saturating_add(size);

@@ -139,7 +139,7 @@ async fn hamt_lookup(
             .ok_or_else(|| bad("a HAMT slot links to something not a shard"))?;
         let width = unixfs::shard_width(data).ok_or_else(|| bad("unsupported HAMT"))?;
         let fanout = data.fanout.unwrap_or_default();
-        let slot = unixfs::hamt_slot(name.as_bytes(), depth, fanout)
+        let slot = seedbank_files::hamt_slot(name.as_bytes(), depth, fanout)
             .ok_or_else(|| bad("unsupported HAMT fanout"))?;
         let prefix = format!("{slot:0width$X}");
         let Some(link) = pb
