@@ -50,7 +50,7 @@ impl IndexOp {
     fn write(self, conn: &Connection) -> Result<()> {
         let b = &self.blob;
         // On the lane, in this put's transaction: every later sweep batch sees it.
-        self.put_log.record(&(b.mh.clone(), b.codec));
+        self.put_log.record(&b.mh, b.codec);
         // The `blob_index` row is the guard: links are written once per blob, whichever
         // codec-identical put comes first, and a re-put costs one failed insert.
         let fresh = conn

@@ -16,6 +16,7 @@
 //! during a collection, the same order as the mark itself.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,6 +27,9 @@ use crate::pin::Key;
 #[derive(Debug, Default)]
 pub(crate) struct PutLog {
     inner: Mutex<Log>,
+    /// Open watches, read without the lock: a put with no collection running (the common
+    /// case, on the lane's hot path) costs one atomic load.
+    watching: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -53,11 +57,14 @@ impl Log {
 }
 
 impl PutLog {
-    /// Records a put of `key` if a collection watches. Called on the lane.
-    pub(crate) fn record(&self, key: &Key) {
+    /// Records a put of `(mh, codec)` if a collection watches. Called on the lane.
+    pub(crate) fn record(&self, mh: &[u8], codec: i64) {
+        if self.watching.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let mut log = self.inner.lock();
         if !log.watches.is_empty() {
-            log.keys.push_back(key.clone());
+            log.keys.push_back((mh.to_vec(), codec));
         }
     }
 
@@ -68,6 +75,7 @@ impl PutLog {
         let (id, from) = (log.next_id, log.end());
         log.next_id += 1;
         log.watches.push((id, from));
+        self.watching.fetch_add(1, Ordering::AcqRel);
         Watch {
             log: self.clone(),
             id,
@@ -103,6 +111,7 @@ impl Drop for Watch {
         let mut log = self.log.inner.lock();
         log.watches.retain(|w| w.0 != self.id);
         log.prune();
+        self.log.watching.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -117,7 +126,7 @@ mod tests {
     #[test]
     fn nothing_is_recorded_without_a_watch() {
         let log = Arc::new(PutLog::default());
-        log.record(&key(1));
+        log.record(&key(1).0, key(1).1);
         let w = log.watch();
         assert!(w.take().is_empty());
     }
@@ -126,19 +135,19 @@ mod tests {
     fn each_watch_reads_from_its_own_start_and_read_keys_are_dropped() {
         let log = Arc::new(PutLog::default());
         let first = log.watch();
-        log.record(&key(1));
+        log.record(&key(1).0, key(1).1);
         let second = log.watch();
-        log.record(&key(2));
+        log.record(&key(2).0, key(2).1);
         assert_eq!(first.take(), vec![key(1), key(2)]);
-        log.record(&key(3));
+        log.record(&key(3).0, key(3).1);
         assert_eq!(second.take(), vec![key(2), key(3)]);
         assert_eq!(first.take(), vec![key(3)]);
         assert_eq!(log.inner.lock().keys.len(), 0);
         drop(first);
-        log.record(&key(4));
+        log.record(&key(4).0, key(4).1);
         drop(second);
         assert_eq!(log.inner.lock().keys.len(), 0);
-        log.record(&key(5));
+        log.record(&key(5).0, key(5).1);
         assert_eq!(log.inner.lock().keys.len(), 0);
     }
 }
