@@ -109,6 +109,31 @@ pub enum Error {
     /// error (nothing of it is acknowledged). Only the lane may end its transaction.
     #[error("a write ended or restarted the writer lane's transaction; the batch was rolled back")]
     TransactionEnded,
+    /// Code the store ran for others (a [`Store::write`](crate::Store::write) closure, a
+    /// [`StagedOp`](crate::StagedOp), a [`Store::read`](crate::Store::read) or
+    /// [`Store::scan`](crate::Store::scan) closure) tried to change the connection it was lent
+    /// for everyone after it: a settings `PRAGMA` (`synchronous`, `query_only`,
+    /// `locking_mode`, `journal_mode`, `foreign_keys`, …), `ATTACH`/`DETACH`, a temporary
+    /// trigger, or the connection's authorizer, hooks or `db_config` flags. SQL changes are
+    /// refused before they happen; the others are undone after (a read connection is
+    /// replaced). The closure's writes were rolled back (a staged op's: its whole batch's);
+    /// the lane and the pools carry on as configured.
+    #[error(
+        "a closure tried to change the store's connection ({setting}); refused and rolled back"
+    )]
+    ClosureChangedConnection {
+        /// What it tried to change.
+        setting: String,
+    },
+    /// A store opened read-only as an immutable file (no owner lock file existed, and SQLite
+    /// could not set up its WAL index, e.g. on a full disk) found that a writer has opened
+    /// the database since: what it reads may be torn. Nothing is read from it any more;
+    /// reopen it with [`Store::open_read_only`](crate::Store::open_read_only).
+    #[error("{} gained a writer while it was read as an immutable file; reopen it", path.display())]
+    WriterAppeared {
+        /// The database path.
+        path: std::path::PathBuf,
+    },
     /// An app read ([`Store::read`](crate::Store::read) on the data pool) held its snapshot
     /// longer than the reader transaction limit (`Config::checkpoint_max_wait`) while the
     /// WAL was over its cap: its SQL was interrupted so the WAL could be rewound. Nothing

@@ -3,6 +3,15 @@
 //! A small pool of our own rather than r2d2/deadpool: those pin their own rusqlite versions,
 //! and we need per-pool wait timing and a hop to a blocking thread around every use. It is a
 //! FIFO semaphore (fair waiting, close-able) over a stack of idle connections.
+//!
+//! Read closures cannot write nor change a connection for later readers: besides
+//! `query_only`, each connection has the authorizer of [`crate::lane::guard`] (settings
+//! pragmas, `ATTACH`, temporary triggers refused) and a commit hook that refuses any write
+//! `COMMIT`. A closure that tried fails with [`Error::ClosureChangedConnection`]; one that
+//! replaced the authorizer or a hook gets its connection replaced by a fresh one.
+//!
+//! A store read as an immutable file without the owner lock ([`ReaderMode::ImmutableUnlocked`])
+//! checks after each read that no writer has appeared since it opened.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result, SqlContext};
+use crate::lane::guard::{self, Role, Watch, Watched};
 use crate::lease::Leases;
 
 /// Which pool a read goes to.
@@ -26,7 +36,7 @@ pub enum PoolKind {
 
 /// A pool of read-only connections.
 pub(crate) struct ReadPool {
-    idle: Arc<Mutex<Vec<Connection>>>,
+    idle: Arc<Mutex<Vec<Reader>>>,
     permits: Arc<Semaphore>,
     stats: Arc<crate::stats::StatsCollector>,
     kind: PoolKind,
@@ -51,10 +61,21 @@ pub(crate) enum ReaderMode {
     /// store holds the owner lock shared) and the WAL is empty, e.g. on a full disk where
     /// SQLite cannot create its shared-memory file.
     Immutable,
+    /// As `Immutable`, where no owner lock file exists to hold (a copy, a backup): nothing
+    /// stops a writer from starting, so after each read the pool looks for the lock file
+    /// every seedbank writer creates before it touches the database, and once it exists
+    /// fails every read with [`Error::WriterAppeared`] (what it read may be torn).
+    ImmutableUnlocked,
+}
+
+/// One pooled connection and the watch on what read closures do to it.
+pub(crate) struct Reader {
+    conn: Connection,
+    watch: Arc<Watch>,
 }
 
 /// Opens one reader on an existing WAL database (never creating it).
-pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Connection> {
+pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Reader> {
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = match mode {
         ReaderMode::Owner => {
@@ -63,7 +84,7 @@ pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Connection> {
         ReaderMode::ReadOnly => {
             Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY)
         }
-        ReaderMode::Immutable => Connection::open_with_flags(
+        ReaderMode::Immutable | ReaderMode::ImmutableUnlocked => Connection::open_with_flags(
             format!("file:{}?immutable=1", uri_path(path)),
             flags | OpenFlags::SQLITE_OPEN_READ_ONLY,
         ),
@@ -73,7 +94,17 @@ pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Connection> {
     conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")
         .during("configure reader")?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    let watch = Arc::new(Watch::default());
+    // A read connection never commits a write: refuse any a closure manages to start (SQLite
+    // calls the hook for write transactions only, so reads never pay for it).
+    let alarm = watch.alarm(Watched::CommitHook);
+    conn.commit_hook(Some(move || {
+        let _owned = &alarm;
+        true
+    }));
+    guard::install_sentinels(&conn, &watch, false);
+    guard::install_authorizer(&conn, &watch, Role::Reader);
+    Ok(Reader { conn, watch })
 }
 
 /// A path as the path part of a SQLite `file:` URI: `%`, `?` and `#` escaped (by hand:
@@ -152,11 +183,9 @@ impl ReadPool {
             let result = {
                 let _permit = permit;
                 let conn = self.idle.lock().pop();
-                let conn = self.checkout(conn);
-                f(conn
-                    .conn
-                    .as_ref()
-                    .expect("a permit guarantees an idle connection"))
+                let mut conn = self.checkout(conn);
+                let result = f(conn.conn());
+                conn.after_read(result)
             };
             return self.finish(result, waited, asked);
         }
@@ -168,22 +197,28 @@ impl ReadPool {
             // Declared first so it drops last: the connection is back before the room is.
             let _permit = permit;
             let conn = idle.lock().pop();
-            let conn = Checkout {
+            let mut checkout = Checkout {
                 conn,
                 idle,
                 path,
                 mode,
+                replace: false,
             };
-            let conn = conn
-                .conn
-                .as_ref()
-                .expect("a permit guarantees an idle connection");
+            let conn = checkout.conn();
             let Some((leases, limit)) = leases else {
-                return f(conn);
+                let result = f(conn);
+                return checkout.after_read(result);
             };
             let lease = leases.begin(conn);
             let result = f(conn);
-            if lease.interrupted() {
+            let interrupted = lease.interrupted();
+            drop(lease);
+            let result = checkout.after_read(result);
+            let own_error = matches!(
+                result,
+                Err(Error::ClosureChangedConnection { .. } | Error::WriterAppeared { .. })
+            );
+            if interrupted && !own_error {
                 stats
                     .reads_expired
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -205,12 +240,13 @@ impl ReadPool {
         result
     }
 
-    fn checkout(&self, conn: Option<Connection>) -> Checkout {
+    fn checkout(&self, conn: Option<Reader>) -> Checkout {
         Checkout {
             conn,
             idle: self.idle.clone(),
             path: self.path.clone(),
             mode: self.mode,
+            replace: false,
         }
     }
 
@@ -218,8 +254,9 @@ impl ReadPool {
     /// `open` makes before the pool is shared.
     pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.idle.lock().pop().ok_or(Error::Closed)?;
-        let conn = self.checkout(Some(conn));
-        f(conn.conn.as_ref().expect("just checked out"))
+        let mut conn = self.checkout(Some(conn));
+        let result = f(conn.conn());
+        conn.after_read(result)
     }
 
     /// Fails every waiting and future read with [`Error::Closed`].
@@ -246,26 +283,72 @@ pub(crate) fn in_snapshot<T>(
 
 /// Puts a connection back in the pool when the read ends, even if `f` panicked.
 struct Checkout {
-    conn: Option<Connection>,
-    idle: Arc<Mutex<Vec<Connection>>>,
+    conn: Option<Reader>,
+    idle: Arc<Mutex<Vec<Reader>>>,
     path: Arc<Path>,
     mode: ReaderMode,
+    /// Set when the closure replaced the authorizer or a hook: the connection is not
+    /// reused.
+    replace: bool,
+}
+
+impl Checkout {
+    /// The checked-out connection.
+    fn conn(&self) -> &Connection {
+        &self
+            .conn
+            .as_ref()
+            .expect("a permit guarantees an idle connection")
+            .conn
+    }
+
+    /// What a read returns, once checked: the closure did not try to change its connection,
+    /// and (for an unlocked immutable reader) no writer appeared while it read.
+    fn after_read<T>(&mut self, result: Result<T>) -> Result<T> {
+        let reader = self.conn.as_ref().expect("checked out");
+        if reader.watch.rang() {
+            if let Some(changed) = reader.watch.take() {
+                // A refused statement changed nothing; anything else did.
+                self.replace |= changed.bits != Watched::Refused as u32;
+                tracing::warn!(setting = %changed.setting, "a read closure tried to change its connection");
+                return Err(Error::ClosureChangedConnection {
+                    setting: changed.setting,
+                });
+            }
+        }
+        if self.mode == ReaderMode::ImmutableUnlocked
+            && crate::owner::lock_path(&self.path).exists()
+        {
+            // Every seedbank writer creates the lock file before it touches the database, so
+            // a read that ended before it existed saw no writer.
+            return Err(Error::WriterAppeared {
+                path: self.path.to_path_buf(),
+            });
+        }
+        result
+    }
 }
 
 impl Drop for Checkout {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(reader) = self.conn.take() {
+            // Lifts any progress handler a closure set (an app read's lease has already
+            // removed its own).
+            reader.conn.progress_handler(0, None::<fn() -> bool>);
             // A closure may have left a transaction open (or panicked inside one): its
             // snapshot would pin the WAL and serve stale reads to the next user.
-            let conn = if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
-                conn
+            let conn = &reader.conn;
+            let reuse = !self.replace && !reader.watch.rang();
+            let conn = if reuse && (conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok())
+            {
+                reader
             } else {
                 // Replace it: every permit needs an idle connection behind it.
                 match open_reader(&self.path, self.mode) {
                     Ok(fresh) => fresh,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot replace a read connection");
-                        conn
+                        reader
                     }
                 }
             };

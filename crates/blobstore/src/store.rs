@@ -246,8 +246,15 @@ impl Store {
             // SQLite could not set up its WAL index (a full disk, a read-only directory). With
             // no owner running and nothing in the WAL, the file alone is the database.
             Err(e) if !wal_has_frames(&path) => match OwnerLock::shared(&path) {
-                Ok(lock) => Self::read_pools(&path, &config, &stats, ReaderMode::Immutable)
-                    .map(|pools| (pools, lock)),
+                Ok(lock) => {
+                    // No lock file to hold (a copy, a backup): nothing stops a writer from
+                    // starting, so the pools look for one after each read.
+                    let mode = match lock {
+                        Some(_) => ReaderMode::Immutable,
+                        None => ReaderMode::ImmutableUnlocked,
+                    };
+                    Self::read_pools(&path, &config, &stats, mode).map(|pools| (pools, lock))
+                }
                 Err(_) => Err(e),
             },
             Err(e) => Err(e),

@@ -47,7 +47,8 @@ async fn fingerprint(store: &Store, blob: &Blob) -> Fingerprint {
 }
 
 /// Runs each of [`WRITES`] through `read` and `scan` on both pools; every one must fail with
-/// SQLite's read-only error, and the store must read the same afterwards.
+/// SQLite's read-only error (a pragma: refused as a change of the connection), and the store
+/// must read the same afterwards.
 async fn every_write_through_a_reader_fails(store: &Store, blob: &Blob) {
     let before = fingerprint(store, blob).await;
     assert_eq!(before.data.as_deref(), Some(blob.data().as_ref()));
@@ -69,6 +70,10 @@ async fn every_write_through_a_reader_fails(store: &Store, blob: &Blob) {
                 );
                 let err = match result {
                     Ok(()) => panic!("{how} succeeded"),
+                    // A settings pragma is refused before it runs (issue 23, item 7).
+                    Err(Error::ClosureChangedConnection { .. }) if sql.starts_with("PRAGMA") => {
+                        continue
+                    }
                     Err(Error::App(e)) => e,
                     Err(e) => panic!("{how}: unexpected error {e}"),
                 };

@@ -6,6 +6,7 @@
 //! the `COMMIT` that contains it returned.
 
 mod admission;
+pub(crate) mod guard;
 pub(crate) mod request;
 mod scheduler;
 mod writer;

@@ -18,6 +18,12 @@
 //! hooks watch the connection: a `COMMIT` the lane did not issue is refused (turned into a
 //! rollback), and any end of the transaction while a request ran fails the whole batch with
 //! [`Error::TransactionEnded`], so nothing is acknowledged that was not committed as one unit.
+//!
+//! Nor can that code change the connection for later batches ([`super::guard`]): settings
+//! pragmas are refused as they are prepared, and after each closure or staged op one atomic
+//! load (and three `db_config` reads) tell whether it replaced a hook or the authorizer; if
+//! so it fails with [`Error::ClosureChangedConnection`] and the lane puts its own back (and
+//! its settings, when the authorizer was gone) before the batch commits.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -26,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+use super::guard::{self, DbFlags, Role, Settings, Watched};
 use super::request::{AppValue, Request, Work};
 use super::Shared;
 use crate::checkpoint::Checkpointer;
@@ -42,6 +49,15 @@ pub(super) struct Writer {
     checkpointer: Arc<Checkpointer>,
     commit_estimate: CommitEstimate,
     watch: Arc<TxnWatch>,
+    /// Rings when code run for others changes the connection (see [`guard`]).
+    guard: Arc<guard::Watch>,
+    /// The connection's settings as the store configured them, to restore.
+    settings: Settings,
+    /// `db_config` flags as configured (`None` if SQLite would not tell).
+    flags: Option<DbFlags>,
+    /// Set when a closure ran without the authorizer: settings are applied again once the
+    /// batch has ended (some, e.g. `foreign_keys`, cannot change inside a transaction).
+    restore_after_batch: std::cell::Cell<bool>,
 }
 
 /// What SQLite's hooks saw of the writer connection's transactions.
@@ -56,11 +72,12 @@ struct TxnWatch {
 }
 
 impl TxnWatch {
-    /// Installs the hooks on the writer connection.
-    fn install(conn: &Connection) -> Arc<TxnWatch> {
-        let watch = Arc::new(TxnWatch::default());
-        let w = watch.clone();
+    /// Installs the hooks on the writer connection, each with its alarm on `guard`.
+    fn install(self: &Arc<Self>, conn: &Connection, guard: &Arc<guard::Watch>) {
+        let w = self.clone();
+        let alarm = guard.alarm(Watched::CommitHook);
         conn.commit_hook(Some(move || {
+            let _owned = &alarm;
             w.ends.fetch_add(1, Relaxed);
             let refuse = !w.commit_allowed.load(Relaxed);
             if refuse {
@@ -69,11 +86,12 @@ impl TxnWatch {
             // `true` turns this COMMIT into a rollback.
             refuse
         }));
-        let w = watch.clone();
+        let w = self.clone();
+        let alarm = guard.alarm(Watched::RollbackHook);
         conn.rollback_hook(Some(move || {
+            let _owned = &alarm;
             w.ends.fetch_add(1, Relaxed);
         }));
-        watch
     }
 }
 
@@ -109,7 +127,14 @@ impl Writer {
         budget: BatchBudget,
         checkpointer: Arc<Checkpointer>,
     ) -> Self {
-        let watch = TxnWatch::install(&conn);
+        let settings = Settings::read(&conn);
+        let flags = DbFlags::read(&conn);
+        let guard = Arc::new(guard::Watch::default());
+        let watch = Arc::new(TxnWatch::default());
+        watch.install(&conn, &guard);
+        guard::install_sentinels(&conn, &guard, true);
+        // Last: from here on settings pragmas fail to prepare on this connection.
+        guard::install_authorizer(&conn, &guard, Role::Writer);
         Writer {
             conn,
             shared,
@@ -117,6 +142,63 @@ impl Writer {
             checkpointer,
             commit_estimate: CommitEstimate::default(),
             watch,
+            guard,
+            settings,
+            flags,
+            restore_after_batch: std::cell::Cell::new(false),
+        }
+    }
+
+    /// After code run for others: if it changed the connection (see [`guard`]), puts the
+    /// lane's hooks, authorizer and settings back and returns the error for that code.
+    /// Cheap when nothing changed: one atomic load and three `db_config` reads.
+    fn check_connection(&self) -> Option<Error> {
+        let flags_changed = self
+            .flags
+            .and_then(|f| f.changed(DbFlags::read(&self.conn)));
+        if !self.guard.rang() && flags_changed.is_none() {
+            return None;
+        }
+        let changed = self.guard.take();
+        let bits = changed.as_ref().map_or(0, |c| c.bits);
+        let has = |w: Watched| bits & w as u32 != 0;
+        let mut setting: Vec<String> = changed.map(|c| c.setting).into_iter().collect();
+        setting.extend(flags_changed);
+        let conn = &self.conn;
+        if let Some(flags) = self.flags {
+            flags.restore(conn);
+        }
+        if has(Watched::CommitHook) || has(Watched::RollbackHook) {
+            self.watch.install(conn, &self.guard);
+        }
+        if has(Watched::UpdateHook) || has(Watched::ProgressHandler) {
+            guard::install_sentinels(conn, &self.guard, true);
+        }
+        if has(Watched::Authorizer) {
+            // Without it the closure could set anything: apply the settings now (so this
+            // batch's COMMIT is as durable as configured) and again after the batch.
+            self.settings.apply(conn);
+            self.restore_after_batch.set(true);
+            guard::install_authorizer(conn, &self.guard, Role::Writer);
+        }
+        // Our own reinstalls rang the alarms of the hooks they replaced.
+        let _ = self.guard.take();
+        let setting = setting.join(", ");
+        tracing::error!(%setting, "code run on the writer lane changed its connection; undone");
+        Some(Error::ClosureChangedConnection { setting })
+    }
+
+    /// Applies the settings again once a batch after a closure that removed the authorizer
+    /// has ended (outside a transaction every setting can change).
+    fn restore_settings_if_needed(&self) {
+        if self.restore_after_batch.replace(false) && self.conn.is_autocommit() {
+            // The authorizer would refuse the lane's own settings pragmas: lift it meanwhile.
+            self.conn.authorizer(
+                None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>,
+            );
+            self.settings.apply(&self.conn);
+            guard::install_authorizer(&self.conn, &self.guard, Role::Writer);
+            let _ = self.guard.take();
         }
     }
 
@@ -248,6 +330,7 @@ impl Writer {
         span.record("hold_us", hold.as_micros() as u64);
         self.checkpointer.notify_commit();
         self.finish(done, committed, (blobs, bytes), hold, commit);
+        self.restore_settings_if_needed();
     }
 
     /// How long a batch may fill: the hold budget less the expected `COMMIT`, which may take
@@ -272,11 +355,17 @@ impl Writer {
         let result = match std::mem::replace(&mut req.work, Work::Blobs(Vec::new())) {
             Work::Blobs(blobs) => {
                 let conn = &self.conn;
-                match catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms))) {
-                    Ok(Ok(dedup)) => Ok((None, dedup)),
-                    // Its rows may be half written: only a rollback of the batch undoes them.
-                    Ok(Err(e)) => Err(Failed::Batch(e)),
-                    Err(panic) => Err(Failed::Batch(self.record_panic("staged op", &panic))),
+                let ran = catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms)));
+                // A staged op that changed the connection: its writes cannot be isolated.
+                if let Some(changed) = self.check_connection() {
+                    Err(Failed::Batch(changed))
+                } else {
+                    match ran {
+                        Ok(Ok(dedup)) => Ok((None, dedup)),
+                        // Its rows may be half written: only a rollback of the batch undoes them.
+                        Ok(Err(e)) => Err(Failed::Batch(e)),
+                        Err(panic) => Err(Failed::Batch(self.record_panic("staged op", &panic))),
+                    }
                 }
             }
             Work::App(write) => self.run_app_write(write),
@@ -341,15 +430,20 @@ impl Writer {
         conn.execute_batch("SAVEPOINT app_write")
             .during("savepoint")
             .map_err(Failed::Batch)?;
-        let (result, undo) = match catch_unwind(AssertUnwindSafe(|| write(conn))) {
-            Ok(Ok(value)) => (Ok(value), false),
+        let ran = catch_unwind(AssertUnwindSafe(|| write(conn)));
+        // Whatever it returned (it may have swallowed the refusal, or failed because of it):
+        // a closure that changed the connection fails with that, its writes undone.
+        let changed = self.check_connection();
+        let (result, undo) = match (ran, changed) {
+            (_, Some(changed)) => (Err(changed), true),
+            (Ok(Ok(value)), None) => (Ok(value), false),
             // A full disk is the store's condition, not the closure's: its batch fails with
             // the documented error (SQLite may have rolled the transaction back already).
-            Ok(Err(e)) if is_disk_full(&*e) => {
+            (Ok(Err(e)), None) if is_disk_full(&*e) => {
                 return Err(Failed::Batch(Error::DiskFull { op: "app write" }));
             }
-            Ok(Err(e)) => (Err(Error::App(e)), true),
-            Err(panic) => (Err(self.record_panic("write closure", &panic)), true),
+            (Ok(Err(e)), None) => (Err(Error::App(e)), true),
+            (Err(panic), None) => (Err(self.record_panic("write closure", &panic)), true),
         };
         let end = if undo {
             "ROLLBACK TO app_write; RELEASE app_write"
