@@ -24,6 +24,11 @@ pub struct DiscoveryConfig {
     /// CIDs per fetch request (default 128). Each answer is verified, then stored as one
     /// `put_many` through the lane.
     pub fetch_batch: usize,
+    /// Fetch requests one session keeps in flight to its peer (default 2, at least 1): the
+    /// next answer travels while one is verified and another stored. A session holds up to
+    /// this many answers plus the one being stored (each at most the peer's answer limit,
+    /// 16 MiB for a seedbank responder).
+    pub fetches_in_flight: usize,
     /// Negentropy frame size limit in bytes (default 256 KiB), within
     /// [`MIN_FRAME_LIMIT`](DiscoveryConfig::MIN_FRAME_LIMIT)..=
     /// [`MAX_FRAME_LIMIT`](DiscoveryConfig::MAX_FRAME_LIMIT). 0 (negentropy's "unlimited")
@@ -49,6 +54,14 @@ pub struct DiscoveryConfig {
     /// Named scopes: peers whose reconciliation must leave nothing to fetch before the
     /// scope counts as complete (default 1).
     pub named_quorum: usize,
+    /// Named scopes: whether a blob stored here (or its bytes, under another codec) joins
+    /// the scope because a peer *names* it as a member, without sending it (default
+    /// `false`). By default a run makes a blob a member only when a peer sent its bytes in
+    /// that run, so a peer that merely knows a hash cannot put a local (private) blob into
+    /// a scope, where a scope-based `ServePolicy` would then serve it to others. The price:
+    /// a member stored here outside the scope is fetched again. Set it to `true` only when
+    /// every peer is trusted with the scope's membership.
+    pub trust_named_members: bool,
     /// Most wants one run holds open at once: blocks known to be needed and not fetched
     /// yet, claimed ones included (default 1,000,000). Every link of every fetched DAG
     /// block becomes a want, so this is what bounds the memory a link-dense document can
@@ -79,7 +92,7 @@ impl DiscoveryConfig {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the first field out of range:
     /// `frame_limit` outside `MIN_FRAME_LIMIT..=MAX_FRAME_LIMIT` (0 included),
-    /// `max_open_wants` or `fetch_batch` of 0.
+    /// `max_open_wants`, `fetch_batch` or `fetches_in_flight` of 0.
     pub fn validate(&self) -> crate::Result<()> {
         check_frame_limit(self.frame_limit)?;
         if self.max_open_wants == 0 {
@@ -87,6 +100,12 @@ impl DiscoveryConfig {
         }
         if self.fetch_batch == 0 {
             return Err(crate::Error::config("fetch_batch", "must be at least 1"));
+        }
+        if self.fetches_in_flight == 0 {
+            return Err(crate::Error::config(
+                "fetches_in_flight",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -121,6 +140,7 @@ impl Default for DiscoveryConfig {
             negative_ttl: Duration::from_secs(30),
             negative_capacity: 10_000,
             fetch_batch: 128,
+            fetches_in_flight: 2,
             frame_limit: 256 * 1024,
             max_want: 16_384,
             max_rounds: 256,
@@ -129,6 +149,7 @@ impl Default for DiscoveryConfig {
             max_run_bytes: 16 << 30,
             assumed_latency: Duration::from_millis(200),
             named_quorum: 1,
+            trust_named_members: false,
             max_open_wants: 1_000_000,
             run_timeout: None,
             source: "discovery".to_string(),

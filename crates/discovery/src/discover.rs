@@ -13,7 +13,7 @@ use crate::negative_cache::NegativeCache;
 use crate::peer::Peer;
 use crate::progress::{Progress, ProgressTx};
 use crate::report::Report;
-use crate::run::{run, RunCtx};
+use crate::run::{run, Run};
 use crate::scope::Scope;
 use crate::single_flight::SingleFlight;
 
@@ -159,7 +159,7 @@ async fn run_once(inner: Arc<Inner>, scope: Scope, peers: Vec<Arc<dyn Peer>>) ->
     let builds_before = inner.haves.stats().builds;
     let haves = inner.haves.get(&scope).await?;
     let index = inner.haves.index().clone();
-    let ctx = Arc::new(RunCtx::new(
+    let ctx = Arc::new(Run::new(
         id,
         scope.clone(),
         index,

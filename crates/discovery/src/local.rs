@@ -2,19 +2,17 @@
 //!
 //! The store keeps bytes once per multihash (`blob_data`) and one metadata row per CID. A
 //! wanted CID whose multihash is stored under another codec gets its row from the local
-//! bytes (verified against the wanted CID, then written through the index so its links are
-//! indexed and it joins the scope), costing no message.
+//! bytes (verified against the wanted CID), then the run stores it like a fetched blob
+//! (links indexed, under the run's temp pin), costing no message.
 
 use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::cid::multihash_key;
 use seedbank_blobstore::rusqlite::OptionalExtension;
-use seedbank_blobstore::{Blob, PoolKind, Priority, Store};
-use seedbank_index::{Index, IndexPutOptions, TempPin};
+use seedbank_blobstore::{Blob, PoolKind, Store};
+use seedbank_index::Index;
 
 use crate::error::Result;
-use crate::run::ingest;
-use crate::scope::Scope;
 
 /// The stored bytes of each CID's multihash, whatever codec they were stored under. Read
 /// in one hop to the data pool. The blobstore has no public read by multihash; its `scan`
@@ -38,39 +36,21 @@ async fn bytes_by_multihash(store: &Store, cids: &[Cid]) -> Result<Vec<Option<By
     Ok(found)
 }
 
-/// Of `absent` (CIDs not stored here), stores those whose bytes are stored under another
-/// codec, from those bytes, joining `scope` when it is named and `pin`. Returns the CIDs
-/// stored.
+/// Of `absent` (CIDs not stored here), those whose bytes are stored here under another
+/// codec, as blobs made from those bytes (verified against the wanted CID; bytes that do not
+/// hash to it are corrupt here and left out, to be fetched instead). Nothing is written:
+/// the run stores them through its one ingest path.
 ///
 /// # Errors
-/// [`Error::Index`](crate::Error::Index) / [`Error::Blobstore`](crate::Error::Blobstore)
-/// if the read or the write failed.
-pub(crate) async fn adopt(
-    index: &Index,
-    scope: &Scope,
-    source: &str,
-    pin: &TempPin,
-    absent: &[Cid],
-) -> Result<Vec<Cid>> {
+/// [`Error::Blobstore`](crate::Error::Blobstore) if the read failed.
+pub(crate) async fn local_copies(index: &Index, absent: &[Cid]) -> Result<Vec<Blob>> {
     if absent.is_empty() {
         return Ok(Vec::new());
     }
     let found = bytes_by_multihash(index.store(), absent).await?;
-    // Bytes that do not hash to the CID are corrupt here: fetch them instead.
-    let blobs: Vec<Blob> = absent
+    Ok(absent
         .iter()
         .zip(found)
         .filter_map(|(cid, data)| Blob::with_cid(*cid, data?).ok())
-        .collect();
-    if blobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-    let mut opts = IndexPutOptions::new(Priority::Normal, source).temp_pin(pin);
-    if let Scope::Named(name) = scope {
-        opts = opts.scope(name.clone());
-    }
-    let index = index.clone();
-    ingest::finish(async move { index.put_many(blobs, opts).await }).await?;
-    Ok(cids)
+        .collect())
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use seedbank_blobstore::{codec, Blob};
-use seedbank_discovery::Scope;
+use seedbank_discovery::{DiscoveryConfig, Scope};
 use seedbank_sim::{Behavior, SimTree};
 
 /// `blob`'s bytes under the RAW codec.
@@ -13,7 +13,7 @@ fn as_raw(blob: &Blob) -> Blob {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_named_scope_never_fetches_bytes_stored_here_under_another_codec() {
+async fn a_named_scope_of_trusted_peers_never_fetches_bytes_stored_here_under_another_codec() {
     let mut net = Net::new();
     let tree = SimTree::generate(&mut rng(5), "t", &[4, 3]);
     let blocks = tree.blocks.clone();
@@ -27,7 +27,12 @@ async fn a_named_scope_never_fetches_bytes_stored_here_under_another_codec() {
         .put(vec![as_raw(&blocks[2])], Some("doc"))
         .await
         .unwrap();
-    let discovery = client.discovery(config());
+    // Membership taken from a peer's word (trusted peers): without it every member is
+    // fetched from the peer (see tests/named_scopes.rs).
+    let discovery = client.discovery(DiscoveryConfig {
+        trust_named_members: true,
+        ..config()
+    });
     let report = discovery
         .discover(
             &Scope::named("doc"),

@@ -90,6 +90,8 @@ async fn no_more_than_concurrency_sessions_talk_at_once() {
         let client = net.node().await;
         let discovery = client.discovery(DiscoveryConfig {
             concurrency,
+            // One call in flight per session, so calls in flight count sessions.
+            fetches_in_flight: 1,
             ..config()
         });
         let report = discovery

@@ -50,7 +50,9 @@ async fn a_responder_serving_30_peers_reconciling_one_scope_builds_its_haves_onc
         1,
         "30 peers, one snapshot, one build"
     );
-    assert_eq!(responder.stats().busy, 0);
+    // 30 clients with two fetches in flight each pass the responder's 40 slots: it answers
+    // some pipelined fetches `Busy`, which their sessions absorb (one fetch at a time from
+    // then on, the batch asked again), never failing the peer.
     assert!(
         responder.stats().reconciles >= 60,
         "each client reconciles and resolves"
@@ -58,6 +60,7 @@ async fn a_responder_serving_30_peers_reconciling_one_scope_builds_its_haves_onc
     for ((node, _), report) in clients.iter().zip(reports) {
         let report = report.unwrap();
         assert!(report.complete);
+        assert_eq!((report.busy, report.peers_failed), (0, 0), "{report}");
         assert_eq!((report.blobs_fetched, report.duplicates), (200, 0));
         assert_eq!(node.index.scope_members("doc").await.unwrap().len(), 300);
     }

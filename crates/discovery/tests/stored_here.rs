@@ -39,7 +39,7 @@ impl Peer for CollectsBeforeFetch {
 }
 
 /// The client holds half of a named scope's members (stored, unpinned, not members); the
-/// peer offers all of them.
+/// peer, trusted with membership, offers all of them.
 #[tokio::test]
 async fn members_stored_here_already_survive_a_collection_during_the_run() {
     let mut net = Net::new();
@@ -53,8 +53,13 @@ async fn members_stored_here_already_survive_a_collection_during_the_run() {
         inner: peer,
         client: client.index.clone(),
     });
+    // Trusted peers: members stored here join without a fetch, so the run relies on them.
+    let trusting = seedbank_discovery::DiscoveryConfig {
+        trust_named_members: true,
+        ..config()
+    };
     let report = client
-        .discovery(config())
+        .discovery(trusting)
         .discover(&Scope::named("s"), &[peer])
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store};
 
 use crate::error::{from_store, Error, Result};
-use crate::extract::extract_links;
+use crate::extract::{extract_links, Extracted};
 use crate::gc::put_log::PutLog;
 use crate::gc::{GcOptions, GcReport};
 use crate::indexer::{Annotations, Indexer};
@@ -183,18 +183,30 @@ impl Index {
     /// top of those the indexers return.
     pub fn stage<S: AsRef<str>>(&self, blob: Blob, scopes: &[S]) -> StagedBlob {
         let extracted = extract_links(blob.cid().codec(), blob.data());
+        self.stage_extracted(blob, &extracted, scopes)
+    }
+
+    /// As [`Index::stage`], with `blob`'s links already extracted by the caller (with
+    /// [`extract_links`], e.g. to learn a fetched block's children), so a block is parsed
+    /// once. `extracted` must be what `extract_links` returns for `blob`.
+    pub fn stage_extracted<S: AsRef<str>>(
+        &self,
+        blob: Blob,
+        extracted: &Extracted,
+        scopes: &[S],
+    ) -> StagedBlob {
         let mut annotations = Annotations {
             scopes: scopes.iter().map(|s| s.as_ref().to_string()).collect(),
             attributes: Vec::new(),
         };
         for indexer in &self.inner.config.indexers {
-            let extra = indexer.annotate(&blob, &extracted);
+            let extra = indexer.annotate(&blob, extracted);
             annotations.scopes.extend(extra.scopes);
             annotations.attributes.extend(extra.attributes);
         }
         annotations.scopes.sort_unstable();
         annotations.scopes.dedup();
-        let op = IndexOp::new(&blob, &extracted, annotations, self.inner.put_log.clone());
+        let op = IndexOp::new(&blob, extracted, annotations, self.inner.put_log.clone());
         StagedBlob {
             blob,
             op: Some(Box::new(op)),

@@ -1,25 +1,46 @@
-//! Verifying fetched blobs and submitting them through the lane.
+//! Blobs on their way into the store: verified (a peer's answer), parsed once for their
+//! links, and written through the one ingest path every stored blob of a run takes.
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use cid::Cid;
-use seedbank_blobstore::{Blob, Priority};
-use seedbank_index::{extract_links, Index, IndexPutOptions, TempPin};
+use seedbank_blobstore::{Blob, Priority, PutOptions};
+use seedbank_index::{extract_links, Extracted, Index, TempPin};
 
 use crate::error::{Error, Result};
 use crate::haves::Haves;
 use crate::item::ItemId;
 use crate::scope::Scope;
 
-/// Above this many bytes, hashing moves to a blocking thread so it does not stall the
-/// runtime's other tasks.
-const INLINE_VERIFY_BYTES: usize = 256 * 1024;
+/// Above this many bytes, hashing and parsing move to a blocking thread so they do not stall
+/// the runtime's other tasks.
+const INLINE_BYTES: usize = 256 * 1024;
+
+/// A verified blob and its links, extracted once: the run learns a DAG block's children
+/// from them and the index stores them as its link rows.
+pub(crate) struct Parsed {
+    pub blob: Blob,
+    pub links: Extracted,
+}
+
+impl Parsed {
+    /// Extracts `blob`'s links.
+    pub fn new(blob: Blob) -> Self {
+        let links = extract_links(blob.cid().codec(), blob.data());
+        Parsed { blob, links }
+    }
+
+    pub fn cid(&self) -> &Cid {
+        self.blob.cid()
+    }
+}
 
 /// Checks a fetch answer against what was asked: every blob must be one asked for, at most
 /// once, no larger than this store takes (`max_blob_size`), and hash to its CID. One bad
 /// blob condemns the whole answer (a lying peer's bytes are never stored, not even those
-/// that happen to verify): the fault is the peer's, never the run's.
+/// that happen to verify): the fault is the peer's, never the run's. Each blob's links are
+/// extracted in the same pass.
 ///
 /// # Errors
 /// [`Error::HashMismatch`] or [`Error::Protocol`] naming `peer`.
@@ -28,7 +49,7 @@ pub(crate) async fn verify(
     asked: &[Cid],
     answer: Vec<(Cid, Bytes)>,
     max_blob_size: usize,
-) -> Result<Vec<Blob>> {
+) -> Result<Vec<Parsed>> {
     let asked: HashMap<ItemId, Cid> = asked.iter().map(|c| (ItemId::of(c), *c)).collect();
     let mut seen = HashSet::new();
     let mut pairs = Vec::with_capacity(answer.len());
@@ -53,7 +74,7 @@ pub(crate) async fn verify(
     }
     let total: usize = pairs.iter().map(|(_, d)| d.len()).sum();
     let peer = peer.to_string();
-    if total <= INLINE_VERIFY_BYTES {
+    if total <= INLINE_BYTES {
         return check_all(&peer, pairs);
     }
     tokio::task::spawn_blocking(move || check_all(&peer, pairs))
@@ -63,17 +84,18 @@ pub(crate) async fn verify(
         })?
 }
 
-fn check_all(peer: &str, pairs: Vec<(Cid, Bytes)>) -> Result<Vec<Blob>> {
+fn check_all(peer: &str, pairs: Vec<(Cid, Bytes)>) -> Result<Vec<Parsed>> {
     pairs
         .into_iter()
         .map(|(cid, data)| {
-            Blob::with_cid(cid, data).map_err(|e| match e {
+            let blob = Blob::with_cid(cid, data).map_err(|e| match e {
                 seedbank_blobstore::Error::HashMismatch { cid } => Error::HashMismatch {
                     peer: peer.to_string(),
                     cid,
                 },
                 other => protocol(peer, format!("unverifiable blob for {cid}: {other}")),
-            })
+            })?;
+            Ok(Parsed::new(blob))
         })
         .collect()
 }
@@ -85,29 +107,41 @@ fn protocol(peer: &str, reason: String) -> Error {
     }
 }
 
-/// Stores verified blobs through the index (links indexed, named-scope membership recorded,
-/// under the run's temp pin) at `Normal` priority, as one `put_many` that the store splits
-/// into lane requests.
+/// The one way a run stores blobs (fetched from peers, or made from bytes stored here under
+/// another codec): through the index with the links already extracted (link rows indexed,
+/// named-scope membership recorded), under the run's temp pin, at `Normal` priority, as one
+/// staged put that the store splits into lane requests.
 ///
-/// The write runs as a task of its own: dropping a `put_many` future cancels the lane
-/// requests not started yet, and a session cancelled mid-store (the scope completed, the run
-/// failed) must not throw away blobs it fetched and verified.
+/// The write runs as a task of its own: dropping a put future cancels the lane requests not
+/// started yet, and a session cancelled mid-store (the scope completed, the run failed)
+/// must not throw away blobs it fetched and verified.
 ///
 /// # Errors
 /// [`Error::Index`] if the lane rejected or failed the write.
-pub(crate) async fn submit(
+pub(crate) async fn store(
     index: &Index,
     scope: &Scope,
     source: &str,
     pin: &TempPin,
-    blobs: Vec<Blob>,
+    blobs: Vec<Parsed>,
 ) -> Result<()> {
-    let mut opts = IndexPutOptions::new(Priority::Normal, source).temp_pin(pin);
-    if let Scope::Named(name) = scope {
-        opts = opts.scope(name.clone());
+    if blobs.is_empty() {
+        return Ok(());
     }
+    let scopes: &[String] = match scope {
+        Scope::Named(name) => std::slice::from_ref(name),
+        Scope::Dag(_) => &[],
+    };
+    // Before submission: no lane transaction (nor a collection) sees them unpinned.
+    let cids: Vec<Cid> = blobs.iter().map(|p| *p.cid()).collect();
+    pin.add(&cids);
+    let staged = blobs
+        .into_iter()
+        .map(|p| index.stage_extracted(p.blob, &p.links, scopes))
+        .collect();
+    let opts = PutOptions::new(Priority::Normal, source);
     let index = index.clone();
-    finish(async move { index.put_many(blobs, opts).await }).await?;
+    finish(async move { index.put_staged(staged, opts).await }).await?;
     Ok(())
 }
 
@@ -128,13 +162,13 @@ where
         .map_err(Error::from)
 }
 
-/// The links of fetched DAG blocks that may be new wants: not identity CIDs (never
-/// missing) and not in the run's starting snapshot. Deduplicated, in link order.
-pub(crate) fn children(blobs: &[Blob], haves: &Haves) -> Vec<Cid> {
+/// The links of parsed DAG blocks that may be new wants: not identity CIDs (never missing)
+/// and not in the run's starting snapshot. Deduplicated, in link order.
+pub(crate) fn children(blobs: &[Parsed], haves: &Haves) -> Vec<Cid> {
     let mut seen = HashSet::new();
     blobs
         .iter()
-        .flat_map(|b| extract_links(b.cid().codec(), b.data()).links)
+        .flat_map(|p| p.links.links.iter().copied())
         .filter(|c| c.hash().code() != 0x00)
         .filter(|c| seen.insert(ItemId::of(c)) && !haves.contains(c))
         .collect()
