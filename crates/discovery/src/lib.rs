@@ -81,7 +81,7 @@ pub use fanout::PeerScore;
 pub use haves::{BuildKind, Haves, HavesCache, HavesConfig, HavesStats};
 pub use item::ItemId;
 pub use message::{Message, MAX_MESSAGE_BYTES};
-pub use peer::Peer;
+pub use peer::{answer_holding_nothing, Peer};
 pub use progress::Progress;
 pub use report::{Report, SessionOutcome, SessionReport};
 pub use responder::{Responder, ResponderConfig, ResponderStats, MAX_SCOPE_NAME};

@@ -29,3 +29,29 @@ pub trait Peer: Send + Sync + 'static {
     /// every returned blob is verified against its CID before anything is stored.
     async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>>;
 }
+
+/// The answer a peer that holds nothing of the scope gives to a reconciliation `request`:
+/// for peers that cannot reconcile, such as an HTTP gateway, which serves blocks by CID but
+/// cannot list what it holds. A DAG run then offers such a peer nothing and probes it for
+/// its open wants (those no other live session's peer offers), through [`Peer::fetch`].
+///
+/// # Errors
+/// [`Error::Protocol`](crate::Error::Protocol) if the request's negentropy part is
+/// malformed.
+pub fn answer_holding_nothing(request: &Message) -> Result<Message> {
+    use negentropy::{Negentropy, NegentropyStorageVector};
+    let negentropy = if request.negentropy.is_empty() {
+        Bytes::new()
+    } else {
+        let mut empty = NegentropyStorageVector::new();
+        empty.seal()?;
+        let mut ne = Negentropy::borrowed(&empty, crate::DiscoveryConfig::MAX_FRAME_LIMIT)?;
+        Bytes::from(ne.reconcile(&request.negentropy)?)
+    };
+    // Nothing held: no id it is asked to resolve has a CID here.
+    Ok(Message {
+        negentropy,
+        want: Vec::new(),
+        cids: Vec::new(),
+    })
+}

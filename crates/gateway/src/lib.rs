@@ -39,6 +39,9 @@
 //! memory and the walk's depth are all limited by [`GatewayConfig`]. The default address is
 //! `127.0.0.1:8080`.
 //!
+//! With the `client` feature, [`client::GatewayPeer`] syncs *from* any trustless gateway:
+//! a discovery peer over HTTP that one run mixes with QUIC peers.
+//!
 //! ```
 //! use seedbank_blobstore::{Config, Store};
 //! use seedbank_files::{AddOptions, Files, Profile};
@@ -85,6 +88,8 @@
 
 mod blocks;
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod car;
 mod deserialized;
 mod handler;

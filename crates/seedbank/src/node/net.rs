@@ -78,6 +78,12 @@ pub struct SyncConfig {
     pub max_peers: usize,
     /// Longest wait for a peer's peer-exchange answer (default 2 s).
     pub exchange_timeout: Duration,
+    /// IPFS Trustless Gateways to fetch from as well (`sync --gateway`): each is a peer of
+    /// the same run (see [`seedbank_gateway::client`]). DAG scopes only. Default none.
+    pub gateways: Vec<seedbank_gateway::client::Url>,
+    /// Limits of the gateway requests (its `max_block_size` is raised or lowered to the
+    /// store's `max_blob_size`).
+    pub gateway: seedbank_gateway::client::GatewayClientConfig,
 }
 
 impl Default for SyncConfig {
@@ -89,6 +95,8 @@ impl Default for SyncConfig {
             },
             max_peers: 64,
             exchange_timeout: Duration::from_secs(2),
+            gateways: Vec::new(),
+            gateway: Default::default(),
         }
     }
 }
@@ -141,12 +149,14 @@ impl Node {
     }
 
     /// Fetches what `scope` is missing from the nodes of `tickets` and those they tell about
-    /// (one bounded peer-exchange round), then closes every connection it opened.
-    /// [`Report::complete`] says whether the scope is complete here now.
+    /// (one bounded peer-exchange round), and from [`SyncConfig::gateways`], all in one
+    /// discovery run, then closes every connection it opened. [`Report::complete`] says
+    /// whether the scope is complete here now.
     ///
     /// # Errors
     /// [`Error::Net`](crate::Error::Net) if the dialing endpoint cannot bind,
-    /// [`Error::Discovery`](crate::Error::Discovery) as [`Node::discover`].
+    /// [`Error::Discovery`](crate::Error::Discovery) as [`Node::discover`], or with
+    /// [`Config`](seedbank_discovery::Error::Config) for a gateway URL that is not http(s).
     pub async fn sync(
         &self,
         scope: &Scope,
@@ -155,8 +165,18 @@ impl Node {
     ) -> Result<Report> {
         let endpoint = bind_endpoint(&config.net).await?;
         let peers = gather_peers(&endpoint, config, tickets).await;
-        let dyn_peers: Vec<Arc<dyn Peer>> =
+        let mut dyn_peers: Vec<Arc<dyn Peer>> =
             peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+        match self.gateway_peers(config) {
+            Ok(gateways) => dyn_peers.extend(gateways),
+            Err(e) => {
+                for p in &peers {
+                    p.close().await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.close()).await;
+                return Err(e);
+            }
+        }
         let result = self.discover(scope, &dyn_peers).await;
         for p in &peers {
             p.close().await;
@@ -164,6 +184,30 @@ impl Node {
         // A dial still pending would hold the close for seconds: bound it.
         let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.close()).await;
         result
+    }
+}
+
+impl Node {
+    /// One [`GatewayPeer`](seedbank_gateway::client::GatewayPeer) per configured gateway,
+    /// taking blocks up to this store's `max_blob_size`.
+    fn gateway_peers(&self, config: &SyncConfig) -> Result<Vec<Arc<dyn Peer>>> {
+        use seedbank_gateway::client::GatewayPeer;
+        let mut limits = config.gateway.clone();
+        limits.max_block_size = self.store().config().max_blob_size;
+        config
+            .gateways
+            .iter()
+            .map(|url| {
+                GatewayPeer::new(url.clone(), limits.clone())
+                    .map(|g| Arc::new(g) as Arc<dyn Peer>)
+                    .map_err(|e| {
+                        Error::Discovery(seedbank_discovery::Error::Config {
+                            field: "gateways",
+                            reason: e.to_string(),
+                        })
+                    })
+            })
+            .collect()
     }
 }
 
