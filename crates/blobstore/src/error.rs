@@ -215,6 +215,16 @@ impl Error {
         matches!(self, Error::Storage { busy: true, .. })
     }
 
+    /// True for errors about one blob of a multi-blob read (its bytes are corrupt, its CID
+    /// cannot be verified), which [`Store::get_many`](crate::Store::get_many) reports per
+    /// CID; the others fail the read as a whole.
+    pub(crate) fn is_per_blob(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::UnsupportedHash { .. } | Error::BadDigestLength { .. }
+        )
+    }
+
     /// A copy for acknowledging every request of a failed batch with the same error.
     pub(crate) fn duplicate(&self) -> Self {
         match self {

@@ -8,6 +8,8 @@
 //!   classes with minimum shares, deficit round robin across sources), the writer thread that
 //!   batches requests into transactions and acks after `COMMIT`.
 //! - `read`: the `info` and `data` read pools (`query_only` connections).
+//! - [`rows`]: the row reads and helpers sibling crates use inside a lane write or a read
+//!   snapshot; the store owns its tables, and nothing outside this crate runs SQL on them.
 //! - `checkpoint`: keeps the WAL bounded without ever running on the lane.
 //! - `stats`: counters and histograms behind [`Store::stats`].
 //! - `owner`: the lock that makes one read-write store the only owner of a file.
@@ -44,6 +46,7 @@ pub mod lifecycle;
 mod metrics;
 mod owner;
 mod read;
+pub mod rows;
 mod schema;
 mod stats;
 mod store;

@@ -1,16 +1,17 @@
-//! Removing blobs and giving their space back: the row-level delete the index's `delete`,
-//! garbage collection and repair run inside lane transactions, bounded incremental vacuum
-//! steps, the file's page figures, and online backup.
+//! Removing blobs and giving their space back: the row-level delete ([`Deleter`], in a
+//! [`Store::write_deleting`] batch) the index's `delete`, garbage collection and repair run,
+//! bounded incremental vacuum steps, the file's page figures, and online backup.
 //!
 //! Nothing here decides *what* may be deleted: that is the index's job (pins, temp pins,
 //! the link graph). These are the storage primitives it runs on the lane.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::config::{Priority, PutOptions};
-use crate::error::{Error, Result, SqlContext};
+use crate::error::{AppError, Error, Result, SqlContext};
 use crate::read::PoolKind;
 use crate::Store;
 
@@ -24,14 +25,37 @@ pub struct Deleted {
     pub bytes_freed: u64,
 }
 
-/// Deletes one CID's metadata row (`?1` multihash key, `?2` codec), and its bytes unless
-/// another codec of the same multihash still refers to them. Must run inside a lane write
-/// (e.g. a [`Store::write`] closure), so it commits or rolls back with the caller's other
-/// rows.
-///
-/// # Errors
-/// [`Error::Storage`] if a statement failed.
-pub fn delete_blob_rows(conn: &Connection, mh: &[u8], codec: i64) -> Result<Deleted> {
+/// The connection of a [`Store::write_deleting`] closure: a lane write that may delete
+/// blobs. It tallies what its deletes free, and the store counts that into
+/// [`Stats`](crate::Stats) (`blobs_freed`, `bytes_freed`) once the write has committed, so
+/// nobody records freed space by hand and a rolled-back delete counts nothing.
+pub struct Deleter<'c> {
+    conn: &'c Connection,
+    freed: Cell<(u64, u64)>,
+}
+
+impl<'c> Deleter<'c> {
+    /// The lane's connection, for the caller's own rows in the same transaction.
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// Deletes one CID's metadata row (`mh` multihash key, `codec`), and its bytes unless
+    /// another codec of the same multihash still refers to them.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if a statement failed.
+    pub fn delete(&self, mh: &[u8], codec: i64) -> Result<Deleted> {
+        let gone = delete_blob_rows(self.conn, mh, codec)?;
+        let (blobs, bytes) = self.freed.get();
+        self.freed
+            .set((blobs + u64::from(gone.existed), bytes + gone.bytes_freed));
+        Ok(gone)
+    }
+}
+
+/// Deletes one CID's rows (see [`Deleter::delete`]).
+fn delete_blob_rows(conn: &Connection, mh: &[u8], codec: i64) -> Result<Deleted> {
     let found: Option<(i64, i64)> = conn
         .prepare_cached("DELETE FROM blobs WHERE mh = ?1 AND codec = ?2 RETURNING data_id, size")
         .during("prepare delete blob")?
@@ -149,11 +173,30 @@ impl Store {
         .map_err(unwrap_app)
     }
 
-    /// Counts freed blobs and bytes into [`Stats`](crate::Stats) (`blobs_freed`,
-    /// `bytes_freed`). Called by whoever deleted rows with [`delete_blob_rows`], after the
-    /// lane write that deleted them committed.
-    pub fn record_freed(&self, blobs: u64, bytes: u64) {
+    /// Runs `f` inside a lane batch like [`Store::write`], with a [`Deleter`] to delete
+    /// blobs (and the connection for the caller's own rows); once the batch has committed,
+    /// counts what the deletes freed into [`Stats`](crate::Stats). The index's delete,
+    /// garbage collection and repair run on this.
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub async fn write_deleting<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Deleter<'_>) -> Result<T, AppError> + Send + 'static,
+    {
+        let (value, (blobs, bytes)) = self
+            .write(opts, move |conn| {
+                let deleter = Deleter {
+                    conn,
+                    freed: Cell::new((0, 0)),
+                };
+                let value = f(&deleter)?;
+                Ok((value, deleter.freed.get()))
+            })
+            .await?;
         self.stats_collector().record_freed(blobs, bytes);
+        Ok(value)
     }
 
     /// Writes a consistent copy of the database to `dest` while the store keeps serving
@@ -241,7 +284,7 @@ fn check_copy(dest: &Path) -> Result<BackupReport> {
         });
     }
     let cids: i64 = conn
-        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .query_row(crate::schema::sql::COUNT_CIDS, [], |r| r.get(0))
         .during("count backup copy")?;
     let bytes = std::fs::metadata(dest)?.len();
     Ok(BackupReport {

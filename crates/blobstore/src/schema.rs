@@ -82,6 +82,8 @@ pub mod sql {
          VALUES (?1, ?2, ?3, ?4, ?5)";
     /// Metadata of a CID (`?1` key, `?2` codec), as `info` reads it.
     pub const INFO: &str = "SELECT size, inserted_at FROM blobs WHERE mh = ?1 AND codec = ?2";
+    /// How many CIDs are stored (metadata rows).
+    pub const COUNT_CIDS: &str = "SELECT count(*) FROM blobs";
 
     use rusqlite::{CachedStatement, Connection, OptionalExtension};
 

@@ -347,7 +347,7 @@ impl StatsCollector {
         }
     }
 
-    /// Counts deleted blobs and bytes (see `Store::record_freed`).
+    /// Counts deleted blobs and bytes (see `Store::write_deleting`).
     pub fn record_freed(&self, blobs: u64, bytes: u64) {
         self.freed[0].fetch_add(blobs, Relaxed);
         self.freed[1].fetch_add(bytes, Relaxed);

@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use cid::Cid;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::checkpoint::Checkpointer;
-use crate::cid::{check_supported, multihash_key, verify, Blob};
+use crate::cid::Blob;
 use crate::config::{Config, PutOptions, Synchronous};
 use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
@@ -520,28 +520,38 @@ impl Store {
             .data_pool
             .read(move |conn| {
                 in_snapshot(conn, cids.len(), |conn| {
-                    let mut stmt = conn
-                        .prepare_cached(
-                            "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
-                         WHERE b.mh = ?1 AND b.codec = ?2",
-                        )
-                        .during("prepare get")?;
                     let mut out = Vec::with_capacity(cids.len());
                     for cid in &cids {
-                        if let Err(e) = check_supported(cid) {
-                            out.push(Err(e));
-                            continue;
-                        }
-                        let data: Option<Vec<u8>> = stmt
-                            .query_row((multihash_key(cid), cid.codec() as i64), |r| r.get(0))
-                            .optional()
-                            .during("get")?;
-                        out.push(match data {
-                            None => Ok(None),
-                            Some(data) => match verify(cid, &data) {
-                                Ok(()) => Ok(Some(Bytes::from(data))),
-                                Err(_) => Err(Error::Corrupt { cid: *cid }),
-                            },
+                        out.push(match crate::rows::get(conn, cid) {
+                            Err(e) if !e.is_per_blob() => return Err(e),
+                            found => found,
+                        });
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    /// Reads the bytes of each CID's multihash stored under any codec (the store keeps bytes
+    /// once per multihash), as blobs addressed by the CIDs asked for, in one hop to the data
+    /// pool and one read snapshot. Discovery stores a wanted CID from them without fetching
+    /// it. The inner errors are per CID, as for [`Store::get_many`].
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn get_any_codec(&self, cids: &[Cid]) -> Result<Vec<Result<Option<Blob>>>> {
+        self.ensure_open()?;
+        let cids = cids.to_vec();
+        self.inner
+            .data_pool
+            .read(move |conn| {
+                in_snapshot(conn, cids.len(), |conn| {
+                    let mut out = Vec::with_capacity(cids.len());
+                    for cid in &cids {
+                        out.push(match crate::rows::get_any_codec(conn, cid) {
+                            Err(e) if !e.is_per_blob() => return Err(e),
+                            found => found,
                         });
                     }
                     Ok(out)
@@ -559,21 +569,26 @@ impl Store {
         let cid = *cid;
         self.inner
             .info_pool
+            .read(move |conn| crate::rows::info(conn, &cid))
+            .await
+    }
+
+    /// The metadata of each of `cids` (`None` if not stored), in input order, from the
+    /// metadata-only `info` pool in one read snapshot (never their bytes).
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::Storage`].
+    pub async fn info_many(&self, cids: &[Cid]) -> Result<Vec<Option<BlobInfo>>> {
+        self.ensure_open()?;
+        let cids = cids.to_vec();
+        self.inner
+            .info_pool
             .read(move |conn| {
-                conn.prepare_cached(crate::schema::sql::INFO)
-                    .during("prepare info")?
-                    .query_row((multihash_key(&cid), cid.codec() as i64), |r| {
-                        let size: i64 = r.get(0)?;
-                        let at: i64 = r.get(1)?;
-                        Ok(BlobInfo {
-                            cid,
-                            size: size as u64,
-                            codec: cid.codec(),
-                            inserted_at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
-                        })
-                    })
-                    .optional()
-                    .during("info")
+                in_snapshot(conn, cids.len(), |conn| {
+                    cids.iter()
+                        .map(|cid| crate::rows::info(conn, cid))
+                        .collect()
+                })
             })
             .await
     }
@@ -584,20 +599,12 @@ impl Store {
     /// [`Error::Closed`], [`Error::Storage`].
     pub async fn has_many(&self, cids: &[Cid]) -> Result<Vec<bool>> {
         self.ensure_open()?;
-        let keys: Vec<(Vec<u8>, i64)> = cids
-            .iter()
-            .map(|c| (multihash_key(c), c.codec() as i64))
-            .collect();
+        let cids = cids.to_vec();
         self.inner
             .data_pool
             .read(move |conn| {
-                in_snapshot(conn, keys.len(), |conn| {
-                    let mut stmt = conn
-                        .prepare_cached("SELECT 1 FROM blobs WHERE mh = ?1 AND codec = ?2")
-                        .during("prepare has")?;
-                    keys.iter()
-                        .map(|k| stmt.exists((&k.0, k.1)).during("has"))
-                        .collect::<Result<Vec<_>>>()
+                in_snapshot(conn, cids.len(), |conn| {
+                    cids.iter().map(|cid| crate::rows::has(conn, cid)).collect()
                 })
             })
             .await
@@ -668,7 +675,23 @@ impl Store {
     /// [`Error::Closed`], [`Error::Storage`] if the scan itself fails.
     pub async fn verify(&self) -> Result<crate::VerifyReport> {
         self.ensure_open()?;
-        self.inner.data_pool.read(crate::verify::verify_all).await
+        self.inner
+            .data_pool
+            .read(|conn| crate::verify::verify_all(conn, true))
+            .await
+    }
+
+    /// Re-hashes every stored blob (no integrity check): the report's
+    /// [`corrupt`](crate::VerifyReport::corrupt) list is what a repair removes.
+    ///
+    /// # Errors
+    /// As [`Store::verify`].
+    pub async fn verify_blobs(&self) -> Result<crate::VerifyReport> {
+        self.ensure_open()?;
+        self.inner
+            .data_pool
+            .read(|conn| crate::verify::verify_all(conn, false))
+            .await
     }
 
     /// Counts what the database holds (a scan of the metadata, on the data pool).
@@ -682,7 +705,7 @@ impl Store {
             .read(|conn| {
                 let tx = conn.unchecked_transaction().during("begin read")?;
                 let cids: i64 = tx
-                    .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+                    .query_row(crate::schema::sql::COUNT_CIDS, [], |r| r.get(0))
                     .during("count")?;
                 let (distinct, bytes): (i64, i64) = tx
                     .query_row(

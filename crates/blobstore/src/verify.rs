@@ -2,46 +2,40 @@
 
 use rusqlite::Connection;
 
-use crate::cid::{cid_from_parts, verify};
 use crate::error::{Result, SqlContext};
+use crate::rows::{rehash_in, CorruptBlob};
 
-/// Result of [`Store::verify`](crate::Store::verify).
+/// Result of [`Store::verify`](crate::Store::verify) and
+/// [`Store::verify_blobs`](crate::Store::verify_blobs).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
     /// Blobs re-hashed.
     pub blobs_checked: u64,
     /// One line per problem found (empty when the store is sound).
     pub problems: Vec<String>,
+    /// The blobs whose bytes do not hash to their multihash, for a repair to act on (each
+    /// also has a line in `problems`). Not serialized.
+    #[serde(skip)]
+    pub corrupt: Vec<CorruptBlob>,
 }
 
-/// Re-hashes every blob's bytes against its multihash and runs `PRAGMA integrity_check`.
-pub(crate) fn verify_all(conn: &Connection) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
+/// Re-hashes every blob's bytes against its multihash, and with `integrity` runs
+/// `PRAGMA integrity_check` and looks for metadata rows without bytes, all in one snapshot.
+pub(crate) fn verify_all(conn: &Connection, integrity: bool) -> Result<VerifyReport> {
     let tx = conn.unchecked_transaction().during("begin verify")?;
-    {
-        let mut stmt = tx
-            .prepare("SELECT mh, data FROM blob_data")
-            .during("prepare verify")?;
-        let mut rows = stmt.query([]).during("scan blobs")?;
-        while let Some(row) = rows.next().during("scan blobs")? {
-            let mh: Vec<u8> = row.get(0).during("read multihash")?;
-            let data: Vec<u8> = row
-                .get_ref(1)
-                .during("read data")?
-                .as_blob()
-                .unwrap_or_default()
-                .to_vec();
-            report.blobs_checked += 1;
-            let Some(cid) = cid_from_parts(1, crate::codec::RAW, &mh) else {
-                report
-                    .problems
-                    .push(format!("unparseable multihash {}", hex(&mh)));
-                continue;
-            };
-            if let Err(e) = verify(&cid, &data) {
-                report.problems.push(format!("blob {}: {e}", cid));
-            }
-        }
+    let rehashed = rehash_in(&tx)?;
+    let mut report = VerifyReport {
+        blobs_checked: rehashed.checked,
+        problems: rehashed
+            .corrupt
+            .iter()
+            .map(|c| c.problem().to_string())
+            .collect(),
+        corrupt: rehashed.corrupt,
+    };
+    if !integrity {
+        tx.finish().during("end verify")?;
+        return Ok(report);
     }
     let mut stmt = tx
         .prepare("PRAGMA integrity_check")
@@ -70,8 +64,4 @@ pub(crate) fn verify_all(conn: &Connection) -> Result<VerifyReport> {
             .push(format!("{orphans} metadata rows without bytes"));
     }
     Ok(report)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

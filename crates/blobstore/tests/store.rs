@@ -576,3 +576,74 @@ async fn backup_creates_its_destination_exclusively() {
     let reopened = Store::open_read_only(&copy, Config::default()).unwrap();
     assert!(reopened.has_many(&cids).await.unwrap().iter().all(|&h| h));
 }
+
+/// The index JOINs its own rows on stored CIDs through `rows::META_TABLE`: the name, the
+/// columns such a JOIN uses and the key it joins on are pinned here, so a schema change
+/// that breaks them fails in this crate first.
+#[tokio::test]
+async fn the_metadata_table_named_for_joins_keeps_its_columns_and_key() {
+    use seedbank_blobstore::rows::META_TABLE;
+    let (store, _dir, path) = temp_store(Config::default());
+    let blob = Blob::new(codec::RAW, &b"joined"[..]);
+    store.put(blob.clone()).await.unwrap();
+    store.close().await.unwrap();
+    let conn = seedbank_blobstore::rusqlite::Connection::open(&path).unwrap();
+    let mut columns: Vec<(String, i64)> = conn
+        .prepare(&format!(
+            "SELECT name, pk FROM pragma_table_info('{META_TABLE}')"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    columns.retain(|(name, _)| ["mh", "codec", "size", "inserted_at"].contains(&name.as_str()));
+    columns.sort();
+    assert_eq!(
+        columns,
+        [
+            ("codec".to_string(), 2),
+            ("inserted_at".to_string(), 0),
+            ("mh".to_string(), 1),
+            ("size".to_string(), 0)
+        ]
+    );
+    let size: i64 = conn
+        .query_row(
+            &format!("SELECT b.size FROM {META_TABLE} b WHERE b.mh = ?1 AND b.codec = ?2"),
+            (blob.cid().hash().to_bytes(), codec::RAW as i64),
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(size, 6);
+}
+
+#[tokio::test]
+async fn info_many_and_get_any_codec_answer_each_cid_in_order() {
+    let (store, _dir, _) = temp_store(Config::default());
+    let raw = Blob::new(codec::RAW, &b"one multihash"[..]);
+    let absent = Blob::new(codec::RAW, &b"absent"[..]);
+    store.put(raw.clone()).await.unwrap();
+    let as_cbor = Cid::new_v1(codec::DAG_CBOR, *raw.cid().hash());
+
+    let infos = store
+        .info_many(&[*raw.cid(), as_cbor, *absent.cid()])
+        .await
+        .unwrap();
+    assert_eq!(infos[0].as_ref().map(|i| i.size), Some(13));
+    assert!(infos[1].is_none() && infos[2].is_none());
+
+    let found = store
+        .get_any_codec(&[as_cbor, *absent.cid()])
+        .await
+        .unwrap();
+    let blob = found[0]
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .expect("bytes under raw");
+    assert_eq!((blob.cid(), blob.data()), (&as_cbor, raw.data()));
+    assert!(matches!(found[1], Ok(None)));
+    assert!(!store.has(&as_cbor).await.unwrap(), "a read stores nothing");
+    store.close().await.unwrap();
+}

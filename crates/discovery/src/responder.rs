@@ -274,25 +274,13 @@ impl Responder {
 }
 
 /// The stored size of each CID (`None` if not stored), from the metadata rows on the `info`
-/// pool, in one hop. Uses the statement the store's own `info` runs.
+/// pool, in one hop.
 async fn sizes(store: &seedbank_blobstore::Store, cids: &[Cid]) -> Result<Vec<Option<usize>>> {
-    use seedbank_blobstore::rusqlite::OptionalExtension;
-    let keys: Vec<(Vec<u8>, i64)> = cids
-        .iter()
-        .map(|c| (seedbank_blobstore::cid::multihash_key(c), c.codec() as i64))
-        .collect();
-    let sizes = store
-        .read(seedbank_blobstore::PoolKind::Info, move |conn| {
-            let mut stmt = conn.prepare_cached(seedbank_blobstore::sql::INFO)?;
-            let mut out = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let size: Option<i64> = stmt.query_row((&key.0, key.1), |r| r.get(0)).optional()?;
-                out.push(size.map(|s| usize::try_from(s).unwrap_or(usize::MAX)));
-            }
-            Ok(out)
-        })
-        .await?;
-    Ok(sizes)
+    let infos = store.info_many(cids).await?;
+    Ok(infos
+        .into_iter()
+        .map(|i| i.map(|i| usize::try_from(i.size).unwrap_or(usize::MAX)))
+        .collect())
 }
 
 #[async_trait::async_trait]

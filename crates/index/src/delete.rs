@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use cid::Cid;
-use seedbank_blobstore::lifecycle::delete_blob_rows;
+use seedbank_blobstore::lifecycle::Deleter;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Priority, PutOptions};
 
@@ -76,8 +76,9 @@ pub(crate) fn max_seq(conn: &Connection) -> Result<i64> {
 
 /// Deletes one key's blob and index rows. Returns what was freed and whether anything (blob
 /// or index row) was removed.
-pub(crate) fn delete_key(conn: &Connection, key: &Key) -> Result<(Freed, bool)> {
-    let gone = delete_blob_rows(conn, &key.0, key.1)?;
+pub(crate) fn delete_key(d: &Deleter<'_>, key: &Key) -> Result<(Freed, bool)> {
+    let gone = d.delete(&key.0, key.1)?;
+    let conn = d.conn();
     let seq: Option<i64> = crate::tables::seq_of_key(conn, key)?;
     if let Some(seq) = seq {
         conn.prepare_cached("DELETE FROM links WHERE src = ?1")
@@ -191,16 +192,16 @@ pub(crate) fn children(conn: &Connection, key: &Key) -> Result<Vec<Key>> {
 
 /// Deletes `keys` in the open lane transaction (after any protection check) and bumps the
 /// generations if anything was removed.
-pub(crate) fn delete_keys(conn: &Connection, keys: &[Key]) -> Result<Freed> {
-    let before = max_seq(conn)?;
+pub(crate) fn delete_keys(d: &Deleter<'_>, keys: &[Key]) -> Result<Freed> {
+    let before = max_seq(d.conn())?;
     let (mut freed, mut changed) = (Freed::default(), false);
     for k in keys {
-        let (f, c) = delete_key(conn, k)?;
+        let (f, c) = delete_key(d, k)?;
         freed += f;
         changed |= c;
     }
     if changed {
-        bump_generation(conn, before)?;
+        bump_generation(d.conn(), before)?;
     }
     Ok(freed)
 }
@@ -221,20 +222,17 @@ impl Index {
         let temp: Arc<TempPins> = self.temp_pins().clone();
         let limit = self.config().reachable_limit;
         let force = opts.force;
-        let freed = self
-            .write(opts.put, move |conn| {
-                if !force {
-                    for cid in &cids {
-                        if let Some(by) = protected_by(conn, cid, &temp, limit)? {
-                            return Err(Error::Pinned { cid: *cid, by });
-                        }
+        self.write_deleting(opts.put, move |d| {
+            if !force {
+                for cid in &cids {
+                    if let Some(by) = protected_by(d.conn(), cid, &temp, limit)? {
+                        return Err(Error::Pinned { cid: *cid, by });
                     }
                 }
-                let keys: Vec<Key> = cids.iter().map(key_of).collect();
-                delete_keys(conn, &keys)
-            })
-            .await?;
-        self.store().record_freed(freed.blobs, freed.bytes);
-        Ok(freed)
+            }
+            let keys: Vec<Key> = cids.iter().map(key_of).collect();
+            delete_keys(d, &keys)
+        })
+        .await
     }
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cid::Cid;
+use seedbank_blobstore::lifecycle::Deleter;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store};
 
@@ -347,6 +348,20 @@ impl Index {
         self.inner
             .store
             .write(opts, move |conn| f(conn).map_err(Error::boxed))
+            .await
+            .map_err(from_store)
+    }
+
+    /// Runs `f` on the lane in its own savepoint with the store's [`Deleter`] (freed space is
+    /// counted once the write commits), mapping errors back to the index's own.
+    pub(crate) async fn write_deleting<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Deleter<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner
+            .store
+            .write_deleting(opts, move |d| f(d).map_err(Error::boxed))
             .await
             .map_err(from_store)
     }

@@ -1,8 +1,10 @@
 //! Point queries: links, backlinks, metadata-only info, attributes.
 
+use std::sync::LazyLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use cid::Cid;
+use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
 use seedbank_blobstore::{BlobInfo, PoolKind};
 
@@ -52,31 +54,38 @@ pub(crate) fn links_of(conn: &Connection, b: &CidRow) -> Result<Option<Vec<Cid>>
     query_cids(conn, sql, [src]).map(Some)
 }
 
+/// A stored blob's metadata with its index row, in one statement: a JOIN on the blob
+/// store's metadata table, named by it.
+static INFO_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT b.size, b.inserted_at, i.links, i.indexable FROM {META_TABLE} b
+         LEFT JOIN blob_index i ON i.mh = b.mh AND i.codec = b.codec
+         WHERE b.mh = ?1 AND b.codec = ?2"
+    )
+});
+
 fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
     let b = CidRow::of(&cid);
-    conn.prepare_cached(
-        "SELECT b.size, b.inserted_at, i.links, i.indexable FROM blobs b
-         LEFT JOIN blob_index i ON i.mh = b.mh AND i.codec = b.codec
-         WHERE b.mh = ?1 AND b.codec = ?2",
-    )
-    .during("prepare info")?
-    .query_row((&b.mh, b.codec), |r| {
-        let links: Option<i64> = r.get(2)?;
-        let indexable: Option<bool> = r.get(3)?;
-        Ok(IndexedInfo {
-            blob: BlobInfo {
-                cid,
-                size: r.get::<_, i64>(0)? as u64,
-                codec: cid.codec(),
-                inserted_at: UNIX_EPOCH + Duration::from_millis(r.get::<_, i64>(1)?.max(0) as u64),
-            },
-            links: links.unwrap_or(0) as u64,
-            indexable: indexable.unwrap_or(false),
-            indexed: links.is_some(),
+    conn.prepare_cached(&INFO_SQL)
+        .during("prepare info")?
+        .query_row((&b.mh, b.codec), |r| {
+            let links: Option<i64> = r.get(2)?;
+            let indexable: Option<bool> = r.get(3)?;
+            Ok(IndexedInfo {
+                blob: BlobInfo {
+                    cid,
+                    size: r.get::<_, i64>(0)? as u64,
+                    codec: cid.codec(),
+                    inserted_at: UNIX_EPOCH
+                        + Duration::from_millis(r.get::<_, i64>(1)?.max(0) as u64),
+                },
+                links: links.unwrap_or(0) as u64,
+                indexable: indexable.unwrap_or(false),
+                indexed: links.is_some(),
+            })
         })
-    })
-    .optional()
-    .during("info")
+        .optional()
+        .during("info")
 }
 
 impl Index {

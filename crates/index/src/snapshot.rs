@@ -9,8 +9,11 @@
 //! `(multihash, codec)`. Identity CIDs are always present, with the links decoded from their
 //! digest.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use cid::Cid;
+use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::PoolKind;
 
@@ -19,6 +22,18 @@ use crate::extract::extract_links;
 use crate::row::is_identity;
 use crate::row::{cid_at, cid_from_row, CidRow};
 use crate::Index;
+
+/// A block's presence, index row and links in one statement: a JOIN on the blob store's
+/// metadata table, named by it.
+static BLOCK_LINKS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT i.seq, l.mh, l.codec, l.version FROM {META_TABLE} b
+         LEFT JOIN blob_index i ON i.mh = b.mh AND i.codec = b.codec
+         LEFT JOIN links l ON l.src = i.seq
+         WHERE b.mh = ?1 AND b.codec = ?2
+         ORDER BY l.pos"
+    )
+});
 
 /// Whether a block is stored, and whether its links are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,13 +137,7 @@ impl<'c> DagSnapshot<'c> {
         let b = CidRow::of(cid);
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT i.seq, l.mh, l.codec, l.version FROM blobs b
-                 LEFT JOIN blob_index i ON i.mh = b.mh AND i.codec = b.codec
-                 LEFT JOIN links l ON l.src = i.seq
-                 WHERE b.mh = ?1 AND b.codec = ?2
-                 ORDER BY l.pos",
-            )
+            .prepare_cached(&BLOCK_LINKS_SQL)
             .during("prepare block links")?;
         let mut rows = stmt.query((&b.mh, b.codec)).during("block links")?;
         let mut found = BlockLinks {

@@ -274,11 +274,11 @@ pub(crate) fn is_busy(err: &rusqlite::Error) -> bool {
     )
 }
 
-/// Rows in the `blobs` table (CIDs stored), read with a fresh connection after a run.
+/// CIDs stored (metadata rows), read with a fresh connection after a run.
 pub fn count_stored(path: &Path) -> anyhow::Result<u64> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    let n: i64 = conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?;
+    let n: i64 = conn.query_row(sql::COUNT_CIDS, [], |r| r.get(0))?;
     Ok(n as u64)
 }
 

@@ -2,14 +2,14 @@
 
 use bytes::Bytes;
 use cid::Cid;
-use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::rows;
+use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::PoolKind;
 use tokio::io::AsyncWrite;
 
 use super::writer::CarWriter;
-use crate::error::{Error, Result, SqlContext};
+use crate::error::{Error, Result};
 use crate::row::is_identity;
-use crate::row::CidRow;
 use crate::Index;
 
 /// Blocks fetched per read, at most (bounds memory with [`FETCH_BYTES`]).
@@ -101,34 +101,18 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
 
 /// Reads and verifies a prefix of `cids` (at least one, at most [`FETCH_BYTES`] of data).
 fn fetch(conn: &Connection, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id
-             WHERE b.mh = ?1 AND b.codec = ?2",
-        )
-        .during("prepare export read")?;
     let (mut out, mut bytes) = (Vec::new(), 0);
     for cid in cids {
         if bytes >= FETCH_BYTES {
             break;
         }
-        let b = CidRow::of(cid);
-        let data: Option<Vec<u8>> = stmt
-            .query_row((&b.mh, b.codec), |r| r.get(0))
-            .optional()
-            .during("export read")?;
-        let data = match data {
+        let data = match rows::get(conn, cid)? {
             Some(data) => data,
-            None if is_identity(cid) => cid.hash().digest().to_vec(),
+            None if is_identity(cid) => Bytes::copy_from_slice(cid.hash().digest()),
             None => return Err(Error::NotFound { cid: *cid }),
         };
-        if seedbank_blobstore::cid::verify(cid, &data).is_err() {
-            return Err(Error::Blobstore(seedbank_blobstore::Error::Corrupt {
-                cid: *cid,
-            }));
-        }
         bytes += data.len();
-        out.push((*cid, Bytes::from(data)));
+        out.push((*cid, data));
     }
     Ok(out)
 }

@@ -41,6 +41,7 @@ pub(crate) mod put_log;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use seedbank_blobstore::rows::{self, StoredRow};
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{PoolKind, Priority, PutOptions};
 
@@ -222,17 +223,13 @@ impl Index {
 /// The blobs stored in the mark's snapshot that it did not reach, with their sizes.
 fn candidates(conn: &Connection, mark: &Mark) -> Result<Vec<(Key, u64)>> {
     let mut out = Vec::new();
-    let mut stmt = conn
-        .prepare("SELECT mh, codec, size FROM blobs")
-        .during("prepare candidates")?;
-    let mut rows = stmt.query([]).during("candidates")?;
-    while let Some(r) = rows.next().during("candidate")? {
-        let key: Key = (r.get(0).during("mh")?, r.get(1).during("codec")?);
+    rows::for_each_stored(conn, |row: StoredRow| {
+        let key: Key = (row.mh, row.codec);
         if mark.why_live(&key).is_none() {
-            let size: i64 = r.get(2).during("size")?;
-            out.push((key, size.max(0) as u64));
+            out.push((key, row.size));
         }
-    }
+        Ok::<_, crate::Error>(())
+    })?;
     Ok(out)
 }
 
@@ -274,7 +271,8 @@ impl Collection {
         let opts = PutOptions::new(Priority::Background, "gc");
         let batch = self
             .index
-            .write(opts, move |conn| {
+            .write_deleting(opts, move |d| {
+                let conn = d.conn();
                 let started = std::time::Instant::now();
                 let mut sweep = sweep.lock();
                 let Sweep { mark, watch } = &mut *sweep;
@@ -292,7 +290,7 @@ impl Collection {
                         b.kept.count(why);
                         continue;
                     }
-                    let (f, c) = delete_key(conn, &k)?;
+                    let (f, c) = delete_key(d, &k)?;
                     b.freed += f;
                     changed |= c;
                     deleted += 1;
@@ -318,9 +316,6 @@ impl Collection {
         r.kept_late_by.pins += batch.kept.pins;
         r.kept_late_by.temp_pins += batch.kept.temp_pins;
         r.kept_late = r.kept_late_by.puts + r.kept_late_by.pins + r.kept_late_by.temp_pins;
-        self.index
-            .store()
-            .record_freed(batch.freed.blobs, batch.freed.bytes);
         Ok(true)
     }
 
