@@ -396,9 +396,10 @@ async fn a_failing_write_closure_does_not_fail_the_others_in_its_batch() {
             })
         })
         .collect();
-    while store.stats().classes[1].queued_requests < 20 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("20 queued normal requests", || {
+        store.stats().classes[1].queued_requests >= 20
+    })
+    .await;
     release.send(()).unwrap();
     blocker.await.unwrap().unwrap();
     for (i, w) in writes.into_iter().enumerate() {
@@ -449,9 +450,12 @@ async fn coalesced_writes_keep_only_the_newest_value() {
             .await
         }));
         // Submit in order so "newest" is well defined.
-        while store.stats().coalesced + store.stats().classes[2].queued_requests < seen as u64 {
-            tokio::task::yield_now().await;
-        }
+        bounded("the write to queue", async {
+            while store.stats().coalesced + store.stats().classes[2].queued_requests < seen as u64 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
     }
     release.send(()).unwrap();
     blocker.await.unwrap().unwrap();
@@ -496,9 +500,10 @@ async fn an_overloaded_queue_returns_overloaded_and_stores_nothing_of_that_reque
             tokio::spawn(async move { store.put_with(b, opts(Priority::Normal, "fill")).await })
         })
         .collect();
-    while store.stats().classes[1].queued_requests < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("2 queued normal requests", || {
+        store.stats().classes[1].queued_requests >= 2
+    })
+    .await;
     let late = Blob::new(codec::RAW, &b"no room for me"[..]);
     let o = opts(Priority::Normal, "late").timeout(Duration::from_millis(50));
     let err = store.put_with(late.clone(), o).await.unwrap_err();
@@ -534,9 +539,10 @@ async fn a_dropped_put_that_has_not_started_writes_nothing() {
         let store = store.clone();
         tokio::spawn(async move { store.put_many(blobs, PutOptions::default()).await })
     };
-    while store.stats().classes[1].queued_requests < 3 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("3 queued normal requests", || {
+        store.stats().classes[1].queued_requests >= 3
+    })
+    .await;
     put.abort();
     let _ = put.await;
     release.send(()).unwrap();
@@ -637,9 +643,10 @@ async fn a_failing_blob_request_aborts_its_batch_and_nothing_of_it_commits() {
         let (store, good) = (store.clone(), good.clone());
         tokio::spawn(async move { store.put_many(good, PutOptions::default()).await })
     };
-    while store.stats().classes[1].queued_requests < 1 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("1 queued normal requests", || {
+        store.stats().classes[1].queued_requests >= 1
+    })
+    .await;
     let bad_put = {
         let (store, bad) = (store.clone(), bad.clone());
         let staged = vec![StagedBlob {
@@ -648,9 +655,10 @@ async fn a_failing_blob_request_aborts_its_batch_and_nothing_of_it_commits() {
         }];
         tokio::spawn(async move { store.put_staged(staged, PutOptions::default()).await })
     };
-    while store.stats().classes[1].queued_requests < 2 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_for("2 queued normal requests", || {
+        store.stats().classes[1].queued_requests >= 2
+    })
+    .await;
     release.send(()).unwrap();
     blocker.await.unwrap().unwrap();
     // Both were queued behind the blocker, so they share the next batch.

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use seedbank_blobstore::{Priority, PutOptions};
@@ -54,10 +53,11 @@ async fn ingest_during_discovery_never_blocks_info_reads() {
             .find(|c| c.name == "normal")
             .map_or(0, |c| c.queued_requests)
     };
-    while normal_queued() == 0 {
+    seedbank_blobstore::testing::wait_for("discovery's batch to queue behind the lane", || {
         assert!(!run.is_finished());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+        normal_queued() > 0
+    })
+    .await;
 
     for blob in &local {
         let info = store.info(blob.cid()).await.unwrap().expect("stored");

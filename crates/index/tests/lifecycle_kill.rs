@@ -220,7 +220,14 @@ async fn kill_mid_sweep(seed: u64) {
     let (mut protected, mut temp) = (HashSet::<Cid>::new(), HashSet::<Cid>::new());
     let mut built = 0u64;
     let mut target = u64::MAX;
+    // The child prints a line every few milliseconds while it collects, so `next_line`'s
+    // own timeout never fires on a collection that frees nothing: bound the whole wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let freed_seen: u64 = loop {
+        if std::time::Instant::now() > deadline {
+            child.kill();
+            panic!("seed {seed}: no {target} blobs freed within 300 s");
+        }
         let (_, line) = child.next_line();
         take(&line, &mut protected, &mut temp);
         if let Some(n) = line.strip_prefix("READY ") {

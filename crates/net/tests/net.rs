@@ -635,3 +635,55 @@ async fn peer_exchange_hands_out_known_tickets() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_at_shutdown_is_answered_and_new_ones_are_refused() {
+    use seedbank_blobstore::testing::{bounded, wait_for_async};
+    let dir = tempfile::tempdir().unwrap();
+    let server = open(&dir, "server").await;
+    let gate = Arc::new(Gate {
+        held: Semaphore::new(0),
+        open: Semaphore::new(0),
+        insider: None,
+        hidden: HashSet::new(),
+    });
+    let served = Node::spawn_with_policy(
+        Arc::new(server.responder("server", ResponderConfig::default())),
+        gate.clone(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let client = serve(&open(&dir, "client").await, "client").await;
+    let peer = Arc::new(client.peer(&served.ticket()));
+    // Admitted, and held inside the serving policy: in flight when the shutdown starts.
+    let held = {
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            peer.reconcile(&Scope::named("slow"), Message::default())
+                .await
+        })
+    };
+    let _ = bounded("the request to be admitted", gate.held.acquire())
+        .await
+        .unwrap();
+    let shutdown = tokio::spawn(served.shutdown());
+    // The shutdown has begun once a new request on the same connection is refused.
+    wait_for_async("the shutdown to refuse new requests", || {
+        let peer = peer.clone();
+        async move {
+            peer.reconcile(&Scope::named("other"), Message::default())
+                .await
+                .is_err()
+        }
+    })
+    .await;
+    assert!(!held.is_finished(), "the held request was answered early");
+    gate.open.add_permits(1);
+    bounded("the held request", held)
+        .await
+        .unwrap()
+        .expect("a request in flight at shutdown is answered");
+    bounded("the shutdown", shutdown).await.unwrap().unwrap();
+    client.shutdown().await.unwrap();
+}
