@@ -46,9 +46,14 @@ pub struct ServeArgs {
 pub struct SyncArgs {
     /// A root CID (its DAG) or a scope name.
     scope: String,
-    /// A peer's ticket (repeatable; at least one).
-    #[arg(long = "peer", value_name = "TICKET", required = true)]
+    /// A peer's ticket (repeatable; at least one `--peer` or `--gateway`).
+    #[arg(long = "peer", value_name = "TICKET", required_unless_present = "gateways")]
     peers: Vec<Ticket>,
+    /// An IPFS Trustless Gateway to fetch the DAG from too, e.g. `http://127.0.0.1:8080`
+    /// or `https://trustless-gateway.link` (repeatable; mixable with `--peer`; SCOPE must
+    /// be a root CID). Every block is verified; a gateway that lies or stalls is dropped.
+    #[arg(long = "gateway", value_name = "URL")]
+    gateways: Vec<seedbank_gateway::client::Url>,
     /// Use iroh's relays and address lookup (internet; default: offline).
     #[arg(long)]
     internet: bool,
@@ -165,6 +170,10 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: SCOPE must not be empty");
         return Ok(ExitCode::from(2));
     }
+    if !args.gateways.is_empty() && !matches!(parse_scope(&args.scope), Scope::Dag(_)) {
+        eprintln!("seedbank: --gateway serves DAGs by CID: SCOPE must be a root CID");
+        return Ok(ExitCode::from(2));
+    }
     let discovery = DiscoveryConfig {
         run_timeout: args.timeout,
         ..DiscoveryConfig::default()
@@ -187,6 +196,7 @@ async fn sync_node(node: &Node, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let scope = parse_scope(&args.scope);
     let mut config = SyncConfig::default();
     config.net.internet = args.internet;
+    config.gateways = args.gateways;
     let progress = show_progress(node.discovery());
     let result = node.sync(&scope, &args.peers, &config).await;
     if let Some(bar) = progress {
