@@ -1,18 +1,20 @@
 //! Commands that read or write the blobs of one database.
 //!
 //! Write commands (`put`, `import`) open the store read-write: they create the database if
-//! needed and close it with a checkpoint. Every other command opens it read-only: it never
-//! creates a file, never writes or checkpoints, and works beside a running owner and on a
-//! full disk.
+//! needed and close it with a checkpoint; beside a running node they send their work to it
+//! (see `write`). Every other command opens it read-only: it never creates a file, never
+//! writes or checkpoints, and works beside a running owner and on a full disk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use seedbank::blobstore::{codec, Blob, Config, Priority, Store};
-use seedbank::index::{Index, IndexConfig, IndexPutOptions};
+use seedbank::blobstore::{Config, Store};
+use seedbank::control::{Input, Op, Reply};
+use seedbank::index::{Index, IndexConfig};
 
 use super::out::{self, outln};
+use super::write::{with_target, Target};
 use super::{dag, parse_cid, parse_cids, Command};
 
 /// Opens the store (read-only unless the command writes), runs one command (opening the
@@ -34,13 +36,11 @@ pub async fn run(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
 async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
     let index = || Index::open(store.clone(), IndexConfig::default());
     match command {
-        Command::Import { file } => dag::import(&index().await?, &file).await,
         Command::Export { root, file } => dag::export(&index().await?, &root, &file).await,
         Command::Links { cid, json } => dag::links(&index().await?, &cid, json).await,
         Command::Backlinks { cid, json } => dag::backlinks(&index().await?, &cid, json).await,
         Command::Missing { root, json } => dag::missing(&index().await?, &root, json).await,
         Command::Info { cid, json } => dag::info(&index().await?, &cid, json).await,
-        Command::Put { files } => put(&index().await?, &files).await,
         Command::Get { cid, output } => {
             let cid = parse_cid(&cid)?;
             let data = store
@@ -100,7 +100,9 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             )?;
             Ok(verdict(report.problems.is_empty()))
         }
-        Command::Sim(_)
+        Command::Put { .. }
+        | Command::Import { .. }
+        | Command::Sim(_)
         | Command::Bench(_)
         | Command::Lifecycle(_)
         | Command::Files(_)
@@ -120,54 +122,25 @@ pub fn verdict(ok: bool) -> ExitCode {
 }
 
 /// Reads every file first (so a missing file fails before anything is written), then
-/// stores them in one `put_many`.
-async fn put(index: &Index, files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
-    let max = index.store().config().max_blob_size;
-    let mut blobs = Vec::with_capacity(files.len());
-    for f in files {
-        blobs.push(Blob::new(codec::RAW, read_blob_input(f, max)?));
-    }
-    let opts = IndexPutOptions::new(Priority::Interactive, "cli");
-    let cids = index.put_many(blobs, opts).await?;
-    for (cid, f) in cids.iter().zip(files) {
-        outln!("{cid}\t{}", f.display())?;
-    }
-    Ok(ExitCode::SUCCESS)
+/// stores them in one `put_many`: here, or on the node running on `db`.
+pub async fn put(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let target = Target::open(db).await?;
+    let inputs = files.iter().map(|f| Input::from_arg(f)).collect();
+    with_target(target, |t| async move {
+        match t.run(Op::Put { inputs }, None).await? {
+            Reply::Put { cids } => {
+                for (cid, f) in cids.iter().zip(files) {
+                    outln!("{cid}\t{}", f.display())?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            other => Err(unexpected(other)),
+        }
+    })
+    .await
 }
 
-/// The bytes of one `put` input (`-` is standard input), refused before it is read whole
-/// when it is over the store's blob limit: reading never holds more than `max` + 1 bytes.
-fn read_blob_input(path: &std::path::Path, max: usize) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let too_large = |size: String| {
-        anyhow::anyhow!(
-            "{}: blob of {size} bytes exceeds the limit of {max} bytes (`seedbank add` takes files of any size)",
-            path.display()
-        )
-    };
-    let mut data = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .lock()
-            .take(max as u64 + 1)
-            .read_to_end(&mut data)
-            .context("cannot read standard input")?;
-        if data.len() > max {
-            return Err(too_large(format!("more than {max}")));
-        }
-        return Ok(data);
-    }
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > max as u64 {
-        return Err(too_large(len.to_string()));
-    }
-    file.take(max as u64 + 1)
-        .read_to_end(&mut data)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if data.len() > max {
-        return Err(too_large(format!("more than {max}")));
-    }
-    Ok(data)
+/// A node answered an operation with another operation's reply.
+pub fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow::anyhow!("the node answered with an unexpected reply: {reply:?}")
 }

@@ -4,35 +4,43 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use seedbank::control::{Input, Op, Reply};
 use seedbank::index::{car, Index};
 use seedbank::Cid;
 
 use super::blobs::verdict;
 use super::out::{self, outln};
 use super::parse_cid;
+use super::write::{with_target, Target};
 
-/// `import FILE.car`: streams the file into the store; a corrupt file stops with an error
-/// naming the byte offset (blocks verified before it stay stored) and exits non-zero.
-pub async fn import(index: &Index, file: &Path) -> anyhow::Result<ExitCode> {
-    let reader = tokio::fs::File::open(file)
-        .await
-        .with_context(|| format!("cannot open {}", file.display()))?;
-    let report = car::import(index, tokio::io::BufReader::new(reader), Default::default())
-        .await
-        .with_context(|| format!("import of {} failed", file.display()))?;
-    outln!("version   CARv{}", report.version)?;
-    outln!("blocks    {}", report.blocks)?;
-    outln!("bytes     {}", report.bytes)?;
-    for root in &report.roots {
-        outln!("root      {root}")?;
-    }
-    let bound = if report.missing_complete {
-        ""
-    } else {
-        " (at least)"
+/// `import FILE.car`: streams the file into the store (here, or on the node running on
+/// `db`); a corrupt file stops with an error naming the byte offset (blocks verified before
+/// it stay stored) and exits non-zero.
+pub async fn import(db: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let target = Target::open(db).await?;
+    let op = Op::Import {
+        file: Input::from_arg(file),
     };
-    outln!("missing   {}{bound}", report.missing)?;
-    Ok(ExitCode::SUCCESS)
+    with_target(target, |t| async move {
+        let report = match t.run(op, None).await? {
+            Reply::Imported(report) => report,
+            other => return Err(super::blobs::unexpected(other)),
+        };
+        outln!("version   CARv{}", report.version)?;
+        outln!("blocks    {}", report.blocks)?;
+        outln!("bytes     {}", report.bytes)?;
+        for root in &report.roots {
+            outln!("root      {root}")?;
+        }
+        let bound = if report.missing_complete {
+            ""
+        } else {
+            " (at least)"
+        };
+        outln!("missing   {}{bound}", report.missing)?;
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }
 
 /// `export ROOT FILE.car`: writes a CARv1 of every stored block of the DAG under ROOT.

@@ -1,8 +1,9 @@
 //! UnixFS commands: `add` files and directories, `cat` a file (or a byte range of it), `ls` a
 //! directory.
 //!
-//! `add` writes: it opens the store read-write, as `put` and `import` do. `cat` and `ls`
-//! open it read-only, so they work beside a running owner.
+//! `add` writes: it opens the store read-write, as `put` and `import` do (beside a running
+//! node it sends its work there, see `write`). `cat` and `ls` open it read-only, so they
+//! work beside a running owner.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,11 +11,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use seedbank::blobstore::{Config, Priority, PutOptions, Store};
-use seedbank::files::{AddOptions, Added, Files, Profile};
+use seedbank::blobstore::{Config, Store};
+use seedbank::control::{AddedRow, Input, Op, Reply};
+use seedbank::files::{Files, Profile, ProgressFn};
 use seedbank::index::{Index, IndexConfig};
 
 use super::out::{self, outln};
+use super::write::{with_target, Target};
 
 /// The UnixFS subcommands (flattened into the top-level command list).
 #[derive(clap::Subcommand, Debug)]
@@ -111,40 +114,41 @@ where
 }
 
 /// `add PATH... [--profile P] [--pin NAME] [--json]`: prints `CID<TAB>PATH` for every file
-/// and directory added, each PATH's root last.
+/// and directory added, each PATH's root last; here, or on the node running on `db`.
 async fn add(db: &Path, args: AddArgs) -> anyhow::Result<ExitCode> {
     if args.pin.is_some() && args.paths.len() > 1 {
         anyhow::bail!("--pin names one root: give one PATH");
     }
-    with_files(db, true, |files| add_all(files, args)).await
+    let target = Target::open(db).await?;
+    with_target(target, |t| add_all(t, args)).await
 }
 
-async fn add_all(files: Files, args: AddArgs) -> anyhow::Result<ExitCode> {
+async fn add_all(target: Target, args: AddArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(&args.paths, args.hidden);
-    let mut opts = AddOptions::new(args.profile);
-    opts.pin = args.pin;
-    opts.hidden = args.hidden;
-    opts.put = PutOptions::new(Priority::Normal, "cli:add");
-    if let Some(bar) = &bar {
-        let bar = bar.clone();
-        opts.progress = Some(Arc::new(move |n| bar.inc(n)));
-    }
+    let progress: Option<ProgressFn> = bar.clone().map(|bar| {
+        let f: ProgressFn = Arc::new(move |n| bar.inc(n));
+        f
+    });
     let mut rows = Vec::new();
     for path in &args.paths {
-        let added = if path.as_os_str() == "-" {
-            files.add_reader(tokio::io::stdin(), &opts).await
-        } else {
-            files.add_path(path, &opts).await
-        }
-        .with_context(|| format!("cannot add {}", path.display()))?;
+        let op = Op::Add {
+            input: Input::from_arg(path),
+            profile: args.profile.name().to_string(),
+            pin: args.pin.clone(),
+            hidden: args.hidden,
+        };
+        let entries = match target.run(op, progress.clone()).await? {
+            Reply::Added { entries } => entries,
+            other => return Err(super::blobs::unexpected(other)),
+        };
         if !args.json {
             if let Some(bar) = &bar {
-                bar.suspend(|| print_added(path, &added))?;
+                bar.suspend(|| print_added(path, &entries))?;
             } else {
-                print_added(path, &added)?;
+                print_added(path, &entries)?;
             }
         }
-        rows.push((path.clone(), added));
+        rows.push((path.clone(), entries));
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -152,12 +156,12 @@ async fn add_all(files: Files, args: AddArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let json: Vec<_> = rows
             .iter()
-            .flat_map(|(path, added)| {
-                added.entries.iter().map(move |e| {
+            .flat_map(|(path, entries)| {
+                entries.iter().map(move |e| {
                     serde_json::json!({
-                        "cid": e.cid.to_string(),
+                        "cid": e.cid,
                         "path": shown(path, &e.path),
-                        "type": e.kind.name(),
+                        "type": e.kind,
                         "dag_size": e.dag_size,
                     })
                 })
@@ -168,8 +172,8 @@ async fn add_all(files: Files, args: AddArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_added(path: &Path, added: &Added) -> std::io::Result<()> {
-    for e in &added.entries {
+fn print_added(path: &Path, entries: &[AddedRow]) -> std::io::Result<()> {
+    for e in entries {
         outln!("{}\t{}", e.cid, shown(path, &e.path))?;
     }
     Ok(())

@@ -2,6 +2,8 @@
 //!
 //! `pins` and `backup` read: they open the store read-only (a backup copies one snapshot
 //! from a connection of its own, beside a running owner). The others write through the lane.
+//! Beside a running node (`seedbank serve`), `pin`, `unpin`, `delete`, `gc` and `backup`
+//! send their work to it through its control socket (see `write`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,10 +11,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use seedbank::blobstore::{Config, Store};
-use seedbank::index::{DeleteOptions, GcOptions, Index, IndexConfig, PinTarget};
+use seedbank::control::{Input, Op, Reply};
+use seedbank::index::{Index, IndexConfig, PinTarget};
 
 use super::out::outln;
-use super::{parse_cid, parse_cids};
+use super::write::{with_target, Target};
 
 /// The lifecycle subcommands (flattened into the top-level command list).
 #[derive(Subcommand, Debug)]
@@ -73,74 +76,81 @@ async fn open(db: &Path, writes: bool) -> anyhow::Result<Index> {
     Ok(Index::open(store, IndexConfig::default()).await?)
 }
 
-/// Runs one lifecycle command and closes the store.
+/// Runs one lifecycle command: `pins` on the database opened read-only, the others here or
+/// on the node running on `db` (see `write`).
 pub async fn run(db: &Path, command: LifecycleCommand) -> anyhow::Result<ExitCode> {
-    let index = open(db, command.writes()).await?;
-    let result = dispatch(&index, command).await;
+    let (op, dest) = match command {
+        LifecycleCommand::Pins => return pins(db).await,
+        LifecycleCommand::Pin { name, root } => (Op::Pin { name, root }, None),
+        LifecycleCommand::Unpin { name } => (Op::Unpin { name }, None),
+        LifecycleCommand::Delete { cids, force } => (Op::Delete { cids, force }, None),
+        LifecycleCommand::Gc { dry_run } => (Op::Gc { dry_run }, None),
+        LifecycleCommand::Backup { dest } => {
+            let op = Op::Backup {
+                dest: Input::from_arg(&dest),
+            };
+            (op, Some(dest))
+        }
+    };
+    let target = match dest {
+        Some(_) => Target::open_for_backup(db).await?,
+        None => Target::open(db).await?,
+    };
+    with_target(target, |t| async move {
+        let reply = t.run(op, None).await?;
+        print(reply, dest.as_deref())
+    })
+    .await
+}
+
+async fn pins(db: &Path) -> anyhow::Result<ExitCode> {
+    let index = open(db, false).await?;
+    let result = async {
+        for pin in index.pins().await? {
+            match pin.target {
+                PinTarget::Root(cid) => outln!("{}\troot {cid}", pin.name)?,
+                PinTarget::Scope(scope) => outln!("{}\tscope {scope}", pin.name)?,
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    }
+    .await;
     let closed = index.store().close().await;
     let code = result?;
     closed?;
     Ok(code)
 }
 
-async fn dispatch(index: &Index, command: LifecycleCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        LifecycleCommand::Pin { name, root } => {
-            index.pin(&name, &parse_cid(&root)?).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        LifecycleCommand::Unpin { name } => Ok(super::blobs::verdict(index.unpin(&name).await?)),
-        LifecycleCommand::Pins => {
-            for pin in index.pins().await? {
-                match pin.target {
-                    PinTarget::Root(cid) => outln!("{}\troot {cid}", pin.name)?,
-                    PinTarget::Scope(scope) => outln!("{}\tscope {scope}", pin.name)?,
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        LifecycleCommand::Delete { cids, force } => {
-            let cids = parse_cids(&cids)?;
-            let opts = if force {
-                DeleteOptions::forced()
-            } else {
-                DeleteOptions::default()
-            };
-            let freed = index.delete(&cids, opts).await?;
-            outln!("deleted {} blobs, {} bytes", freed.blobs, freed.bytes)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        LifecycleCommand::Gc { dry_run } => {
-            let opts = GcOptions {
-                dry_run,
-                ..Default::default()
-            };
-            let r = index.gc(opts).await?;
-            let verb = if dry_run { "would free" } else { "freed" };
+/// Prints a lifecycle reply as the command always has; `dest` is `backup`'s argument.
+fn print(reply: Reply, dest: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match reply {
+        Reply::Pinned => {}
+        Reply::Unpinned { existed } => return Ok(super::blobs::verdict(existed)),
+        Reply::Deleted { blobs, bytes } => outln!("deleted {blobs} blobs, {bytes} bytes")?,
+        Reply::Collected(r) => {
+            let verb = if r.dry_run { "would free" } else { "freed" };
             outln!("{verb} {} blobs, {} bytes", r.blobs_freed, r.bytes_freed)?;
             outln!(
                 "marked {}, kept late {} (puts {}, pins {}, temp pins {}), batches {}, free pages {}",
                 r.marked,
                 r.kept_late,
-                r.kept_late_by.puts,
-                r.kept_late_by.pins,
-                r.kept_late_by.temp_pins,
+                r.kept_late_puts,
+                r.kept_late_pins,
+                r.kept_late_temp_pins,
                 r.batches,
                 r.free_pages
             )?;
-            Ok(ExitCode::SUCCESS)
         }
-        LifecycleCommand::Backup { dest } => {
-            let r = index.store().backup(&dest).await?;
+        Reply::BackedUp { bytes, cids } => {
+            let dest = dest.unwrap_or(Path::new("-"));
             outln!(
-                "backup {}: {} bytes, {} CIDs, integrity ok",
-                r.path.display(),
-                r.bytes,
-                r.cids
+                "backup {}: {bytes} bytes, {cids} CIDs, integrity ok",
+                dest.display()
             )?;
-            Ok(ExitCode::SUCCESS)
         }
+        other => return Err(super::blobs::unexpected(other)),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `verify --repair`: removes corrupt blobs (they read as missing and can be put again),

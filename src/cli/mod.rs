@@ -11,6 +11,7 @@ mod net;
 pub mod out;
 mod sim;
 mod sim_net;
+mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -168,6 +169,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve(s) => net::serve(&args.db, s).await,
         Command::Sync(s) => net::sync(&args.db, s).await,
         Command::Gateway(g) => gateway::run(&args.db, g).await,
+        Command::Put { files } => blobs::put(&args.db, &files).await,
+        Command::Import { file } => dag::import(&args.db, &file).await,
         command => blobs::run(&args.db, command).await,
     }
 }

@@ -4,7 +4,6 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,7 +35,16 @@ pub struct ServeArgs {
     /// over HTTP at this address (e.g. `127.0.0.1:9090`; any path), refreshed every second.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
-    /// Test only: serve corrupted bytes for every blob.
+    /// Serve only the blobs these pins reach and these scopes hold (repeatable; each NAME
+    /// is looked up as a pin and as a scope). Known peers then go only to `--allow` ids.
+    #[arg(long = "share", value_name = "PIN_OR_SCOPE", num_args = 1..)]
+    share: Vec<String>,
+    /// Also serve the store as an IPFS Trustless Gateway over HTTP at this address (TCP,
+    /// e.g. `127.0.0.1:8080`; port 0 picks one); its URL is printed after the ticket. The
+    /// gateway serves the whole store: `--share` does not apply to it.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Test only (builds with the `test-hooks` feature): serve corrupted bytes.
     #[arg(long, hide = true)]
     lie: bool,
 }
@@ -68,6 +76,9 @@ pub struct SyncArgs {
 
 /// Waits for SIGINT or SIGTERM (`serve` and `gateway` stop on either).
 pub(super) async fn stop_signal() -> std::io::Result<()> {
+    /// Benchmarks only: fetch requests kept in flight per peer (default 2).
+    #[arg(long, hide = true, value_name = "N")]
+    fetches_in_flight: Option<usize>,
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -107,6 +118,44 @@ async fn serve_node(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<E
         net: NodeConfig {
             listen: args.listen,
             internet: args.internet,
+    warn_exposure(&args)?;
+    // Write commands in other processes reach this node here (see `write`).
+    let control = super::write::listen(node, db)?;
+    let result = serve_with_control(node, db, args).await;
+    if let Some(control) = control {
+        control.shutdown().await;
+    }
+    result
+}
+
+/// Refuses `--share` with a gateway others can reach (it would serve everything), and
+/// warns on stderr when the node serves every blob to anyone who reaches it.
+fn warn_exposure(args: &ServeArgs) -> anyhow::Result<()> {
+    let public = |addr: &SocketAddr| !addr.ip().is_loopback();
+    if let Some(http) = args.http.filter(|a| public(a) && !args.share.is_empty()) {
+        anyhow::bail!(
+            "--http {http} would serve every blob to the network: the gateway does not obey \
+             --share (bind it to 127.0.0.1, or drop --share)"
+        );
+    }
+    if args.share.is_empty() && args.allow.is_empty() && (public(&args.listen) || args.internet) {
+        let at = if args.internet {
+            "the internet (--internet)".to_string()
+        } else {
+            args.listen.to_string()
+        };
+        eprintln!(
+            "seedbank: warning: serving every blob and scope of this store to anyone who reaches {at}; \
+             limit it with --share PIN_OR_SCOPE or --allow ENDPOINT_ID"
+        );
+    }
+    if let Some(http) = args.http.filter(public) {
+        eprintln!("seedbank: warning: the HTTP gateway on {http} serves every blob to anyone who reaches it");
+    }
+    Ok(())
+}
+
+async fn serve_with_control(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
             allow: (!args.allow.is_empty()).then(|| args.allow.iter().copied().collect()),
             ..NodeConfig::default()
         },
@@ -117,9 +166,17 @@ async fn serve_node(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<E
     let server = serve_maybe_lying(node, config, args.lie).await?;
     outln!("{}", server.ticket())?;
     std::io::stdout().flush()?;
+        share: args.share,
     let publish = async {
         if args.metrics.is_none() {
+    let gateway = match args.http {
+        Some(addr) => Some(spawn_gateway(node, addr).await?),
+        None => None,
+    };
             return std::future::pending().await;
+    if let Some((url, _, _)) = &gateway {
+        outln!("{url}")?;
+    }
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -139,20 +196,55 @@ async fn serve_node(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<E
     stopped?;
     Ok(ExitCode::SUCCESS)
 }
+    if let Some((_, stop, task)) = gateway {
+        let _ = stop.send(());
+        if let Ok(Err(e)) = task.await {
+            tracing::warn!("gateway: {e}");
+        }
+    }
 
-/// `serve --lie` (hidden, for the CLI's own tests): serves corrupted bytes for every blob.
+/// The gateway serving over HTTP at `addr`, inside this node (its store, its runtime):
+/// its URL, its stop and its task.
+async fn spawn_gateway(
+    node: &Node,
+    addr: SocketAddr,
+) -> anyhow::Result<(
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let mut config = seedbank_gateway::GatewayConfig::default();
+    config.listen = addr;
+    let gateway = seedbank_gateway::Gateway::new(node.index().clone(), config);
+    let listener = gateway
+        .bind()
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--http)"))?;
+    let url = format!(
+        "http://{}/",
+        listener
+            .local_addr()
+            .context("cannot read the gateway's address")?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok((url, stop, task))
+}
+
+/// `serve --lie` (hidden, for the CLI's own tests): serves corrupted bytes. The liar is a
+/// hook of builds with the `test-hooks` feature (tests turn it on); shipped builds refuse.
 async fn serve_maybe_lying(node: &Node, config: ServeConfig, lie: bool) -> anyhow::Result<Server> {
     if !lie {
         return Ok(node.serve(config).await?);
     }
-    let responder = node.responder("local");
-    let liar = Arc::new(seedbank_sim::SimPeer::new(
-        "liar",
-        seedbank_sim::Behavior::Liar,
-        Duration::ZERO,
-        Some(responder.clone()),
-    ));
-    Ok(node.serve_peer(liar, responder, config).await?)
+    let Some(liar) = node.liar() else {
+        anyhow::bail!("--lie is a test hook: this build does not have it (feature test-hooks)");
+    };
+    Ok(node
+        .serve_peer(liar, node.responder("local"), config)
+        .await?)
 }
 
 /// A root CID is a DAG scope; anything else is a scope name.
@@ -174,7 +266,7 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: --gateway serves DAGs by CID: SCOPE must be a root CID");
         return Ok(ExitCode::from(2));
     }
-    let discovery = DiscoveryConfig {
+    let mut discovery = DiscoveryConfig {
         run_timeout: args.timeout,
         ..DiscoveryConfig::default()
     };
@@ -182,6 +274,9 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         discovery,
         ..NodeOptions::default()
     };
+    if let Some(n) = args.fetches_in_flight {
+        discovery.fetches_in_flight = n;
+    }
     let node = Node::open(db, options)
         .await
         .context("cannot open the database")?;

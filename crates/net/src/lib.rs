@@ -8,7 +8,8 @@
 //!   (a [`Responder`](seedbank_discovery::Responder)) on [`ALPN`] with node-wide and
 //!   per-remote limits on connections, requests being answered and answer bytes being sent
 //!   (`Busy` past them, never a queue), per-connection stream and scope limits, an optional
-//!   allowlist, a [`ServePolicy`] and peer exchange; shuts down gracefully.
+//!   allowlist, a [`ServePolicy`] that also decides who gets the known peers (peer
+//!   exchange); shuts down gracefully. [`SharePolicy`] serves only what named pins and scopes hold.
 //! - [`NetPeer`]: discovery's `Peer` over one reused connection per remote, one stream per
 //!   call, with timeouts and reconnects; every failure is a discovery error.
 //! - [`Ticket`]: a printable node address (endpoint id + direct addresses).
@@ -60,6 +61,7 @@ mod peer;
 mod policy;
 pub mod protocol;
 mod serve;
+mod share;
 mod ticket;
 
 pub use config::{bind_endpoint, NodeConfig, PeerConfig};
@@ -69,6 +71,7 @@ pub use node::Node;
 pub use peer::{NetPeer, PeerStats};
 pub use policy::{ServeAll, ServePolicy};
 pub use serve::ServeStats;
+pub use share::SharePolicy;
 pub use ticket::{Ticket, TicketError};
 
 /// The ALPN of seedbank's sync protocol, version 1.

@@ -420,16 +420,21 @@ impl Handler {
                 }
             }
             Request::Fetch(cids) => {
-                let mut allowed = Vec::with_capacity(cids.len());
-                for cid in cids {
-                    if self.policy.may_read_blob(remote, &cid).await {
-                        allowed.push(cid);
-                    }
-                }
+                let verdicts = self.policy.may_read_blobs(remote, &cids).await;
+                let allowed: Vec<Cid> = cids
+                    .into_iter()
+                    .zip(verdicts)
+                    .filter_map(|(cid, ok)| ok.then_some(cid))
+                    .collect();
                 match self.local.fetch(&allowed).await {
                     Ok(blobs) => Response::Blobs(fit_blobs(&allowed, blobs)),
                     Err(e) => self.failure(e),
                 }
+            // Peer exchange obeys the policy: a remote it does not let have the known
+            // peers gets an empty list (the same answer as a node that knows nobody).
+            Request::Peers if !self.policy.may_list_peers(remote).await => {
+                Response::PeerList(Vec::new())
+            }
             }
             Request::Peers => Response::PeerList(
                 self.known

@@ -61,6 +61,14 @@ mod error;
 mod node;
 
 pub use cid::Cid;
+#[cfg(feature = "control")]
+pub use node::control;
+#[cfg(feature = "test-hooks")]
+pub use node::hooks;
+
+/// True in builds with the `test-hooks` feature (a lying node for tests, `Node::liar`).
+#[doc(hidden)]
+pub const TEST_HOOKS: bool = cfg!(feature = "test-hooks");
 pub use error::{Error, Result};
 #[cfg(feature = "net")]
 pub use node::{load_or_create_key, ServeConfig, Server, SyncConfig};

@@ -214,6 +214,12 @@ async fn run_once(
 pub async fn run(sim: ProcessSim) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(sim.processes >= 1, "--processes must be at least 1");
     anyhow::ensure!(sim.repeat >= 1, "--repeat must be at least 1");
+    // Lying processes run `serve --lie`, a test hook shipped builds do not contain.
+    anyhow::ensure!(
+        sim.liars == 0 || seedbank::TEST_HOOKS,
+        "--liars with --processes needs a build with the test-hooks feature \
+         (cargo build --release --features test-hooks)"
+    );
     anyhow::ensure!(
         sim.sizes.0 <= sim.sizes.1,
         "--sizes MIN-MAX needs MIN ≤ MAX"

@@ -1,5 +1,9 @@
 //! [`Node`]: a store with its index, haves cache and discovery, opened in one call.
 
+#[cfg(feature = "control")]
+pub mod control;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 #[cfg(feature = "net")]
 mod key;
 #[cfg(feature = "net")]
@@ -10,13 +14,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
+use seedbank_blobstore::lifecycle::BackupReport;
 use seedbank_blobstore::{Blob, Config, Store};
 use seedbank_discovery::{
     Discovery, DiscoveryConfig, HavesCache, HavesConfig, Peer, Report, Responder, ResponderConfig,
     Scope,
 };
 use seedbank_files::{AddOptions, Added, Entry, FileReader, Files};
-use seedbank_index::{GcOptions, GcReport, Index, IndexConfig, IndexPutOptions};
+use seedbank_index::car::ImportReport;
+use seedbank_index::{
+    DeleteOptions, Freed, GcOptions, GcReport, Index, IndexConfig, IndexPutOptions,
+};
 
 use crate::error::Result;
 
@@ -126,6 +134,17 @@ impl Node {
         Responder::new(id, self.haves.clone(), self.responder_config.clone())
     }
 
+    /// A peer answering as [`Node::responder`] but lying in every fetch answer, for tests
+    /// of liar detection; `None` unless built with the `test-hooks` feature (shipped builds
+    /// do not contain it).
+    #[doc(hidden)]
+    pub fn liar(&self) -> Option<Arc<dyn Peer>> {
+        #[cfg(feature = "test-hooks")]
+        return Some(hooks::Liar::new(self.responder("local")));
+        #[cfg(not(feature = "test-hooks"))]
+        None
+    }
+
     /// Stores one blob with its links indexed, at `Normal` priority; returns its CID once
     /// committed.
     ///
@@ -161,6 +180,31 @@ impl Node {
         Ok(self.files().add_path(path.as_ref(), opts).await?)
     }
 
+    /// Adds the bytes of `reader` as one UnixFS file; see [`Files::add_reader`].
+    ///
+    /// # Errors
+    /// [`Error::Files`](crate::Error::Files).
+    pub async fn add_reader<R: tokio::io::AsyncRead + Unpin + Send>(
+        &self,
+        reader: R,
+        opts: &AddOptions,
+    ) -> Result<Added> {
+        Ok(self.files().add_reader(reader, opts).await?)
+    }
+
+    /// Imports a CARv1 or CARv2 stream (blocks verified, links indexed); see
+    /// [`car::import`](seedbank_index::car::import).
+    ///
+    /// # Errors
+    /// [`Error::Index`](crate::Error::Index) for a corrupt file (blocks verified before the
+    /// bad section stay stored) or a failed write.
+    pub async fn import_car<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+    ) -> Result<ImportReport> {
+        Ok(seedbank_index::car::import(&self.index, reader, Default::default()).await?)
+    }
+
     /// A file's bytes from `offset`, `length` of them (or to the end); see [`Files::cat`].
     ///
     /// # Errors
@@ -183,6 +227,31 @@ impl Node {
     /// [`Error::Index`](crate::Error::Index).
     pub async fn pin(&self, name: &str, root: &Cid) -> Result<()> {
         Ok(self.index.pin(name, root).await?)
+    }
+
+    /// Removes the pin `name`; `false` if there was none. See [`Index::unpin`].
+    ///
+    /// # Errors
+    /// [`Error::Index`](crate::Error::Index).
+    pub async fn unpin(&self, name: &str) -> Result<bool> {
+        Ok(self.index.unpin(name).await?)
+    }
+
+    /// Deletes blobs (a pinned one is refused unless `opts` forces); see [`Index::delete`].
+    ///
+    /// # Errors
+    /// [`Error::Index`](crate::Error::Index).
+    pub async fn delete(&self, cids: &[Cid], opts: DeleteOptions) -> Result<Freed> {
+        Ok(self.index.delete(cids, opts).await?)
+    }
+
+    /// Writes a consistent copy of the database to `dest` (which must not exist) and
+    /// checks it; see [`Store::backup`].
+    ///
+    /// # Errors
+    /// [`Error::Blobstore`](crate::Error::Blobstore).
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        Ok(self.store().backup(dest).await?)
     }
 
     /// Collects what no pin reaches; see [`Index::gc`].

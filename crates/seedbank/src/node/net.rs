@@ -28,6 +28,10 @@ pub struct ServeConfig {
     pub known_peers: Vec<Ticket>,
     /// Also write the ticket, alone, to this file (atomically, mode 0644) once serving.
     pub ticket_file: Option<PathBuf>,
+    /// Serve only what these pins reach and these scopes hold (`serve --share`; see
+    /// [`SharePolicy`](seedbank_net::SharePolicy)); empty: everything. Under a share, the
+    /// known peers (peer exchange) go only to the remotes of `net.allow`.
+    pub share: Vec<String>,
 }
 
 /// A node being served: its ticket, its stats, and a graceful stop.
@@ -78,6 +82,10 @@ pub struct SyncConfig {
     pub max_peers: usize,
     /// Longest wait for a peer's peer-exchange answer (default 2 s).
     pub exchange_timeout: Duration,
+    /// Most peers learned by peer exchange that one sync dials (default 16), taken in turn
+    /// from each answering peer's list so one peer's list cannot fill them all. Given peers
+    /// come first and never count against it.
+    pub max_learned_dials: usize,
     /// IPFS Trustless Gateways to fetch from as well (`sync --gateway`): each is a peer of
     /// the same run (see [`seedbank_gateway::client`]). DAG scopes only. Default none.
     pub gateways: Vec<seedbank_gateway::client::Url>,
@@ -95,6 +103,7 @@ impl Default for SyncConfig {
             },
             max_peers: 64,
             exchange_timeout: Duration::from_secs(2),
+            max_learned_dials: 16,
             gateways: Vec::new(),
             gateway: Default::default(),
         }
@@ -132,7 +141,14 @@ impl Node {
                 config.net.secret_key = Some(load_or_create_key_at(file)?);
             }
         }
-        let node = seedbank_net::Node::spawn(local, config.net).await?;
+        let node = if config.share.is_empty() {
+            seedbank_net::Node::spawn(local, config.net).await?
+        } else {
+            let allowed = config.net.allow.iter().flatten().copied();
+            let policy = seedbank_net::SharePolicy::new(self.index().clone(), config.share)
+                .with_peers_to(allowed);
+            seedbank_net::Node::spawn_with_policy(local, Arc::new(policy), config.net).await?
+        };
         for ticket in config.known_peers {
             node.add_known_peer(ticket);
         }
@@ -243,13 +259,30 @@ async fn gather_peers(
                 .unwrap_or_default()
         });
     }
-    let mut learned = Vec::new();
+    let mut answers = Vec::new();
     while let Some(answer) = asks.join_next().await {
-        learned.extend(answer.unwrap_or_default());
+        answers.push(answer.unwrap_or_default().into_iter());
     }
-    for ticket in learned {
-        if peers.len() < config.max_peers && seen.insert(ticket.id()) {
-            peers.push(dial(ticket));
+    // Round-robin over the answers: each answering peer's first ticket, then each one's
+    // second, ... so a peer answering with many tickets cannot take every learned slot.
+    let mut learned = 0;
+    while learned < config.max_learned_dials && peers.len() < config.max_peers {
+        let mut any = false;
+        for answer in answers.iter_mut() {
+            let Some(ticket) = answer.next() else {
+                continue;
+            };
+            any = true;
+            if learned < config.max_learned_dials
+                && peers.len() < config.max_peers
+                && seen.insert(ticket.id())
+            {
+                peers.push(dial(ticket));
+                learned += 1;
+            }
+        }
+        if !any {
+            break;
         }
     }
     peers
