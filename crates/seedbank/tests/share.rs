@@ -9,7 +9,7 @@ use seedbank::blobstore::{codec, Blob, Priority};
 use seedbank::discovery::{Message, Peer, Scope};
 use seedbank::index::IndexPutOptions;
 use seedbank::net::{bind_endpoint, NetPeer, NodeConfig, SecretKey, Ticket};
-use seedbank::{Node, NodeOptions, ServeConfig};
+use seedbank::{Node, NodeOptions, ServeConfig, SyncConfig};
 
 /// A DAG-CBOR root over two raw leaves.
 fn dag() -> Vec<Blob> {
@@ -139,4 +139,60 @@ async fn a_share_serves_its_pins_and_scopes_only_and_peers_only_to_allowed_ids()
     known.shutdown().await.unwrap();
     other.close().await.unwrap();
     node.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_dials_at_most_max_learned_dials_peers_it_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    // A root whose one leaf nobody holds: a sync asks every peer it has for the leaf.
+    let leaf = Blob::new(codec::RAW, &b"nobody has this"[..]);
+    let root = Ipld::List(vec![Ipld::Link(*leaf.cid())]);
+    let root = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&root).unwrap());
+    let scope = Scope::dag(*root.cid());
+    let served = Node::open(dir.path().join("a.db"), NodeOptions::default())
+        .await
+        .unwrap();
+    served
+        .put_many(vec![root], IndexPutOptions::default())
+        .await
+        .unwrap();
+    // Eight tickets of nodes that are gone (fresh identities, closed ports).
+    let mut dead = Vec::new();
+    for _ in 0..8 {
+        let gone = served.serve(ServeConfig::default()).await.unwrap();
+        dead.push(gone.ticket());
+        gone.shutdown().await.unwrap();
+    }
+    let server = served
+        .serve(ServeConfig {
+            known_peers: dead,
+            ..ServeConfig::default()
+        })
+        .await
+        .unwrap();
+    for (i, (cap, most)) in [(2usize, 1 + 2), (16, 1 + 8)].into_iter().enumerate() {
+        // A fresh client each time (no negative cache), contacting every peer it has.
+        let mut options = NodeOptions::default();
+        options.discovery.fanout = 64;
+        let client = Node::open(dir.path().join(format!("c{i}.db")), options)
+            .await
+            .unwrap();
+        let config = SyncConfig {
+            max_learned_dials: cap,
+            ..SyncConfig::default()
+        };
+        let report = client
+            .sync(&scope, &[server.ticket()], &config)
+            .await
+            .unwrap();
+        assert!(!report.complete);
+        // The given peer and at most `cap` learned ones, whatever the given one knows.
+        assert!(
+            report.peers_contacted as usize <= most && report.peers_contacted >= 2,
+            "cap {cap}: {report}"
+        );
+        client.close().await.unwrap();
+    }
+    server.shutdown().await.unwrap();
+    served.close().await.unwrap();
 }
