@@ -76,9 +76,6 @@ pub struct SyncArgs {
 
 /// Waits for SIGINT or SIGTERM (`serve` and `gateway` stop on either).
 pub(super) async fn stop_signal() -> std::io::Result<()> {
-    /// Benchmarks only: fetch requests kept in flight per peer (default 2).
-    #[arg(long, hide = true, value_name = "N")]
-    fetches_in_flight: Option<usize>,
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -114,17 +111,11 @@ async fn serve_node(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<E
     if let Some(addr) = args.metrics {
         super::metrics::install(addr)?;
     }
-    let config = ServeConfig {
-        net: NodeConfig {
-            listen: args.listen,
-            internet: args.internet,
     warn_exposure(&args)?;
     // Write commands in other processes reach this node here (see `write`).
     let control = super::write::listen(node, db)?;
     let result = serve_with_control(node, db, args).await;
-    if let Some(control) = control {
-        control.shutdown().await;
-    }
+    super::write::stop_listening(control).await;
     result
 }
 
@@ -156,27 +147,31 @@ fn warn_exposure(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_with_control(node: &Node, db: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServeConfig {
+        net: NodeConfig {
+            listen: args.listen,
+            internet: args.internet,
             allow: (!args.allow.is_empty()).then(|| args.allow.iter().copied().collect()),
             ..NodeConfig::default()
         },
         key_file: Some(Node::key_file(db)),
         known_peers: args.known_peers,
         ticket_file: args.ticket_file,
+        share: args.share,
     };
     let server = serve_maybe_lying(node, config, args.lie).await?;
-    outln!("{}", server.ticket())?;
-    std::io::stdout().flush()?;
-        share: args.share,
-    let publish = async {
-        if args.metrics.is_none() {
     let gateway = match args.http {
         Some(addr) => Some(spawn_gateway(node, addr).await?),
         None => None,
     };
-            return std::future::pending().await;
+    outln!("{}", server.ticket())?;
     if let Some((url, _, _)) = &gateway {
         outln!("{url}")?;
     }
+    std::io::stdout().flush()?;
+    let publish = async {
+        if args.metrics.is_none() {
+            return std::future::pending().await;
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -192,16 +187,16 @@ async fn serve_with_control(node: &Node, db: &Path, args: ServeArgs) -> anyhow::
         never = publish => never,
     };
     tracing::info!("stopping");
-    server.shutdown().await?;
-    stopped?;
-    Ok(ExitCode::SUCCESS)
-}
     if let Some((_, stop, task)) = gateway {
         let _ = stop.send(());
         if let Ok(Err(e)) = task.await {
             tracing::warn!("gateway: {e}");
         }
     }
+    server.shutdown().await?;
+    stopped?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The gateway serving over HTTP at `addr`, inside this node (its store, its runtime):
 /// its URL, its stop and its task.
@@ -266,7 +261,7 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: --gateway serves DAGs by CID: SCOPE must be a root CID");
         return Ok(ExitCode::from(2));
     }
-    let mut discovery = DiscoveryConfig {
+    let discovery = DiscoveryConfig {
         run_timeout: args.timeout,
         ..DiscoveryConfig::default()
     };
@@ -274,9 +269,6 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         discovery,
         ..NodeOptions::default()
     };
-    if let Some(n) = args.fetches_in_flight {
-        discovery.fetches_in_flight = n;
-    }
     let node = Node::open(db, options)
         .await
         .context("cannot open the database")?;

@@ -127,3 +127,19 @@ pub fn listen(_node: &Node, _db: &Path) -> anyhow::Result<Option<std::convert::I
     );
     Ok(None)
 }
+
+/// Stops listening on the control socket (requests in flight finish) and removes it.
+#[cfg(unix)]
+pub async fn stop_listening(server: Option<control::ControlServer>) {
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+}
+
+/// Nothing listens here.
+#[cfg(not(unix))]
+pub async fn stop_listening(server: Option<std::convert::Infallible>) {
+    if let Some(never) = server {
+        match never {}
+    }
+}

@@ -430,11 +430,11 @@ impl Handler {
                     Ok(blobs) => Response::Blobs(fit_blobs(&allowed, blobs)),
                     Err(e) => self.failure(e),
                 }
+            }
             // Peer exchange obeys the policy: a remote it does not let have the known
             // peers gets an empty list (the same answer as a node that knows nobody).
             Request::Peers if !self.policy.may_list_peers(remote).await => {
                 Response::PeerList(Vec::new())
-            }
             }
             Request::Peers => Response::PeerList(
                 self.known

@@ -151,7 +151,15 @@ async fn accept_loop(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, say: back off instead of spinning.
+                        tracing::warn!("control socket: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 // Mode 0600 keeps other users out; this keeps out anyone who got in anyway
                 // (another user's root process excepted).
                 if let Ok(cred) = stream.peer_cred() {
