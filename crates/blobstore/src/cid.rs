@@ -59,6 +59,29 @@ impl Blob {
         }
     }
 
+    /// Hashes `data` with SHA2-256 and addresses it as a CIDv1 with `codec`: the CIDs UnixFS
+    /// importers and most IPFS tools compute (where [`Blob::new`] uses BLAKE3).
+    ///
+    /// One hash, like [`Blob::new`]: building the CID first and passing it to
+    /// [`Blob::with_cid`] would hash the same bytes a second time to check it.
+    pub fn new_sha2_256(codec: u64, data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        Blob {
+            cid: Cid::new_v1(codec, sha2_256_multihash(&data)),
+            data,
+        }
+    }
+
+    /// Hashes `data` with SHA2-256 and addresses it as a CIDv0: a dag-pb node, the only
+    /// codec a CIDv0 names (Kubo's default and IPIP-499's `unixfs-v0-2015`). One hash, as
+    /// [`Blob::new_sha2_256`].
+    pub fn new_cid_v0(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        let cid = Cid::new_v0(sha2_256_multihash(&data))
+            .expect("a 32-byte sha2-256 multihash makes a CIDv0");
+        Blob { cid, data }
+    }
+
     /// Pairs a caller-supplied CID with bytes after verifying the bytes hash to it.
     ///
     /// # Errors
@@ -94,6 +117,13 @@ impl Blob {
     pub fn into_parts(self) -> (Cid, Bytes) {
         (self.cid, self.data)
     }
+}
+
+/// The SHA2-256 multihash of `data`.
+fn sha2_256_multihash(data: &[u8]) -> Multihash<64> {
+    use sha2::Digest;
+    Multihash::wrap(multihash_code::SHA2_256, &sha2::Sha256::digest(data))
+        .expect("a 32-byte digest fits the 64-byte multihash")
 }
 
 /// Checks that `data` hashes to the digest in `cid`.
@@ -187,6 +217,25 @@ mod tests {
         assert_eq!(blob.cid().version(), cid::Version::V1);
         assert_eq!(blob.cid().hash().code(), multihash_code::BLAKE3);
         assert!(Blob::with_cid(*blob.cid(), &b"hello"[..]).is_ok());
+    }
+
+    #[test]
+    fn sha2_256_blobs_have_the_cids_ipfs_tools_compute() {
+        // `ipfs add --cid-version=1 --raw-leaves` of "hello world" (IPIP-499's vector).
+        let raw = Blob::new_sha2_256(codec::RAW, &b"hello world"[..]);
+        assert_eq!(
+            raw.cid().to_string(),
+            "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+        );
+        // The empty UnixFS directory, CIDv0.
+        let dir = Blob::new_cid_v0(&[0x0a, 0x02, 0x08, 0x01][..]);
+        assert_eq!(
+            dir.cid().to_string(),
+            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+        );
+        for blob in [raw, dir] {
+            assert!(Blob::with_cid(*blob.cid(), blob.data().clone()).is_ok());
+        }
     }
 
     #[test]
