@@ -1,5 +1,7 @@
 //! The crate's one error type.
 
+use std::sync::Arc;
+
 use cid::Cid;
 
 /// Errors returned by the blob store.
@@ -172,20 +174,43 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// SQLite failed. The message names the operation and SQLite's error.
-    #[error("storage error during {op}: {message}")]
+    /// SQLite failed, or what it returned is not what the store wrote. `source` is the
+    /// cause: SQLite's own error ([`rusqlite::Error`], see [`Error::sqlite`] and
+    /// [`Error::is_busy`]) or, for a request of a batch another request failed, that error.
+    #[error("storage error during {op}")]
     Storage {
         /// What the store was doing.
         op: &'static str,
-        /// SQLite's message.
-        message: String,
-        /// True when SQLite reported SQLITE_BUSY (counted in stats; should never happen).
-        busy: bool,
+        /// The cause (shared: a failed batch answers each of its requests with it).
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// An I/O error outside SQLite (creating directories, reading WAL size).
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
+    /// A blocking task of the store (a read, `close`, a backup) panicked or was cancelled
+    /// before it answered.
+    #[error("{what} task failed")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// Tokio's error (holds the panic, if it was one).
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
+
+/// The cause of the [`Error::Storage`] that the other requests of a batch get when one
+/// request's failure rolled the whole batch back: that request's error.
+#[derive(Debug, thiserror::Error)]
+#[error("batch rolled back: another request in it failed")]
+pub(crate) struct OtherRequestFailed(#[source] pub Error);
+
+/// The cause of an [`Error::Storage`] that SQLite did not report (a setting SQLite refused,
+/// a backup copy that fails its check): what was found, in words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Unexpected(pub String);
 
 /// The error type of closures run by [`Store::write`](crate::Store::write).
 pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -194,25 +219,49 @@ pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps a SQLite error with the operation that failed, without exposing rusqlite types.
+    /// Wraps a SQLite error with the operation that failed (SQLITE_FULL becomes
+    /// [`Error::DiskFull`]).
     pub(crate) fn storage(op: &'static str, err: rusqlite::Error) -> Self {
         if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
             return Error::DiskFull { op };
         }
-        let busy = matches!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        );
         Error::Storage {
             op,
-            message: err.to_string(),
-            busy,
+            source: Arc::new(err),
         }
     }
 
-    /// True when this error is SQLite reporting SQLITE_BUSY or SQLITE_LOCKED.
+    /// An [`Error::Storage`] whose cause SQLite did not report ([`Unexpected`]).
+    pub(crate) fn unexpected(op: &'static str, what: impl Into<String>) -> Self {
+        Error::Storage {
+            op,
+            source: Arc::new(Unexpected(what.into())),
+        }
+    }
+
+    /// The error the other requests of a batch get when `cause` rolled it back.
+    pub(crate) fn batch_rolled_back(cause: &Error) -> Self {
+        Error::Storage {
+            op: "batch",
+            source: Arc::new(OtherRequestFailed(cause.duplicate())),
+        }
+    }
+
+    /// SQLite's error behind an [`Error::Storage`], if SQLite reported it.
+    pub fn sqlite(&self) -> Option<&rusqlite::Error> {
+        match self {
+            Error::Storage { source, .. } => source.downcast_ref::<rusqlite::Error>(),
+            _ => None,
+        }
+    }
+
+    /// True when this error is SQLite reporting SQLITE_BUSY or SQLITE_LOCKED (read from
+    /// SQLite's error itself).
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Storage { busy: true, .. })
+        matches!(
+            self.sqlite().and_then(rusqlite::Error::sqlite_error_code),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
     }
 
     /// True for errors about one blob of a multi-blob read (its bytes are corrupt, its CID
@@ -228,10 +277,9 @@ impl Error {
     /// A copy for acknowledging every request of a failed batch with the same error.
     pub(crate) fn duplicate(&self) -> Self {
         match self {
-            Error::Storage { op, message, busy } => Error::Storage {
+            Error::Storage { op, source } => Error::Storage {
                 op,
-                message: message.clone(),
-                busy: *busy,
+                source: source.clone(),
             },
             Error::Closed => Error::Closed,
             Error::DiskFull { op } => Error::DiskFull { op },
@@ -239,11 +287,7 @@ impl Error {
             Error::Panicked { message } => Error::Panicked {
                 message: message.clone(),
             },
-            other => Error::Storage {
-                op: "batch",
-                message: other.to_string(),
-                busy: false,
-            },
+            other => Error::unexpected("batch", other.to_string()),
         }
     }
 }
@@ -257,5 +301,54 @@ pub(crate) trait SqlContext<T> {
 impl<T> SqlContext<T> for rusqlite::Result<T> {
     fn during(self, op: &'static str) -> Result<T> {
         self.map_err(|e| Error::storage(op, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_storage_error_keeps_sqlites_error_and_answers_busy_from_it() {
+        let busy = Error::storage("get", sqlite(rusqlite::ffi::SQLITE_BUSY));
+        assert!(busy.is_busy());
+        assert_eq!(
+            busy.sqlite().and_then(rusqlite::Error::sqlite_error_code),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        );
+        let cause = busy.source().expect("SQLite's error is the source");
+        assert_eq!(cause.to_string(), busy.sqlite().unwrap().to_string());
+        assert!(!Error::storage("get", sqlite(rusqlite::ffi::SQLITE_IOERR)).is_busy());
+        assert!(matches!(
+            Error::storage("put", sqlite(rusqlite::ffi::SQLITE_FULL)),
+            Error::DiskFull { op: "put" }
+        ));
+    }
+
+    #[test]
+    fn a_rolled_back_batch_names_the_request_that_failed_it_as_its_cause() {
+        let first = Error::storage("insert", sqlite(rusqlite::ffi::SQLITE_IOERR));
+        let other = Error::batch_rolled_back(&first);
+        let mut chain = Vec::new();
+        let mut next: Option<&dyn std::error::Error> = Some(&other);
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        assert_eq!(
+            chain[..3],
+            [
+                "storage error during batch".to_string(),
+                "batch rolled back: another request in it failed".to_string(),
+                "storage error during insert".to_string(),
+            ]
+        );
+        assert_eq!(chain[3], sqlite(rusqlite::ffi::SQLITE_IOERR).to_string());
+        assert!(!other.is_busy());
     }
 }

@@ -235,7 +235,10 @@ impl Store {
         };
         tokio::task::spawn_blocking(run)
             .await
-            .map_err(|e| Error::Io(std::io::Error::other(format!("backup task failed: {e}"))))?
+            .map_err(|source| Error::Task {
+                what: "backup",
+                source,
+            })?
     }
 }
 
@@ -260,11 +263,9 @@ fn copy_into(src: &Path, dest: &Path) -> Result<()> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .during("open backup source")?;
-    let dest = dest.to_str().ok_or_else(|| Error::Storage {
-        op: "backup",
-        message: "destination path is not UTF-8".into(),
-        busy: false,
-    })?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| Error::unexpected("backup", "destination path is not UTF-8"))?;
     conn.execute("VACUUM INTO ?1", [dest])
         .during("vacuum into")?;
     Ok(())
@@ -277,11 +278,7 @@ fn check_copy(dest: &Path) -> Result<BackupReport> {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .during("check backup copy")?;
     if check != "ok" {
-        return Err(Error::Storage {
-            op: "check backup copy",
-            message: check,
-            busy: false,
-        });
+        return Err(Error::unexpected("check backup copy", check));
     }
     let cids: i64 = conn
         .query_row(crate::schema::sql::COUNT_CIDS, [], |r| r.get(0))

@@ -356,9 +356,9 @@ impl StatsCollector {
     /// Counts SQLite errors, and SQLITE_BUSY among them.
     pub fn record_error(&self, err: &Error) {
         match err {
-            Error::Storage { busy, .. } => {
+            Error::Storage { .. } => {
                 self.storage_errors.fetch_add(1, Relaxed);
-                if *busy {
+                if err.is_busy() {
                     self.busy.fetch_add(1, Relaxed);
                 }
             }

@@ -133,11 +133,10 @@ fn open_writer(path: &Path, config: &Config) -> Result<Connection> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .during("enable WAL")?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Storage {
-            op: "enable WAL",
-            message: format!("journal_mode is {mode}"),
-            busy: false,
-        });
+        return Err(Error::unexpected(
+            "enable WAL",
+            format!("journal_mode is {mode}"),
+        ));
     }
     conn.execute_batch(apple_fullfsync(config))
         .during("configure fullfsync")?;
@@ -757,7 +756,10 @@ impl Store {
             Ok(())
         })
         .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("close task failed: {e}"))))?
+        .map_err(|source| Error::Task {
+            what: "close",
+            source,
+        })?
     }
 }
 

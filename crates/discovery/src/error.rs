@@ -30,8 +30,8 @@ pub enum Error {
     Timeout {
         /// The peer's id.
         peer: String,
-        /// `"reconcile"` or `"fetch"`.
-        op: &'static str,
+        /// The call that timed out.
+        op: PeerCall,
     },
     /// A peer sent bytes that do not hash to the CID it sent them for: it is lying or
     /// corrupt. Nothing it sent in that response is stored.
@@ -65,8 +65,11 @@ pub enum Error {
     /// implementations return this for transport errors.
     #[error("peer failed: {reason}")]
     Transport {
-        /// What went wrong, in the transport's words.
+        /// What went wrong.
         reason: String,
+        /// The transport's own error, when there is one ([`Error::transport_caused`]).
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
     /// No contacted peer had anything the scope needs. `cached` is true when the answer
     /// came from the negative cache and no message was sent.
@@ -77,11 +80,16 @@ pub enum Error {
         /// True when answered from the negative cache.
         cached: bool,
     },
-    /// The shared discovery run panicked or was aborted before producing a result.
+    /// The shared discovery run, or a task of it, panicked or was aborted before producing
+    /// a result.
     #[error("discovery run aborted: {reason}")]
     Aborted {
         /// Why, as far as is known.
         reason: String,
+        /// The task's error, when a task ended without its answer (it panicked or was
+        /// cancelled).
+        #[source]
+        source: Option<Arc<tokio::task::JoinError>>,
     },
     /// A run stopped because it would have held more than
     /// [`max_open_wants`](crate::DiscoveryConfig::max_open_wants) wants open at once (a
@@ -136,6 +144,40 @@ fn peer_suffix(peer: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// `e` and its causes, `: `-separated, for reports that keep an error as text.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+/// A call a session makes to a peer: what an [`Error::Timeout`] timed out in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerCall {
+    /// A reconciliation round ([`Peer::reconcile`](crate::Peer::reconcile)).
+    Reconcile,
+    /// A fetch of blobs ([`Peer::fetch`](crate::Peer::fetch)).
+    Fetch,
+    /// A transport's own request for the peers a peer knows (peer exchange).
+    Peers,
+}
+
+impl std::fmt::Display for PeerCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerCall::Reconcile => "reconcile",
+            PeerCall::Fetch => "fetch",
+            PeerCall::Peers => "peers",
+        })
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -172,6 +214,36 @@ impl Error {
     pub fn transport(reason: impl Into<String>) -> Self {
         Error::Transport {
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A transport failure caused by the transport's own error `source`, kept as this
+    /// error's [`source`](std::error::Error::source).
+    pub fn transport_caused(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Transport {
+            reason: reason.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A run aborted because its task `what` ended without an answer (it panicked or was
+    /// cancelled); tokio's error is kept as the source.
+    pub(crate) fn task_failed(what: &str, source: tokio::task::JoinError) -> Self {
+        Error::Aborted {
+            reason: format!("{what} task failed"),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A run aborted for `reason`, with no error behind it.
+    pub(crate) fn aborted(reason: impl Into<String>) -> Self {
+        Error::Aborted {
+            reason: reason.into(),
+            source: None,
         }
     }
 
@@ -188,7 +260,7 @@ impl From<negentropy::Error> for Error {
     fn from(err: negentropy::Error) -> Self {
         match err {
             negentropy::Error::UnsupportedProtocolVersion => {
-                Error::transport(format!("incompatible peer: {err}"))
+                Error::transport_caused("incompatible peer", err)
             }
             err => Error::protocol(format!("negentropy: {err}")),
         }

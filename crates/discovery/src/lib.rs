@@ -76,7 +76,7 @@ mod single_flight;
 
 pub use config::DiscoveryConfig;
 pub use discover::{Discovery, DiscoveryStats};
-pub use error::{Error, Result};
+pub use error::{Error, PeerCall, Result};
 pub use fanout::PeerScore;
 pub use haves::{BuildKind, Haves, HavesCache, HavesConfig, HavesStats};
 pub use item::ItemId;
@@ -85,4 +85,4 @@ pub use peer::{answer_holding_nothing, Peer};
 pub use progress::Progress;
 pub use report::{Report, SessionOutcome, SessionReport};
 pub use responder::{Responder, ResponderConfig, ResponderStats, MAX_SCOPE_NAME};
-pub use scope::Scope;
+pub use scope::{ParseScopeError, Scope};

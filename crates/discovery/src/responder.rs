@@ -194,9 +194,7 @@ impl Responder {
         let reply =
             tokio::task::spawn_blocking(move || answer(&haves, &request, frame_limit, max_want))
                 .await
-                .map_err(|e| Error::Aborted {
-                    reason: format!("reconciliation task failed: {e}"),
-                })??;
+                .map_err(|e| Error::task_failed("reconciliation", e))??;
         self.inner.counters.reconciles.fetch_add(1, Relaxed);
         Ok(reply)
     }

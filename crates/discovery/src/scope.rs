@@ -38,23 +38,31 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Why a text is not a [`Scope`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseScopeError {
+    /// Neither `name:` nor `dag:` starts it.
+    #[error("scope {0:?} is neither name:<name> nor dag:<cid>")]
+    UnknownKind(String),
+    /// `dag:` is followed by something that is not a CID.
+    #[error("bad root CID in scope")]
+    BadRoot(#[source] cid::Error),
+}
+
 /// Parses `name:<scope name>` or `dag:<root CID>`.
 impl FromStr for Scope {
-    type Err = crate::Error;
+    type Err = ParseScopeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(name) = s.strip_prefix("name:") {
             return Ok(Scope::named(name));
         }
         if let Some(root) = s.strip_prefix("dag:") {
-            let root = root
-                .parse()
-                .map_err(|e| crate::Error::protocol(format!("bad root CID in scope: {e}")))?;
+            let root = root.parse().map_err(ParseScopeError::BadRoot)?;
             return Ok(Scope::Dag(root));
         }
-        Err(crate::Error::protocol(format!(
-            "scope {s:?} is neither name:<name> nor dag:<cid>"
-        )))
+        Err(ParseScopeError::UnknownKind(s.to_string()))
     }
 }
 
@@ -75,7 +83,13 @@ mod tests {
         for scope in [Scope::named("doc:1"), Scope::named(""), Scope::dag(root)] {
             assert_eq!(scope.to_string().parse::<Scope>().unwrap(), scope);
         }
-        assert!("other:x".parse::<Scope>().is_err());
-        assert!("dag:not-a-cid".parse::<Scope>().is_err());
+        assert!(matches!(
+            "other:x".parse::<Scope>(),
+            Err(ParseScopeError::UnknownKind(s)) if s == "other:x"
+        ));
+        assert!(matches!(
+            "dag:not-a-cid".parse::<Scope>(),
+            Err(ParseScopeError::BadRoot(_))
+        ));
     }
 }

@@ -57,11 +57,8 @@ where
             work.await
         });
         let shared = async move {
-            task.await.unwrap_or_else(|e| {
-                Err(Error::Aborted {
-                    reason: e.to_string(),
-                })
-            })
+            task.await
+                .unwrap_or_else(|e| Err(Error::task_failed("discovery run", e)))
         }
         .boxed()
         .shared();

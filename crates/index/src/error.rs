@@ -10,13 +10,15 @@ pub enum Error {
     /// The blob store failed or rejected the request (closed, overloaded, bad hash, ...).
     #[error(transparent)]
     Blobstore(#[from] seedbank_blobstore::Error),
-    /// SQLite failed on one of the index's own tables. The message names the operation.
-    #[error("index storage error during {op}: {message}")]
+    /// SQLite failed on one of the index's own tables, or a row of them is not what the
+    /// index wrote. `source` is SQLite's error ([`Error::sqlite`]) or what was wrong.
+    #[error("index storage error during {op}")]
     Storage {
         /// What the index was doing.
         op: &'static str,
-        /// SQLite's message.
-        message: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The index tables were written by a newer seedbank than this build.
     #[error("index schema version {found} is newer than supported version {supported}")]
@@ -52,7 +54,7 @@ pub enum Error {
         reason: String,
     },
     /// Reading a CAR failed below the format (the reader returned an I/O error).
-    #[error("i/o error reading CAR at byte {offset}: {source}")]
+    #[error("i/o error reading CAR at byte {offset}")]
     CarIo {
         /// Bytes successfully read before the error.
         offset: u64,
@@ -61,7 +63,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Writing a CAR failed.
-    #[error("i/o error writing CAR: {0}")]
+    #[error("i/o error writing CAR")]
     Io(#[from] std::io::Error),
     /// A DAG walk visited more blocks than the configured limit
     /// ([`IndexConfig::reachable_limit`](crate::IndexConfig::reachable_limit)).
@@ -114,7 +116,26 @@ impl Error {
     pub(crate) fn storage(op: &'static str, err: seedbank_blobstore::rusqlite::Error) -> Self {
         Error::Storage {
             op,
-            message: err.to_string(),
+            source: Box::new(err),
+        }
+    }
+
+    /// An [`Error::Storage`] for a row that is not what the index wrote (SQLite reported
+    /// nothing).
+    pub(crate) fn bad_row(op: &'static str, what: impl Into<String>) -> Self {
+        Error::Storage {
+            op,
+            source: what.into().into(),
+        }
+    }
+
+    /// SQLite's error behind an [`Error::Storage`] of the index, or of the blob store below
+    /// it.
+    pub fn sqlite(&self) -> Option<&seedbank_blobstore::rusqlite::Error> {
+        match self {
+            Error::Storage { source, .. } => source.downcast_ref(),
+            Error::Blobstore(e) => e.sqlite(),
+            _ => None,
         }
     }
 

@@ -184,10 +184,10 @@ pub(crate) fn read_pins(conn: &Connection) -> Result<Vec<Pin>> {
             }
             (None, Some(scope)) => PinTarget::Scope(scope),
             (None, None) => {
-                return Err(Error::Storage {
-                    op: "read pins",
-                    message: format!("pin {name:?} has neither root nor scope"),
-                })
+                return Err(Error::bad_row(
+                    "read pins",
+                    format!("pin {name:?} has neither root nor scope"),
+                ))
             }
         };
         out.push(Pin {

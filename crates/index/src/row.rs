@@ -69,9 +69,11 @@ fn digest_key(digest: &[u8]) -> i64 {
 /// # Errors
 /// [`Error::Storage`] if the row does not hold a valid CID (the table was tampered with).
 pub(crate) fn cid_from_row(mh: &[u8], codec: i64, version: i64) -> Result<Cid> {
-    cid_from_parts(version, codec as u64, mh).ok_or_else(|| Error::Storage {
-        op: "decode stored CID",
-        message: format!("not a valid CID: version {version}, codec {codec:#x}"),
+    cid_from_parts(version, codec as u64, mh).ok_or_else(|| {
+        Error::bad_row(
+            "decode stored CID",
+            format!("not a valid CID: version {version}, codec {codec:#x}"),
+        )
     })
 }
 

@@ -74,9 +74,11 @@ impl IndexOp {
             return Ok(());
         } else {
             // The insert conflicted on this row, so it exists; never panic on the lane.
-            seq_of(conn, b)?.ok_or_else(|| Error::Storage {
-                op: "find indexed blob",
-                message: "blob_index row missing after a conflict".into(),
+            seq_of(conn, b)?.ok_or_else(|| {
+                Error::bad_row(
+                    "find indexed blob",
+                    "blob_index row missing after a conflict",
+                )
             })?
         };
         if fresh {

@@ -183,11 +183,11 @@ pub async fn bind_endpoint(config: &NodeConfig) -> Result<Endpoint> {
     builder = builder
         .clear_ip_transports()
         .bind_addr(config.listen)
-        .map_err(|e| Error::Bind(e.to_string()))?
+        .map_err(|e| Error::Bind(Box::new(e)))?
         .transport_config(transport)
         .alpns(vec![ALPN.to_vec()]);
     if let Some(key) = &config.secret_key {
         builder = builder.secret_key(key.clone());
     }
-    builder.bind().await.map_err(|e| Error::Bind(e.to_string()))
+    builder.bind().await.map_err(|e| Error::Bind(Box::new(e)))
 }

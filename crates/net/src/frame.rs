@@ -34,9 +34,9 @@ pub(crate) mod code {
 /// What can go wrong reading or writing a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The stream or connection failed (reset, lost, closed).
-    #[error("stream failed: {0}")]
-    Stream(String),
+    /// The stream or connection failed (reset, lost, closed); iroh's error is the source.
+    #[error("stream failed")]
+    Stream(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The stream ended cleanly before a header.
     #[error("stream ended before a frame")]
     Eof,
@@ -81,13 +81,20 @@ impl FrameError {
 
 impl From<WriteError> for FrameError {
     fn from(e: WriteError) -> Self {
-        FrameError::Stream(e.to_string())
+        FrameError::Stream(Box::new(e))
     }
 }
 
 impl From<ReadError> for FrameError {
     fn from(e: ReadError) -> Self {
-        FrameError::Stream(e.to_string())
+        FrameError::Stream(Box::new(e))
+    }
+}
+
+impl FrameError {
+    /// A stream failure caused by `e`.
+    pub fn stream(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        FrameError::Stream(Box::new(e))
     }
 }
 

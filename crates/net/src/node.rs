@@ -125,7 +125,7 @@ impl Node {
         let grace = self.config.shutdown_grace + Duration::from_secs(1);
         match tokio::time::timeout(grace, self.router.shutdown()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::Shutdown(e.to_string())),
+            Ok(Err(e)) => Err(Error::Shutdown(Box::new(e))),
             Err(_) => {
                 tracing::debug!("endpoint close took longer than the grace period");
                 Ok(())

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cid::Cid;
 use iroh::endpoint::Connection;
 use iroh::Endpoint;
-use seedbank_discovery::{Error, Message, Peer, Result, Scope};
+use seedbank_discovery::{Error, Message, Peer, PeerCall, Result, Scope};
 use tokio::sync::Mutex;
 
 use crate::config::PeerConfig;
@@ -103,7 +103,7 @@ impl NetPeer {
     /// As any call: [`Error::Transport`], [`Error::Timeout`], [`Error::Busy`],
     /// [`Error::Protocol`].
     pub async fn peers(&self) -> Result<Vec<Ticket>> {
-        match self.request(&Request::Peers, "peers").await? {
+        match self.request(&Request::Peers, PeerCall::Peers).await? {
             Response::PeerList(tickets) => Ok(tickets
                 .iter()
                 .filter_map(|t| t.parse::<Ticket>().ok())
@@ -178,10 +178,10 @@ impl NetPeer {
             }
             Ok(Err(e)) => {
                 *state = ConnState::Failed(Instant::now());
-                Err(Error::transport(format!(
-                    "cannot connect to {}: {e}",
-                    self.short()
-                )))
+                Err(Error::transport_caused(
+                    format!("cannot connect to {}", self.short()),
+                    e,
+                ))
             }
             Err(_) => {
                 *state = ConnState::Failed(Instant::now());
@@ -197,18 +197,15 @@ impl NetPeer {
         &self.id[..10]
     }
 
-    async fn request(&self, request: &Request, op: &'static str) -> Result<Response> {
+    async fn request(&self, request: &Request, op: PeerCall) -> Result<Response> {
         let conn = self.connection().await?;
         self.counters.requests.fetch_add(1, Relaxed);
         let (kind, body) = request.encode();
         let exchange = async {
-            let (mut send, mut recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| FrameError::Stream(e.to_string()))?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(FrameError::stream)?;
             let written = async {
                 frame::write(&mut send, kind, &body).await?;
-                send.finish().map_err(|e| FrameError::Stream(e.to_string()))
+                send.finish().map_err(FrameError::stream)
             }
             .await;
             self.counters
@@ -233,9 +230,9 @@ impl NetPeer {
             Ok(Err(e)) if e.is_malformed() => return Err(self.protocol(e.to_string())),
             Ok(Err(e)) => {
                 if let Some(reason) = conn.close_reason() {
-                    return Err(Error::transport(format!("{}: {reason}", self.short())));
+                    return Err(Error::transport_caused(self.short(), reason));
                 }
-                return Err(Error::transport(format!("{}: {e}", self.short())));
+                return Err(Error::transport_caused(self.short(), e));
             }
             Ok(Ok(frame)) => frame,
         };
@@ -278,7 +275,10 @@ impl Peer for NetPeer {
 
     async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
         match self
-            .request(&Request::Reconcile(scope.clone(), message), "reconcile")
+            .request(
+                &Request::Reconcile(scope.clone(), message),
+                PeerCall::Reconcile,
+            )
             .await?
         {
             Response::Reconciled(reply) => Ok(reply),
@@ -291,7 +291,7 @@ impl Peer for NetPeer {
         // Requests stay within the protocol's per-request cap.
         for chunk in cids.chunks(MAX_FETCH_CIDS) {
             match self
-                .request(&Request::Fetch(chunk.to_vec()), "fetch")
+                .request(&Request::Fetch(chunk.to_vec()), PeerCall::Fetch)
                 .await?
             {
                 Response::Blobs(blobs) => out.extend(blobs),

@@ -22,7 +22,7 @@ pub enum Error {
     #[error(transparent)]
     Net(#[from] seedbank_net::Error),
     /// A file of the node's own (its key file) could not be read or written.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {}", path.display())]
     File {
         /// What was being done ("read the node key", ...).
         what: &'static str,

@@ -386,9 +386,7 @@ impl HavesCache {
             .builds
             .acquire()
             .await
-            .map_err(|_| Error::Aborted {
-                reason: "haves cache closed".into(),
-            })?;
+            .map_err(|_| Error::aborted("haves cache closed"))?;
         let prev = self.previous(&scope);
         let limit = self
             .inner

@@ -55,9 +55,7 @@ pub(crate) async fn build(index: &Index, name: &str, prev: Option<Arc<Haves>>) -
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Aborted {
-            reason: format!("haves build task failed: {e}"),
-        })
+        .map_err(|e| Error::task_failed("haves build", e))
 }
 
 /// `prev` plus the members of `delta`, which removed nothing since `prev` was read.

@@ -79,9 +79,7 @@ pub(crate) async fn verify(
     }
     tokio::task::spawn_blocking(move || check_all(&peer, pairs))
         .await
-        .map_err(|e| Error::Aborted {
-            reason: format!("verification task failed: {e}"),
-        })?
+        .map_err(|e| Error::task_failed("verification", e))?
 }
 
 fn check_all(peer: &str, pairs: Vec<(Cid, Bytes)>) -> Result<Vec<Parsed>> {
@@ -156,9 +154,7 @@ where
 {
     tokio::spawn(write)
         .await
-        .map_err(|e| Error::Aborted {
-            reason: format!("store write task failed: {e}"),
-        })?
+        .map_err(|e| Error::task_failed("store write", e))?
         .map_err(Error::from)
 }
 

@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{with_causes, Error, Result};
 use crate::fanout::{Scores, Verdict};
 use crate::peer::Peer;
 use crate::report::{Report, SessionOutcome, SessionReport};
@@ -275,11 +275,11 @@ fn judge(
         Err(Stop::Peer(e)) => match e {
             Error::Timeout { .. } => (SessionOutcome::TimedOut, Verdict::Failure),
             e @ Error::OverBudget { .. } => {
-                (SessionOutcome::Failed(e.to_string()), Verdict::Failure)
+                (SessionOutcome::Failed(with_causes(&e)), Verdict::Failure)
             }
             Error::Busy => (SessionOutcome::Busy, Verdict::Failure),
-            e if e.is_lie() => (SessionOutcome::Liar(e.to_string()), Verdict::Liar),
-            e => (SessionOutcome::Failed(e.to_string()), Verdict::Failure),
+            e if e.is_lie() => (SessionOutcome::Liar(with_causes(&e)), Verdict::Liar),
+            e => (SessionOutcome::Failed(with_causes(&e)), Verdict::Failure),
         },
     }
 }

@@ -14,13 +14,13 @@ use tokio::time::Instant;
 use super::ingest::{self, Parsed};
 use super::owner::Run;
 use super::state::Idle;
-use crate::error::Error;
+use crate::error::{Error, PeerCall};
 use crate::item::ItemId;
 use crate::peer::Peer;
 use crate::reconcile::Initiator;
 
-const RECONCILE: &str = "reconcile";
-const FETCH: &str = "fetch";
+const RECONCILE: PeerCall = PeerCall::Reconcile;
+const FETCH: PeerCall = PeerCall::Fetch;
 
 /// Why a session stopped early.
 pub(crate) enum Stop {
@@ -113,7 +113,7 @@ impl<'a> Session<'a> {
     /// once the run is over. Returns the answer and the time it took.
     async fn call<T>(
         &self,
-        op: &'static str,
+        op: PeerCall,
         bytes: usize,
         limit: Duration,
         call: impl Future<Output = crate::Result<T>>,

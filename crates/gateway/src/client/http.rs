@@ -41,7 +41,7 @@ pub(crate) fn body(response: reqwest::Response, idle: Duration) -> Body {
 pub(crate) fn stalled(peer: &str) -> Error {
     Error::Timeout {
         peer: peer.to_string(),
-        op: "fetch",
+        op: seedbank_discovery::PeerCall::Fetch,
     }
 }
 
