@@ -125,9 +125,9 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// A background write task ended without an answer (it panicked or the runtime is
-    /// shutting down).
-    #[error("a block writing task failed")]
+    /// A background task (writing blocks, or reading files on the blocking pool) ended
+    /// without an answer: it panicked or the runtime is shutting down.
+    #[error("a block writing or file reading task failed")]
     Task(#[source] tokio::task::JoinError),
 }
 

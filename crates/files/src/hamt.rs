@@ -92,7 +92,7 @@ fn build_level(
     data.data = Some(Bytes::copy_from_slice(&bitmap[first..]));
     data.hash_type = Some(HASH_TYPE);
     data.fanout = Some(HAMT_FANOUT);
-    let blob = pb_block(links, &data, version)?;
+    let blob = pb_block(links, &data, version);
     let child = Child {
         cid: *blob.cid(),
         file_size: 0,

@@ -9,6 +9,7 @@
 //! of the directory's own data. A directory whose estimate is over [`SHARD_THRESHOLD`]
 //! (strictly) becomes a HAMT.
 
+use std::fs::FileType;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use crate::profile::{ShardEstimate, SHARD_THRESHOLD};
 use crate::unixfs::{varint_len, Data, DataType};
 use crate::Kind;
 
+use super::read::{FileRead, SmallFiles};
 use super::{io_error, Added1, Adder};
 
 /// One named child of a directory.
@@ -32,30 +34,22 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 impl Adder {
     /// Adds the directory at `path` and everything under it; `rel` is its path in the add.
+    /// Its regular files are read a group per blocking task ([`SmallFiles`]), one group
+    /// ahead; one larger than a chunk is streamed when its turn comes.
     pub(super) fn dir<'a>(&'a mut self, path: &'a Path, rel: String) -> Boxed<'a, Added1> {
         Box::pin(async move {
-            let mut listing = Vec::new();
-            let mut read = tokio::fs::read_dir(path)
-                .await
-                .map_err(|e| io_error(path, e))?;
-            while let Some(entry) = read.next_entry().await.map_err(|e| io_error(path, e))? {
-                let name = entry
-                    .file_name()
-                    .into_string()
-                    .map_err(|_| Error::Unsupported {
-                        path: entry.path(),
-                        reason: "its name is not UTF-8",
-                    })?;
-                if name.starts_with('.') && !self.hidden {
-                    continue;
-                }
-                let kind = entry
-                    .file_type()
+            let listing = {
+                let (dir, hidden) = (path.to_path_buf(), self.hidden);
+                tokio::task::spawn_blocking(move || list(&dir, hidden))
                     .await
-                    .map_err(|e| io_error(&entry.path(), e))?;
-                listing.push((name, kind));
-            }
-            listing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    .map_err(Error::Task)??
+            };
+            let regular = listing
+                .iter()
+                .filter(|(_, kind)| kind.is_file())
+                .map(|(name, _)| path.join(name))
+                .collect();
+            let mut small = SmallFiles::new(regular, self.profile);
             let mut children = Vec::with_capacity(listing.len());
             for (name, kind) in listing {
                 let child_rel = if rel.is_empty() {
@@ -63,13 +57,41 @@ impl Adder {
                 } else {
                     format!("{rel}/{name}")
                 };
-                let added = self.path(&path.join(&name), kind, child_rel).await?;
+                let added = if kind.is_file() {
+                    self.listed_file(&mut small, &path.join(&name), child_rel)
+                        .await?
+                } else {
+                    self.path(&path.join(&name), kind, child_rel).await?
+                };
                 children.push(Named { name, added });
             }
             let counted = children.is_empty();
             let child = self.directory(children).await?;
             self.entry(rel, &child, Kind::Directory);
             Ok(Added1 { child, counted })
+        })
+    }
+
+    /// Adds the next regular file of a directory, read by `small` (or streamed from `path`
+    /// when larger than a chunk).
+    async fn listed_file(
+        &mut self,
+        small: &mut SmallFiles,
+        path: &Path,
+        rel: String,
+    ) -> Result<Added1> {
+        let child = match small.next().await? {
+            FileRead::Small(file) => {
+                self.writer.push(file.blocks).await?;
+                self.read(file.bytes);
+                file.root
+            }
+            FileRead::Large => self.file_at(path).await?,
+        };
+        self.entry(rel, &child, Kind::File);
+        Ok(Added1 {
+            child,
+            counted: true,
         })
     }
 
@@ -98,7 +120,7 @@ impl Adder {
                 links,
                 &Data::new(DataType::Directory),
                 self.profile.cid_version(),
-            )?;
+            );
             let child = Child {
                 cid: *blob.cid(),
                 file_size: 0,
@@ -136,6 +158,29 @@ impl Adder {
     }
 }
 
+/// The entries of the directory `dir` sorted by name (byte order), without hidden ones
+/// unless `hidden`. Runs on the blocking pool: one hand-off for the whole listing.
+fn list(dir: &Path, hidden: bool) -> Result<Vec<(String, FileType)>> {
+    let mut listing = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| Error::Unsupported {
+                path: entry.path(),
+                reason: "its name is not UTF-8",
+            })?;
+        if name.starts_with('.') && !hidden {
+            continue;
+        }
+        let kind = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+        listing.push((name, kind));
+    }
+    listing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(listing)
+}
+
 /// Bytes one link adds to an encoded dag-pb node: `Hash`, `Name` and `Tsize` fields inside
 /// the `Links` field's tag and length.
 fn link_block_bytes(name_len: u64, cid_len: u64, tsize: u64) -> u64 {
@@ -169,14 +214,12 @@ mod tests {
             &Data::new(DataType::Directory),
             cid::Version::V1,
         )
-        .unwrap()
         .len() as u64;
         let one = pb_block(
             vec![link(name.clone(), &child)],
             &Data::new(DataType::Directory),
             cid::Version::V1,
         )
-        .unwrap()
         .len() as u64;
         assert_eq!(empty, 4);
         assert_eq!(one - empty, link_block_bytes(100, 36, 300));

@@ -41,24 +41,24 @@ pub(crate) async fn read_chunk<R: AsyncRead + Unpin>(
 }
 
 /// The leaf block of one chunk.
-pub(crate) fn leaf(profile: Profile, chunk: Bytes) -> Result<(Blob, Child)> {
+pub(crate) fn leaf(profile: Profile, chunk: Bytes) -> (Blob, Child) {
     let file_size = chunk.len() as u64;
     let blob = if profile.raw_leaves() {
-        raw_block(chunk)?
+        raw_block(chunk)
     } else {
         let mut data = Data::new(DataType::File);
         data.filesize = Some(file_size);
         if !chunk.is_empty() {
             data.data = Some(chunk);
         }
-        pb_block(Vec::new(), &data, profile.cid_version())?
+        pb_block(Vec::new(), &data, profile.cid_version())
     };
     let child = Child {
         cid: *blob.cid(),
         file_size,
         tsize: blob.len() as u64,
     };
-    Ok((blob, child))
+    (blob, child)
 }
 
 /// The balanced tree over a file's leaves, fed leaf by leaf.
@@ -101,7 +101,7 @@ impl Balanced {
     /// Closes the tree: returns the root (the only leaf of a one-chunk file).
     pub fn finish(mut self, out: &mut Vec<Blob>) -> Result<Child> {
         if self.leaves == 0 {
-            let (blob, empty) = leaf(self.profile, Bytes::new())?;
+            let (blob, empty) = leaf(self.profile, Bytes::new());
             out.push(blob);
             return Ok(empty);
         }
@@ -145,7 +145,7 @@ impl Balanced {
             tsize += child.tsize;
         }
         data.filesize = Some(file_size);
-        let blob = pb_block(links, &data, self.profile.cid_version())?;
+        let blob = pb_block(links, &data, self.profile.cid_version());
         let parent = Child {
             cid: *blob.cid(),
             file_size,

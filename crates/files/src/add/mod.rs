@@ -2,6 +2,7 @@
 
 mod dir;
 mod file;
+mod read;
 mod writer;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use crate::unixfs::{Data, DataType};
 use crate::{Files, Kind, Profile};
 
 use file::{leaf, read_chunk, Balanced};
+use read::ChunkReader;
 use writer::BlockWriter;
 
 /// Called with the number of file bytes read since the previous call.
@@ -200,10 +202,7 @@ impl Adder {
             return self.dir(path, rel).await;
         }
         let (child, kind) = if kind.is_file() {
-            let f = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| io_error(path, e))?;
-            (self.file(f, path).await?, Kind::File)
+            (self.file_at(path).await?, Kind::File)
         } else if kind.is_symlink() {
             (self.symlink(path).await?, Kind::Symlink)
         } else {
@@ -230,13 +229,37 @@ impl Adder {
                 .map_err(|e| io_error(path, e))?;
             let n = chunk.len();
             if n > 0 {
-                let (blob, child) = leaf(self.profile, chunk)?;
+                let (blob, child) = leaf(self.profile, chunk);
                 blocks.push(blob);
                 tree.push(child, &mut blocks)?;
                 self.writer.push(blocks.drain(..)).await?;
                 self.read(n as u64);
             }
             if n < size {
+                break;
+            }
+        }
+        let root = tree.finish(&mut blocks)?;
+        self.writer.push(blocks).await?;
+        Ok(root)
+    }
+
+    /// Streams the file at `path` into leaves and its balanced tree, reading and hashing a
+    /// few chunks per blocking task (see `read.rs`); returns its root.
+    async fn file_at(&mut self, path: &Path) -> Result<Child> {
+        let mut tree = Balanced::new(self.profile);
+        let mut blocks = Vec::new();
+        let mut reader = ChunkReader::open(path, self.profile).await?;
+        loop {
+            let chunks = reader.next(self.profile).await?;
+            for (blob, child) in chunks.leaves {
+                let n = child.file_size;
+                blocks.push(blob);
+                tree.push(child, &mut blocks)?;
+                self.writer.push(blocks.drain(..)).await?;
+                self.read(n);
+            }
+            if chunks.end {
                 break;
             }
         }
@@ -261,7 +284,7 @@ impl Adder {
         if !target.is_empty() {
             data.data = Some(Bytes::from(target));
         }
-        let blob = pb_block(Vec::new(), &data, self.profile.cid_version())?;
+        let blob = pb_block(Vec::new(), &data, self.profile.cid_version());
         self.single(blob).await
     }
 
