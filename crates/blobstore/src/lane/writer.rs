@@ -128,14 +128,13 @@ impl Writer {
         checkpointer: Arc<Checkpointer>,
     ) -> Self {
         let settings = Settings::read(&conn);
-        let flags = if std::env::var_os("H4_NO_GUARD").is_none() { DbFlags::read(&conn) } else { None };
+        let flags = DbFlags::read(&conn);
         let guard = Arc::new(guard::Watch::default());
         let watch = Arc::new(TxnWatch::default());
         watch.install(&conn, &guard);
-        if std::env::var_os("H4_NO_GUARD").is_none() {
         guard::install_sentinels(&conn, &guard, true);
+        // Last: from here on settings pragmas fail to prepare on this connection.
         guard::install_authorizer(&conn, &guard, Role::Writer);
-        }
         Writer {
             conn,
             shared,
@@ -154,7 +153,6 @@ impl Writer {
     /// lane's hooks, authorizer and settings back and returns the error for that code.
     /// Cheap when nothing changed: one atomic load and three `db_config` reads.
     fn check_connection(&self) -> Option<Error> {
-        if self.flags.is_none() { return None; }
         let flags_changed = self
             .flags
             .and_then(|f| f.changed(DbFlags::read(&self.conn)));
