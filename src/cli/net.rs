@@ -72,6 +72,9 @@ pub struct SyncArgs {
     /// the error says how much that was (default: no limit).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
+    /// Benchmarks only: fetch requests kept in flight per peer (default 2).
+    #[arg(long, hide = true, value_name = "N")]
+    fetches_in_flight: Option<usize>,
 }
 
 /// Waits for SIGINT or SIGTERM (`serve` and `gateway` stop on either).
@@ -261,10 +264,13 @@ pub async fn sync(db: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         eprintln!("seedbank: --gateway serves DAGs by CID: SCOPE must be a root CID");
         return Ok(ExitCode::from(2));
     }
-    let discovery = DiscoveryConfig {
+    let mut discovery = DiscoveryConfig {
         run_timeout: args.timeout,
         ..DiscoveryConfig::default()
     };
+    if let Some(n) = args.fetches_in_flight {
+        discovery.fetches_in_flight = n;
+    }
     let options = NodeOptions {
         discovery,
         ..NodeOptions::default()
