@@ -2,9 +2,7 @@
 //! read anything and write nothing, on a read-write store (beside its lane) and on a
 //! read-only one alike. So no read closure can write outside the lane.
 
-mod common;
-
-use common::temp_store;
+use crate::common::temp_store;
 use seedbank_blobstore::rusqlite::{self, ErrorCode};
 use seedbank_blobstore::{codec, Blob, Config, Error, PoolKind, Store};
 

@@ -1,10 +1,8 @@
 //! Behaviour of the blob store core: addressing, reads, bad input, durability, close.
 
-mod common;
-
+use crate::common::{random_blobs, temp_store, INTERESTING_SIZES};
 use bytes::Bytes;
 use cid::Cid;
-use common::{random_blobs, temp_store, INTERESTING_SIZES};
 use multihash::Multihash;
 use seedbank_blobstore::{codec, Blob, Config, Error, PoolKind, PutOptions, Store};
 
@@ -335,8 +333,11 @@ async fn assert_durable(path: &std::path::Path, acked: &[Blob], refused: &[Blob]
 async fn close_drains_queued_writes_and_later_calls_get_closed() {
     let (store, _dir, path) = temp_store(Config::default());
     // Hold the lane so that 100 puts are certainly queued when close starts.
-    let (blocker, release) =
-        bounded("the lane to run the blocker", common::block_lane(&store)).await;
+    let (blocker, release) = bounded(
+        "the lane to run the blocker",
+        crate::common::block_lane(&store),
+    )
+    .await;
     let blobs = random_blobs(11, 100, 512);
     let puts: Vec<_> = blobs
         .iter()

@@ -1,12 +1,10 @@
 //! Many writers and readers at once: nothing lost, nothing corrupt, zero SQLITE_BUSY.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::common::{random_blobs, temp_store};
 use cid::Cid;
-use common::{random_blobs, temp_store};
 use seedbank_blobstore::{Blob, Config, PutOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,12 +4,10 @@
 //! `ClosureChangedConnection`, its writes rolled back, and later batches run as configured;
 //! a read closure can neither write nor change its connection.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use common::{random_blobs, temp_store};
+use crate::common::{random_blobs, temp_store};
 use seedbank_blobstore::rusqlite::{self, config::DbConfig, Connection};
 use seedbank_blobstore::testing::bounded;
 use seedbank_blobstore::{

@@ -1,11 +1,9 @@
 //! The lane never dies and never lies: panics and transaction-ending closures fail their
 //! request (or batch), the lane carries on, and nothing acknowledged is lost.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{random_blobs, temp_store};
+use crate::common::{random_blobs, temp_store};
 use seedbank_blobstore::{
     AppError, Blob, Config, Error, PoolKind, Priority, PutOptions, StagedBlob, StagedOp, Store,
 };

@@ -6,13 +6,11 @@
 //! (Speed with an 8 s reader is measured by `cargo run --release -p seedbank-blobstore
 //! --example long_reader`, not here.)
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{random_blobs, temp_store};
+use crate::common::{random_blobs, temp_store};
 use seedbank_blobstore::{Config, Error, PoolKind, PutOptions, Store, Synchronous};
 
 fn config() -> Config {

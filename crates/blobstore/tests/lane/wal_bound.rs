@@ -5,13 +5,11 @@
 //! background blobs not yet committed: proof that they rode a bulk batch rather than
 //! getting batches of their own.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{random_blobs, temp_store};
+use crate::common::{random_blobs, temp_store};
 use parking_lot::Mutex;
 use seedbank_blobstore::rusqlite::{Connection, OpenFlags};
 use seedbank_blobstore::{Config, Priority, PutOptions, Synchronous};

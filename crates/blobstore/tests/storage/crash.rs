@@ -5,14 +5,12 @@
 //! only as that child, with the database path in `SEEDBANK_CRASH_DB`), reads the CIDs it
 //! prints after each ack, and kills it.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::random_blobs;
 use cid::Cid;
-use common::random_blobs;
 use seedbank_blobstore::{Config, PutOptions, Store};
 
 const DB_VAR: &str = "SEEDBANK_CRASH_DB";
@@ -46,7 +44,7 @@ async fn acknowledged_blobs_survive_a_killed_writer() {
         .args([
             "--ignored",
             "--exact",
-            "crash_child_writer",
+            "crash::crash_child_writer",
             "--nocapture",
             "--test-threads=1",
         ])

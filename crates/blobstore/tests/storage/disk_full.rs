@@ -1,12 +1,10 @@
 //! A full disk: writes fail with `Error::DiskFull`, nothing acknowledged is lost, reads keep
 //! working, and writes resume by themselves once there is room.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::random_blobs;
+use crate::common::random_blobs;
 use seedbank_blobstore::{Blob, Config, Error, PutOptions, Store};
 
 /// Puts blobs one by one until the store reports a full disk (bounded); returns the acked

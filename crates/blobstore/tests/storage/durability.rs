@@ -1,9 +1,7 @@
 //! The settings durability rests on are really set on the writer connection (the SIGKILL
 //! test alone would pass with `synchronous=OFF`).
 
-mod common;
-
-use common::temp_store;
+use crate::common::temp_store;
 use seedbank_blobstore::{Config, PutOptions, Synchronous};
 
 /// `(synchronous, wal_autocheckpoint, journal_mode, fullfsync)` as the writer sees them.

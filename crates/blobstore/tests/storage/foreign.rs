@@ -1,11 +1,9 @@
 //! Foreign and damaged files are refused with a specific error, untouched, never a panic;
 //! seedbank files carry `APPLICATION_ID`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::random_blobs;
+use crate::common::random_blobs;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Config, Error, PutOptions, Store, APPLICATION_ID, SCHEMA_VERSION};
 

@@ -1,8 +1,6 @@
 //! `verify` and `get` catch bytes that changed on disk (a no-op `verify` must fail here).
 
-mod common;
-
-use common::{random_blobs, temp_store};
+use crate::common::{random_blobs, temp_store};
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Config, Error, PutOptions, Store};
 
