@@ -98,7 +98,7 @@ impl Checkpointer {
             wake: Condvar::new(),
             escalated: Condvar::new(),
             thread: Mutex::new(None),
-            wal_path: crate::wal_path(&db_path),
+            wal_path: crate::paths::wal_path(&db_path),
             cap: config.wal_cap_bytes,
             interval: config.checkpoint_interval,
             max_wait: config.checkpoint_max_wait,

@@ -13,6 +13,7 @@
 //! - `checkpoint`: keeps the WAL bounded without ever running on the lane.
 //! - `stats`: counters and histograms behind [`Store::stats`].
 //! - `owner`: the lock that makes one read-write store the only owner of a file.
+//! - `paths`: the files beside a database (`-wal`, `-shm`, `.lock`), named in one place.
 //!
 //! The design, and the measurements behind its refinements, are in `docs/design.md` of the
 //! repository.
@@ -45,6 +46,7 @@ pub mod lifecycle;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod owner;
+mod paths;
 mod read;
 pub mod rows;
 mod schema;
@@ -58,9 +60,11 @@ pub use crate::cid::{codec, Blob};
 pub use config::{BatchBudget, Config, Priority, PutOptions, QueueBounds, Synchronous};
 pub use error::{AppError, Error, Result};
 pub use lane::{StagedBlob, StagedOp};
+pub use paths::{lock_path, shm_path, wal_path};
 pub use read::PoolKind;
+pub use rows::BlobInfo;
 pub use rusqlite;
 pub use schema::{sql, APPLICATION_ID, SCHEMA_VERSION};
 pub use stats::{GroupStats, Percentiles, PoolStats, Stats, WalStats};
-pub use store::{wal_path, BlobInfo, Contents, Store};
+pub use store::{Contents, Store};
 pub use verify::VerifyReport;

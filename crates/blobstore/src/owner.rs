@@ -11,16 +11,10 @@
 //! immutable (see [`crate::read`]): then no owner can start while they read.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
-
-/// The lock file's path beside the database.
-pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_os_string();
-    name.push(".lock");
-    PathBuf::from(name)
-}
+use crate::paths::lock_path;
 
 /// Held for as long as the store owns (or immutably reads) the database.
 #[derive(Debug)]

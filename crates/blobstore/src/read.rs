@@ -320,7 +320,7 @@ impl Checkout {
             }
         }
         if self.mode == ReaderMode::ImmutableUnlocked
-            && crate::owner::lock_path(&self.path).exists()
+            && crate::paths::lock_path(&self.path).exists()
         {
             // Every seedbank writer creates the lock file before it touches the database, so
             // a read that ended before it existed saw no writer.

@@ -12,11 +12,23 @@
 use bytes::Bytes;
 use cid::Cid;
 use rusqlite::{Connection, OptionalExtension};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cid::{check_supported, cid_from_parts, multihash_key, verify, Blob};
 use crate::error::{Error, Result, SqlContext};
-use crate::store::BlobInfo;
+
+/// Metadata of a stored blob, served without reading its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The CID asked for.
+    pub cid: Cid,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// The CID's codec.
+    pub codec: u64,
+    /// When this CID was first stored.
+    pub inserted_at: SystemTime,
+}
 
 /// The metadata table: one row per stored CID, primary key `(mh, codec)`, with columns
 /// `mh` (the multihash bytes, [`multihash_key`]), `codec`, `size` and `inserted_at` (unix

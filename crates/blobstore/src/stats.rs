@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::config::Priority;
 use crate::error::Error;
-use crate::lane::request::Request;
 
 /// Distinct sources tracked by name; later ones are counted under `(other)` so a daemon
 /// naming a source per peer cannot grow stats without bound.
@@ -390,13 +389,19 @@ impl StatsCollector {
         lane.commit_us.saturating_record(micros(commit));
     }
 
-    /// Records one acknowledged request of a committed batch.
-    pub fn record_request(&self, req: &Request, outcome: &RequestOutcome) {
+    /// Records one acknowledged request of a committed batch: its class and source, and the
+    /// blobs and bytes it carried.
+    pub fn record_request(
+        &self,
+        (class, source): (Priority, &Arc<str>),
+        (blobs, bytes): (usize, usize),
+        outcome: &RequestOutcome,
+    ) {
         self.dedup.fetch_add(outcome.dedup as u64, Relaxed);
-        self.with_groups(req.class, &req.source, |g| {
+        self.with_groups(class, source, |g| {
             g.totals.acks += 1;
-            g.totals.blobs += req.blobs as u64;
-            g.totals.bytes += req.bytes as u64;
+            g.totals.blobs += blobs as u64;
+            g.totals.bytes += bytes as u64;
             g.queue_wait_us
                 .saturating_record(micros(outcome.queue_wait));
             g.queue_wait_batches

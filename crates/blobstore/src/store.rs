@@ -1,9 +1,9 @@
 //! The `Store` handle: opens the database and ties the lane, pools and checkpointer together.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
@@ -16,22 +16,11 @@ use crate::error::{AppError, Error, Result, SqlContext};
 use crate::lane::{Lane, StagedBlob, Submission, Work};
 use crate::lease::Leases;
 use crate::owner::OwnerLock;
+use crate::paths::wal_has_frames;
 use crate::read::{in_snapshot, PoolKind, ReadPool, ReaderMode};
+use crate::rows::BlobInfo;
 use crate::schema::{FileState, SCHEMA_VERSION};
 use crate::stats::{Stats, StatsCollector};
-
-/// Metadata of a stored blob, served without reading its bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlobInfo {
-    /// The CID asked for.
-    pub cid: Cid,
-    /// Size of the blob in bytes.
-    pub size: u64,
-    /// The CID's codec.
-    pub codec: u64,
-    /// When this CID was first stored.
-    pub inserted_at: SystemTime,
-}
 
 /// What the database holds, from [`Store::contents`].
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -84,18 +73,6 @@ impl std::fmt::Debug for Store {
             .field("read_only", &self.is_read_only())
             .finish_non_exhaustive()
     }
-}
-
-/// The WAL file SQLite keeps beside the database at `db` (`<db>-wal`).
-pub fn wal_path(db: &Path) -> PathBuf {
-    let mut wal = db.as_os_str().to_os_string();
-    wal.push("-wal");
-    wal.into()
-}
-
-/// True if the database's WAL file exists and holds frames (more than its 32-byte header).
-fn wal_has_frames(db: &Path) -> bool {
-    std::fs::metadata(wal_path(db)).is_ok_and(|m| m.len() > 32)
 }
 
 /// On Apple platforms `fsync` does not flush the drive's cache; only `F_FULLFSYNC` does. With

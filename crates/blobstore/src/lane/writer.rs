@@ -489,7 +489,11 @@ impl Writer {
                 stats.record_batch(done.len(), blobs, bytes, hold, commit);
                 for mut d in done {
                     d.outcome.batches_waited = before.saturating_sub(d.req.admitted_after);
-                    stats.record_request(&d.req, &d.outcome);
+                    stats.record_request(
+                        (d.req.class, &d.req.source),
+                        (d.req.blobs, d.req.bytes),
+                        &d.outcome,
+                    );
                     self.shared.release(&d.req);
                     let _ = d.req.ack.send(Ok(d.value));
                 }
