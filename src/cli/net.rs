@@ -55,7 +55,11 @@ pub struct SyncArgs {
     /// A root CID (its DAG) or a scope name.
     scope: String,
     /// A peer's ticket (repeatable; at least one `--peer` or `--gateway`).
-    #[arg(long = "peer", value_name = "TICKET", required_unless_present = "gateways")]
+    #[arg(
+        long = "peer",
+        value_name = "TICKET",
+        required_unless_present = "gateways"
+    )]
     peers: Vec<Ticket>,
     /// An IPFS Trustless Gateway to fetch the DAG from too, e.g. `http://127.0.0.1:8080`
     /// or `https://trustless-gateway.link` (repeatable; mixable with `--peer`; SCOPE must
@@ -79,19 +83,28 @@ pub struct SyncArgs {
 
 /// Waits for SIGINT or SIGTERM (`serve` and `gateway` stop on either).
 pub(super) async fn stop_signal() -> std::io::Result<()> {
+    stop_signals()?.await
+}
+
+/// Installs the SIGINT/SIGTERM handlers now (so a signal sent once the caller announced
+/// itself, e.g. printed its ticket, stops it gracefully instead of killing it) and returns
+/// the wait for them.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(async { tokio::signal::ctrl_c().await })
 }
 
 async fn open_node(db: &Path) -> anyhow::Result<Node> {
@@ -162,6 +175,7 @@ async fn serve_with_control(node: &Node, db: &Path, args: ServeArgs) -> anyhow::
         ticket_file: args.ticket_file,
         share: args.share,
     };
+    let stop = stop_signals()?;
     let server = serve_maybe_lying(node, config, args.lie).await?;
     let gateway = match args.http {
         Some(addr) => Some(spawn_gateway(node, addr).await?),
@@ -186,7 +200,7 @@ async fn serve_with_control(node: &Node, db: &Path, args: ServeArgs) -> anyhow::
         }
     };
     let stopped = tokio::select! {
-        stopped = stop_signal() => stopped,
+        stopped = stop => stopped,
         never = publish => never,
     };
     tracing::info!("stopping");
