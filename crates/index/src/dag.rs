@@ -10,7 +10,7 @@
 //! are their digest. A present blob written without the index has unknown links and is
 //! walked as a leaf.
 //!
-//! The DAG generation ([`Index::dag_generation`]) stands in for a per-root generation: it
+//! The DAG generation ([`Index::dag_generation`](crate::Index::dag_generation)) stands in for a per-root generation: it
 //! grows whenever a blob is indexed. While blobs are written through the index (as imports
 //! and discovery do), that is the only way a walk's answer can change.
 
@@ -18,12 +18,10 @@ use std::collections::HashSet;
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::PoolKind;
 
-use crate::error::{Error, Result, SqlContext};
+use crate::error::{Result, SqlContext};
 use crate::row::CidRow;
-use crate::snapshot::{generation_of, DagSnapshot, Presence};
-use crate::Index;
+use crate::snapshot::{DagSnapshot, Presence};
 
 /// The outcome of one DAG walk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,59 +69,4 @@ pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
     }
     tx.finish().during("end walk")?;
     Ok(dag)
-}
-
-impl Index {
-    /// Walks the DAG under `root` visiting at most `limit` blocks, present and missing
-    /// together; [`Dag::complete`] says whether the limit cut it short.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
-    pub async fn walk(&self, root: &Cid, limit: usize) -> Result<Dag> {
-        let root = *root;
-        self.read(PoolKind::Data, move |conn| walk(conn, root, limit))
-            .await
-    }
-
-    /// Walks the whole DAG under `root`, failing past the configured limit.
-    async fn walk_all(&self, root: &Cid) -> Result<Dag> {
-        let limit = self.config().reachable_limit;
-        let dag = self.walk(root, limit).await?;
-        if !dag.complete {
-            return Err(Error::LimitExceeded { root: *root, limit });
-        }
-        Ok(dag)
-    }
-
-    /// The blocks reachable from `root` that are available locally, in traversal order
-    /// (depth-first, links in order; the root first when present).
-    ///
-    /// # Errors
-    /// [`Error::LimitExceeded`] past [`IndexConfig::reachable_limit`](crate::IndexConfig)
-    /// blocks, [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
-    pub async fn reachable(&self, root: &Cid) -> Result<Vec<Cid>> {
-        Ok(self.walk_all(root).await?.present)
-    }
-
-    /// The blocks referenced from the reachable set (or the root itself) that are not
-    /// stored, in the order a walk meets them. Empty when the DAG is complete locally.
-    ///
-    /// # Errors
-    /// As [`Index::reachable`].
-    pub async fn missing(&self, root: &Cid) -> Result<Vec<Cid>> {
-        Ok(self.walk_all(root).await?.missing)
-    }
-
-    /// A counter that grows in the same transaction as every blob newly indexed and every
-    /// deletion (the largest `blob_index.seq`, deletion marker included). While blobs are written through the
-    /// index, a DAG walk's answer can only change when it changes, so discovery may key a DAG
-    /// scope's haves on `(root, dag_generation)`. A blob written with a plain
-    /// [`Store::put`](seedbank_blobstore::Store::put) does not move it. Served by the `info`
-    /// pool.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
-    pub async fn dag_generation(&self) -> Result<u64> {
-        self.read(PoolKind::Info, generation_of).await
-    }
 }

@@ -11,7 +11,6 @@
 //! [`DagSnapshot::indexed_after`]: crate::DagSnapshot::indexed_after
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use cid::Cid;
 use seedbank_blobstore::lifecycle::Deleter;
@@ -20,9 +19,8 @@ use seedbank_blobstore::{Priority, PutOptions};
 
 use crate::error::{Error, Result, SqlContext};
 use crate::pin::{key_of, pinned_directly, Key, TempPins};
-use crate::Index;
 
-/// Options for [`Index::delete`].
+/// Options for [`Index::delete`](crate::Index::delete).
 #[derive(Clone, Debug)]
 pub struct DeleteOptions {
     /// Delete even blobs a pin or temp pin protects (default false: refuse them).
@@ -135,7 +133,7 @@ pub(crate) fn bump_generation(conn: &Connection, before: i64) -> Result<()> {
 
 /// Why `key` may not be deleted: the first pin or temp pin that reaches it (walking its
 /// ancestors through the link index), or `None`. At most `limit` ancestors are visited.
-fn protected_by(
+pub(crate) fn protected_by(
     conn: &Connection,
     cid: &Cid,
     temp: &TempPins,
@@ -204,35 +202,4 @@ pub(crate) fn delete_keys(d: &Deleter<'_>, keys: &[Key]) -> Result<Freed> {
         bump_generation(d.conn(), before)?;
     }
     Ok(freed)
-}
-
-impl Index {
-    /// Deletes blobs through the lane, with their links, attributes and scope memberships,
-    /// in one transaction: all of them or (on error) none. CIDs that are not stored are
-    /// skipped. Unless `opts.force`, a blob that a pin or temp pin protects (it or one of its
-    /// ancestors in the link index is pinned) is refused with [`Error::Pinned`] and nothing
-    /// is deleted.
-    ///
-    /// # Errors
-    /// [`Error::Pinned`], [`Error::LimitExceeded`] if a blob has more ancestors than
-    /// [`IndexConfig::reachable_limit`](crate::IndexConfig::reachable_limit) (nothing is
-    /// deleted), [`Error::Blobstore`] if the lane rejected the write, [`Error::Storage`].
-    pub async fn delete(&self, cids: &[Cid], opts: DeleteOptions) -> Result<Freed> {
-        let cids = cids.to_vec();
-        let temp: Arc<TempPins> = self.temp_pins().clone();
-        let limit = self.config().reachable_limit;
-        let force = opts.force;
-        self.write_deleting(opts.put, move |d| {
-            if !force {
-                for cid in &cids {
-                    if let Some(by) = protected_by(d.conn(), cid, &temp, limit)? {
-                        return Err(Error::Pinned { cid: *cid, by });
-                    }
-                }
-            }
-            let keys: Vec<Key> = cids.iter().map(key_of).collect();
-            delete_keys(d, &keys)
-        })
-        .await
-    }
 }

@@ -12,9 +12,8 @@ use cid::Cid;
 
 use crate::error::Result;
 use crate::snapshot::{DagSnapshot, Presence};
-use crate::Index;
 
-/// One block reached by [`Index::walk_with_depths`].
+/// One block reached by [`Index::walk_with_depths`](crate::Index::walk_with_depths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WalkedBlock {
@@ -26,12 +25,12 @@ pub struct WalkedBlock {
     pub presence: Presence,
 }
 
-/// The outcome of [`Index::walk_with_depths`], read in one snapshot.
+/// The outcome of [`Index::walk_with_depths`](crate::Index::walk_with_depths), read in one snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DagWalk {
     /// The DAG generation of the snapshot the walk read
-    /// ([`Index::dag_generation`]).
+    /// ([`Index::dag_generation`](crate::Index::dag_generation)).
     pub generation: u64,
     /// Every block reached, each once (CIDv0 and CIDv1 of one block are one block), in
     /// breadth-first order: by depth, then in the order the walk met them.
@@ -48,7 +47,7 @@ fn key(cid: &Cid) -> Cid {
 
 impl DagSnapshot<'_> {
     /// Walks the DAG under `root` breadth-first in this snapshot, reaching at most `limit`
-    /// blocks, present and missing together. See [`Index::walk_with_depths`].
+    /// blocks, present and missing together. See [`Index::walk_with_depths`](crate::Index::walk_with_depths).
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) if a read failed or a row does not hold a
@@ -91,28 +90,5 @@ impl DagSnapshot<'_> {
             depth += 1;
         }
         Ok(walk)
-    }
-}
-
-impl Index {
-    /// Walks the DAG under `root` breadth-first, reporting every block reached with its
-    /// depth (shortest path from the root through indexed blocks) and whether it is stored
-    /// and indexed, stored without the index (its links unknown: a leaf for now), or
-    /// missing, together with the DAG generation, all read in one snapshot on the data pool.
-    /// At most `limit` blocks are reached, present and missing together;
-    /// [`DagWalk::complete`] says whether the limit cut the walk short.
-    ///
-    /// A block's links never change once indexed, so between two walks with no deletion in
-    /// between (see [`DagSnapshot::indexed_after`](crate::DagSnapshot::indexed_after)) the
-    /// present set only grows: only blocks that were missing or unindexed can change, and a
-    /// block's depth can only shrink.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
-    /// [`Error::Storage`](crate::Error::Storage) if a read failed.
-    pub async fn walk_with_depths(&self, root: &Cid, limit: usize) -> Result<DagWalk> {
-        let root = *root;
-        self.read_dag(move |dag| dag.walk_with_depths(&root, limit))
-            .await
     }
 }

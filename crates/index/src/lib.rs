@@ -4,6 +4,9 @@
 //!
 //! The design is in `docs/design.md` of the repository.
 //!
+//! - `handle`: [`Index`] and its whole public API, in one `impl Index`; the work is in free
+//!   functions of the modules below, which reach the store through `access` and never name
+//!   `Index` (no module cycles).
 //! - `extract`: link extraction ([`extract_links`]) for DAG-CBOR, DAG-PB and raw, run at
 //!   staging time on the caller's task, never on the writer lane.
 //! - `stage`: a blob's index rows, written by the lane in the blob's own transaction, so the
@@ -59,6 +62,7 @@
 //! # }
 //! ```
 
+mod access;
 pub mod car;
 mod dag;
 mod delete;

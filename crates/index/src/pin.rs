@@ -1,4 +1,4 @@
-//! Pins: what garbage collection keeps and what [`Index::delete`] refuses to remove.
+//! Pins: what garbage collection keeps and what [`Index::delete`](crate::Index::delete) refuses to remove.
 //!
 //! A named pin keeps a root CID and everything reachable from it through the link index, or
 //! every member of a named scope (and what they reach). A [`TempPin`] does the same for CIDs
@@ -21,11 +21,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cid::Cid;
 use parking_lot::Mutex;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::{PoolKind, Priority, PutOptions};
+use seedbank_blobstore::{Priority, PutOptions};
 
 use crate::error::{Error, Result, SqlContext};
 use crate::row::{cid_from_row, CidRow};
-use crate::Index;
 
 /// A blob's storage key: `(multihash bytes, codec)`, the way the store keys blobs.
 pub(crate) type Key = (Vec<u8>, i64);
@@ -44,7 +43,7 @@ pub enum PinTarget {
     Scope(String),
 }
 
-/// A named pin, from [`Index::pins`].
+/// A named pin, from [`Index::pins`](crate::Index::pins).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pin {
     /// The pin's name.
@@ -94,7 +93,7 @@ impl TempPins {
 
 /// A temporary pin: keeps the CIDs added to it (and everything they reach) from deletion and
 /// garbage collection until the last clone of the guard is dropped. See the module docs of
-/// [`Index::temp_pin`] for why no blob written under it is ever unprotected.
+/// [`Index::temp_pin`](crate::Index::temp_pin) for why no blob written under it is ever unprotected.
 ///
 /// Clones share one pin; [`IndexPutOptions`](crate::IndexPutOptions) holding it keep it
 /// alive too.
@@ -123,6 +122,16 @@ impl std::fmt::Debug for TempPin {
 }
 
 impl TempPin {
+    /// A new, empty temp pin registered in `registry`.
+    pub(crate) fn new(registry: Arc<TempPins>) -> Self {
+        TempPin {
+            inner: Arc::new(GuardInner {
+                registry,
+                keys: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
     /// Protects `cids` from now on, until the guard is dropped. Call it before writing them
     /// (a put with the guard in its options does), so no blob is ever written unprotected.
     pub fn add(&self, cids: &[Cid]) {
@@ -146,14 +155,14 @@ impl TempPin {
     }
 }
 
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidPin {
             reason: "empty pin name".into(),
@@ -235,94 +244,6 @@ fn none_if_no_rows<T>(
     }
 }
 
-impl Index {
-    /// A new, empty temp pin of this index. Add CIDs to it with [`TempPin::add`], or pass it
-    /// in [`IndexPutOptions::temp_pin`](crate::IndexPutOptions::temp_pin) so every blob a
-    /// put writes is pinned before it reaches the lane.
-    pub fn temp_pin(&self) -> TempPin {
-        TempPin {
-            inner: Arc::new(GuardInner {
-                registry: self.temp_pins().clone(),
-                keys: Mutex::new(Vec::new()),
-            }),
-        }
-    }
-
-    /// Pins `root` and everything reachable from it under `name` (replacing a pin of that
-    /// name). The root need not be stored yet: whatever of it arrives later is kept.
-    ///
-    /// # Errors
-    /// [`Error::InvalidPin`] for an empty name, [`Error::Blobstore`] if the lane rejected the
-    /// write, [`Error::Storage`].
-    pub async fn pin(&self, name: &str, root: &Cid) -> Result<()> {
-        check_name(name)?;
-        let (name, r) = (name.to_string(), CidRow::of(root));
-        self.write(pin_opts(), move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5)
-                 ON CONFLICT (name) DO UPDATE SET root_mh = excluded.root_mh,
-                   root_codec = excluded.root_codec, root_ver = excluded.root_ver,
-                   scope = NULL, created_at = excluded.created_at",
-            )
-            .during("prepare pin")?
-            .execute((&name, &r.mh, r.codec, r.version, unix_ms()))
-            .during("pin")?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Pins every member of the named scope `scope` (present and future) under `name`
-    /// (replacing a pin of that name).
-    ///
-    /// # Errors
-    /// As [`Index::pin`].
-    pub async fn pin_scope(&self, name: &str, scope: &str) -> Result<()> {
-        check_name(name)?;
-        let (name, scope) = (name.to_string(), scope.to_string());
-        self.write(pin_opts(), move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
-                 VALUES (?1, NULL, NULL, NULL, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET root_mh = NULL, root_codec = NULL,
-                   root_ver = NULL, scope = excluded.scope, created_at = excluded.created_at",
-            )
-            .during("prepare pin scope")?
-            .execute((&name, &scope, unix_ms()))
-            .during("pin scope")?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Removes the pin `name`; returns false if there was none. What it kept becomes
-    /// collectable unless something else protects it.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`] if the lane rejected the write, [`Error::Storage`].
-    pub async fn unpin(&self, name: &str) -> Result<bool> {
-        let name = name.to_string();
-        self.write(pin_opts(), move |conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM pins WHERE name = ?1")
-                .during("prepare unpin")?
-                .execute([&name])
-                .during("unpin")?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    /// Every named pin, by name (from the `info` pool).
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
-    pub async fn pins(&self) -> Result<Vec<Pin>> {
-        self.read(PoolKind::Info, read_pins).await
-    }
-}
-
-fn pin_opts() -> PutOptions {
+pub(crate) fn pin_opts() -> PutOptions {
     PutOptions::new(Priority::Interactive, "pin")
 }

@@ -6,11 +6,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use cid::Cid;
 use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
-use seedbank_blobstore::{BlobInfo, PoolKind};
+use seedbank_blobstore::BlobInfo;
 
 use crate::error::{Result, SqlContext};
-use crate::row::{cid_at, cid_from_row, target_key, CidRow};
-use crate::Index;
+use crate::row::{cid_at, cid_from_row, CidRow};
 
 /// A blob's metadata with its index facts, served without reading its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +63,7 @@ static INFO_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
+pub(crate) fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
     let b = CidRow::of(&cid);
     conn.prepare_cached(&INFO_SQL)
         .during("prepare info")?
@@ -86,83 +85,4 @@ fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
         })
         .optional()
         .during("info")
-}
-
-impl Index {
-    /// The CIDs `cid` links to, in the order they appear in its bytes (duplicates kept);
-    /// `None` if the blob was never indexed (not stored, or stored without the index).
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
-    /// [`Error::Storage`](crate::Error::Storage).
-    pub async fn links(&self, cid: &Cid) -> Result<Option<Vec<Cid>>> {
-        let b = CidRow::of(cid);
-        self.read(PoolKind::Data, move |conn| links_of(conn, &b))
-            .await
-    }
-
-    /// The indexed blobs that link to `cid`, each once, oldest first. `cid` itself need not
-    /// be stored.
-    ///
-    /// # Errors
-    /// As [`Index::links`].
-    pub async fn backlinks(&self, cid: &Cid) -> Result<Vec<Cid>> {
-        let (b, tkey) = (CidRow::of(cid), target_key(cid));
-        self.read(PoolKind::Data, move |conn| {
-            let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
-                       WHERE i.seq IN
-                         (SELECT src FROM links WHERE tkey = ?1 AND mh = ?2 AND codec = ?3)
-                       ORDER BY i.seq";
-            query_cids(conn, sql, (tkey, &b.mh, b.codec))
-        })
-        .await
-    }
-
-    /// Metadata of a stored blob with its link count and indexability, from the
-    /// metadata-only `info` pool (never the blob's bytes).
-    ///
-    /// # Errors
-    /// As [`Index::links`].
-    pub async fn info(&self, cid: &Cid) -> Result<Option<IndexedInfo>> {
-        let cid = *cid;
-        self.read(PoolKind::Info, move |conn| info_of(conn, cid))
-            .await
-    }
-
-    /// Attributes an [`Indexer`](crate::Indexer) attached to `cid`, by key.
-    ///
-    /// # Errors
-    /// As [`Index::links`].
-    pub async fn attributes(&self, cid: &Cid) -> Result<Vec<(String, String)>> {
-        let b = CidRow::of(cid);
-        self.read(PoolKind::Info, move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT a.key, a.value FROM attributes a
-                     JOIN blob_index i ON i.seq = a.src
-                     WHERE i.mh = ?1 AND i.codec = ?2 ORDER BY a.key",
-                )
-                .during("prepare attributes")?;
-            let rows = stmt
-                .query_map((&b.mh, b.codec), |r| Ok((r.get(0)?, r.get(1)?)))
-                .during("attributes")?;
-            rows.collect::<Result<Vec<_>, _>>().during("attribute row")
-        })
-        .await
-    }
-
-    /// Blobs whose attribute `key` equals `value`, oldest first.
-    ///
-    /// # Errors
-    /// As [`Index::links`].
-    pub async fn find_by_attribute(&self, key: &str, value: &str) -> Result<Vec<Cid>> {
-        let (key, value) = (key.to_string(), value.to_string());
-        self.read(PoolKind::Data, move |conn| {
-            let sql = "SELECT i.mh, i.codec, i.version FROM attributes a
-                       JOIN blob_index i ON i.seq = a.src
-                       WHERE a.key = ?1 AND a.value = ?2 ORDER BY i.seq";
-            query_cids(conn, sql, (&key, &value))
-        })
-        .await
-    }
 }

@@ -2,15 +2,7 @@
 //! so they read as missing (`has` is false, `missing(root)` lists them, discovery never
 //! advertises them) and a correct re-put or a discovery refetch stores them again.
 
-use seedbank_blobstore::cid::cid_from_parts;
-use seedbank_blobstore::{Priority, PutOptions};
-
-use crate::delete::{delete_keys, Freed};
-use crate::error::Result;
-use crate::pin::Key;
-use crate::Index;
-
-/// What [`Index::repair`] found and removed.
+/// What [`Index::repair`](crate::Index::repair) found and removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RepairReport {
@@ -20,49 +12,4 @@ pub struct RepairReport {
     pub removed: Vec<String>,
     /// Bytes removed.
     pub bytes_freed: u64,
-}
-
-impl Index {
-    /// Re-hashes every stored blob and removes those whose bytes no longer hash to their CID
-    /// (bytes, metadata, links, attributes and scope memberships, in one lane transaction,
-    /// pins notwithstanding: corrupt bytes protect nothing). They then read as missing, and
-    /// a re-put of the correct bytes stores them again. The hashing runs on the data pool; the
-    /// lane only deletes, and only bytes that are still the ones found corrupt.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed or read-only,
-    /// [`Error::Storage`](crate::Error::Storage).
-    pub async fn repair(&self) -> Result<RepairReport> {
-        let found = self.store().verify_blobs().await?;
-        let mut report = RepairReport {
-            blobs_checked: found.blobs_checked,
-            ..Default::default()
-        };
-        if found.corrupt.is_empty() {
-            return Ok(report);
-        }
-        let corrupt = found.corrupt;
-        let opts = PutOptions::new(Priority::Normal, "repair");
-        let (freed, removed) = self
-            .write_deleting(opts, move |d| {
-                let mut keys: Vec<Key> = Vec::new();
-                for c in corrupt {
-                    // Deleted and stored again since the scan: not the bytes we checked.
-                    if c.is_current(d.conn())? {
-                        let mh = c.multihash_key();
-                        keys.extend(c.codecs().iter().map(|codec| (mh.to_vec(), *codec)));
-                    }
-                }
-                let freed: Freed = delete_keys(d, &keys)?;
-                Ok((freed, keys))
-            })
-            .await?;
-        report.bytes_freed = freed.bytes;
-        report.removed = removed
-            .iter()
-            .filter_map(|(mh, codec)| cid_from_parts(1, *codec as u64, mh))
-            .map(|c| c.to_string())
-            .collect();
-        Ok(report)
-    }
 }

@@ -5,17 +5,14 @@
 //! that key. Members get a per-scope sequence number that only grows, so they can be listed
 //! in insertion order and fetched incrementally (`seq > N`). A removal does not show up in an
 //! incremental fetch, so it bumps a per-scope `removals` counter in the same transaction:
-//! [`Index::scope_delta`] reads the counters and the new members in one snapshot, and an
+//! [`Index::scope_delta`](crate::Index::scope_delta) reads the counters and the new members in one snapshot, and an
 //! unchanged `removals` proves the fetch is complete (see [`ScopeDelta`]).
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
-use seedbank_blobstore::{Blob, PoolKind, PutOptions};
 
 use crate::error::{Result, SqlContext};
 use crate::row::{cid_at, cid_from_row, CidRow};
-use crate::tables::{add_member, seq_of};
-use crate::Index;
 
 /// One named scope's counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +37,7 @@ pub struct ScopeSnapshot {
 }
 
 /// What changed in a named scope since a member sequence number, read in one snapshot by
-/// [`Index::scope_delta`].
+/// [`Index::scope_delta`](crate::Index::scope_delta).
 ///
 /// # Guarantee
 ///
@@ -74,7 +71,7 @@ pub struct ScopeDelta {
 
 /// Removes a blob from `scope`; bumps the generation and the removal count if it was a
 /// member.
-fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
+pub(crate) fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     let removed = conn
         .prepare_cached(
             "DELETE FROM scope_members
@@ -96,7 +93,7 @@ fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     Ok(removed > 0)
 }
 
-fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
+pub(crate) fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT m.seq, i.mh, i.codec, i.version FROM scope_members m
@@ -119,7 +116,7 @@ fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64,
 }
 
 /// The scope's `(generation, last_seq, removals)`, zeros for a scope that does not exist.
-fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
+pub(crate) fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
     let found: Option<(i64, i64, i64)> = conn
         .prepare_cached("SELECT generation, last_seq, removals FROM scopes WHERE name = ?1")
         .during("prepare scope counters")?
@@ -130,7 +127,7 @@ fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
     Ok((generation as u64, last_seq as u64, removals as u64))
 }
 
-fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
+pub(crate) fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
     let g: Option<i64> = conn
         .prepare_cached("SELECT generation FROM scopes WHERE name = ?1")
         .during("prepare scope generation")?
@@ -138,169 +135,4 @@ fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
         .optional()
         .during("scope generation")?;
     Ok(g.unwrap_or(0) as u64)
-}
-
-impl Index {
-    /// The members of `scope` in insertion order (empty for an unknown scope).
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
-    /// [`Error::Storage`](crate::Error::Storage).
-    pub async fn scope_members(&self, scope: &str) -> Result<Vec<Cid>> {
-        let members = self.scope_members_since(scope, 0).await?;
-        Ok(members.into_iter().map(|(_, cid)| cid).collect())
-    }
-
-    /// Members of `scope` added after sequence number `after`, as `(seq, cid)` in insertion
-    /// order. `after = 0` lists every member.
-    ///
-    /// # Errors
-    /// As [`Index::scope_members`].
-    pub async fn scope_members_since(&self, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
-        let scope = scope.to_string();
-        self.read(PoolKind::Data, move |conn| {
-            members_after(conn, &scope, after)
-        })
-        .await
-    }
-
-    /// The generation and members of `scope`, read in one snapshot so the pair is consistent.
-    ///
-    /// # Errors
-    /// As [`Index::scope_members`].
-    pub async fn scope_snapshot(&self, scope: &str) -> Result<ScopeSnapshot> {
-        let scope = scope.to_string();
-        self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin read")?;
-            let generation = generation_of(&tx, &scope)?;
-            let members = members_after(&tx, &scope, 0)?;
-            tx.finish().during("end read")?;
-            Ok(ScopeSnapshot {
-                generation,
-                members,
-            })
-        })
-        .await
-    }
-
-    /// The counters of `scope` and its members numbered after `after_seq`, read in one
-    /// snapshot on the data pool. `after_seq = 0` lists every member. See [`ScopeDelta`] for
-    /// what an unchanged removal count proves.
-    ///
-    /// # Errors
-    /// As [`Index::scope_members`].
-    pub async fn scope_delta(&self, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
-        let scope = scope.to_string();
-        self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin read")?;
-            let (generation, last_seq, removals) = counters_of(&tx, &scope)?;
-            let added = members_after(&tx, &scope, after_seq)?;
-            tx.finish().during("end read")?;
-            Ok(ScopeDelta {
-                generation,
-                last_seq,
-                removals,
-                added,
-            })
-        })
-        .await
-    }
-
-    /// The generation of `scope`: bumped in the same transaction as every membership change,
-    /// 0 for a scope that does not exist. Served by the `info` pool.
-    ///
-    /// # Errors
-    /// As [`Index::scope_members`].
-    pub async fn generation(&self, scope: &str) -> Result<u64> {
-        let scope = scope.to_string();
-        self.read(PoolKind::Info, move |conn| generation_of(conn, &scope))
-            .await
-    }
-
-    /// Every scope with its counters, by name.
-    ///
-    /// # Errors
-    /// As [`Index::scope_members`].
-    pub async fn scopes(&self) -> Result<Vec<ScopeInfo>> {
-        self.read(PoolKind::Data, |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT name, generation, last_seq, removals FROM scopes ORDER BY name",
-                )
-                .during("prepare scopes")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(ScopeInfo {
-                        name: r.get(0)?,
-                        generation: r.get::<_, i64>(1)? as u64,
-                        last_seq: r.get::<_, i64>(2)? as u64,
-                        removals: r.get::<_, i64>(3)? as u64,
-                    })
-                })
-                .during("scopes")?;
-            rows.collect::<Result<Vec<_>, _>>().during("scope row")
-        })
-        .await
-    }
-
-    /// Adds stored blobs to `scope` through the lane; CIDs that are not stored are skipped.
-    /// Returns how many became new members.
-    ///
-    /// Blobs stored without the index (by a plain
-    /// [`Store::put`](seedbank_blobstore::Store::put)) are read back and re-put through the
-    /// index at `opts`, which indexes them too.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the lane rejected the write (closed,
-    /// overloaded past `opts.deadline`) or a stored blob failed verification,
-    /// [`Error::Storage`](crate::Error::Storage).
-    pub async fn add_to_scope(&self, scope: &str, cids: &[Cid], opts: PutOptions) -> Result<u64> {
-        let name = scope.to_string();
-        let rows: Vec<(Cid, CidRow)> = cids.iter().map(|c| (*c, CidRow::of(c))).collect();
-        let (mut added, unindexed) = self
-            .write(opts.clone(), move |conn| {
-                let (mut added, mut unindexed) = (0, Vec::new());
-                for (cid, row) in &rows {
-                    match seq_of(conn, row)? {
-                        Some(blob) => added += u64::from(add_member(conn, &name, blob)?),
-                        None => unindexed.push(*cid),
-                    }
-                }
-                Ok((added, unindexed))
-            })
-            .await?;
-        let mut staged = Vec::new();
-        for cid in unindexed {
-            if let Some(data) = self.store().get(&cid).await? {
-                staged.push(self.stage(Blob::with_cid(cid, data)?, &[scope]));
-            }
-        }
-        added += staged.len() as u64;
-        self.put_staged(staged, opts).await?;
-        Ok(added)
-    }
-
-    /// Removes blobs from `scope` through the lane. Returns how many were members.
-    ///
-    /// # Errors
-    /// As [`Index::add_to_scope`].
-    pub async fn remove_from_scope(
-        &self,
-        scope: &str,
-        cids: &[Cid],
-        opts: PutOptions,
-    ) -> Result<u64> {
-        let scope = scope.to_string();
-        let rows: Vec<CidRow> = cids.iter().map(CidRow::of).collect();
-        self.write(opts, move |conn| {
-            let mut removed = 0;
-            for row in &rows {
-                if remove_member(conn, &scope, row)? {
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await
-    }
 }

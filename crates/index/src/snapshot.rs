@@ -1,7 +1,7 @@
 //! One read snapshot of the DAG tables, for callers that walk a DAG their own way (discovery
 //! resumes its haves walks from the blocks that changed).
 //!
-//! [`Index::read_dag`] runs a closure on one data-pool connection inside one read
+//! [`Index::read_dag`](crate::Index::read_dag) runs a closure on one data-pool connection inside one read
 //! transaction: every lookup it makes sees the same committed state, and a walk of any size
 //! costs one pool hop. Lookups run cached prepared statements, one statement per block.
 //!
@@ -15,13 +15,11 @@ use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::PoolKind;
 
 use crate::error::{Result, SqlContext};
 use crate::extract::extract_links;
 use crate::row::is_identity;
 use crate::row::{cid_at, cid_from_row, CidRow};
-use crate::Index;
 
 /// A block's presence, index row and links in one statement: a JOIN on the blob store's
 /// metadata table, named by it.
@@ -59,7 +57,7 @@ pub struct BlockLinks {
     pub links: Vec<Cid>,
 }
 
-/// A read transaction on the DAG tables, lent to the closure of [`Index::read_dag`]. Every
+/// A read transaction on the DAG tables, lent to the closure of [`Index::read_dag`](crate::Index::read_dag). Every
 /// call sees the same snapshot.
 pub struct DagSnapshot<'c> {
     conn: &'c Connection,
@@ -77,7 +75,7 @@ impl<'c> DagSnapshot<'c> {
         DagSnapshot { conn }
     }
 
-    /// The DAG generation of this snapshot (see [`Index::dag_generation`]).
+    /// The DAG generation of this snapshot (see [`Index::dag_generation`](crate::Index::dag_generation)).
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) if the read failed.
@@ -171,55 +169,4 @@ pub(crate) fn generation_of(conn: &Connection) -> Result<u64> {
         .query_row([], |r| r.get::<_, i64>(0))
         .during("dag generation")
         .map(|g| g as u64)
-}
-
-impl Index {
-    /// Runs `f` on one read snapshot of the DAG tables, on the data pool: every lookup `f`
-    /// makes sees the same committed state, and the whole closure costs one pool hop. `f`
-    /// runs on a pool thread, so it should only read and compute.
-    ///
-    /// ```
-    /// # use seedbank_blobstore::{codec, Blob, Config, Store};
-    /// # use seedbank_index::{Index, IndexConfig, Presence};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), seedbank_index::Error> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let store = Store::open(dir.path().join("blobs.db"), Config::default())?;
-    /// let index = Index::open(store, IndexConfig::default()).await?;
-    /// let leaf = index.put(Blob::new(codec::RAW, &b"leaf"[..])).await?;
-    /// let (generation, found) = index
-    ///     .read_dag(move |dag| Ok((dag.generation()?, dag.links_many(&[leaf])?)))
-    ///     .await?;
-    /// assert_eq!(generation, 1);
-    /// assert_eq!(found[0].presence, Presence::Indexed);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// Whatever `f` returns, [`Error::Blobstore`](crate::Error::Blobstore) if the store is
-    /// closed, [`Error::Storage`](crate::Error::Storage) if the transaction failed.
-    pub async fn read_dag<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&DagSnapshot<'_>) -> Result<T> + Send + 'static,
-    {
-        self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin dag read")?;
-            let out = f(&DagSnapshot::new(&tx))?;
-            tx.finish().during("end dag read")?;
-            Ok(out)
-        })
-        .await
-    }
-
-    /// The presence and links of each of `cids`, in input order, read in one snapshot.
-    ///
-    /// # Errors
-    /// As [`DagSnapshot::links_many`], and [`Error::Blobstore`](crate::Error::Blobstore) if
-    /// the store is closed.
-    pub async fn links_many(&self, cids: &[Cid]) -> Result<Vec<BlockLinks>> {
-        let cids = cids.to_vec();
-        self.read_dag(move |dag| dag.links_many(&cids)).await
-    }
 }

@@ -2,7 +2,7 @@
 //! the link index, then sweep the rest in small lane batches at `Background` priority.
 //!
 //! **Why a live blob is never deleted** (the argument is repeated in `docs/design.md`,
-//! "Lifecycle"). A collection *starts* when [`Index::gc`] is called: from then on every put
+//! "Lifecycle"). A collection *starts* when [`Index::gc`](crate::Index::gc) is called: from then on every put
 //! through the index records its key in the put log (`put_log`) from inside its own lane
 //! transaction. The mark runs on one read snapshot `S` and records `seen_seq`, the DAG
 //! generation of `S`; candidates are the blobs stored in `S` that the mark did not reach.
@@ -45,14 +45,17 @@ use seedbank_blobstore::rows::{self, StoredRow};
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{PoolKind, Priority, PutOptions};
 
+use crate::access;
 use crate::delete::{bump_generation, delete_key, max_seq, Freed};
 use crate::error::{Result, SqlContext};
 use crate::pin::Key;
-use crate::Index;
+use crate::pin::TempPins;
 use mark::{Mark, Why};
+use put_log::PutLog;
 use put_log::Watch;
+use seedbank_blobstore::Store;
 
-/// Options for [`Index::gc`].
+/// Options for [`Index::gc`](crate::Index::gc).
 #[derive(Clone, Debug)]
 pub struct GcOptions {
     /// Report what would be freed without deleting anything (default false).
@@ -138,12 +141,13 @@ struct Sweep {
     watch: Watch,
 }
 
-/// A collection in progress, driven one sweep batch at a time. [`Index::gc`] runs one to
+/// A collection in progress, driven one sweep batch at a time. [`Index::gc`](crate::Index::gc) runs one to
 /// the end; tests and the model use the steps to interleave other work between batches.
 /// Holding it blocks other collections and keeps the put log recording, so finish it.
 #[doc(hidden)]
 pub struct Collection {
-    index: Index,
+    store: Store,
+    temp_pins: Arc<TempPins>,
     _one: tokio::sync::OwnedMutexGuard<()>,
     sweep: Arc<Mutex<Sweep>>,
     candidates: std::vec::IntoIter<Key>,
@@ -152,72 +156,51 @@ pub struct Collection {
     report: GcReport,
 }
 
-impl Index {
-    /// Collects garbage: deletes every stored blob that no pin or temp pin reaches through
-    /// the link index, in lane batches of `opts.batch_blobs` at `Background` priority, then
-    /// gives the freed pages back to the file system in bounded incremental-vacuum steps.
-    /// One collection runs at a time; a second call waits for the first.
-    ///
-    /// A collection starts when this is called. A blob put through the index after that
-    /// (new, or put again) is not deleted by it, nor is anything a put, pin, scope member
-    /// or temp pin made live meanwhile (see the `gc` module docs and `docs/design.md`);
-    /// [`GcReport::kept_late_by`] counts those kept, by cause.
-    ///
-    /// # Errors
-    /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed or read-only,
-    /// [`Error::Storage`](crate::Error::Storage). Batches committed before an error stay
-    /// deleted; a later collection finishes the job.
-    pub async fn gc(&self, opts: GcOptions) -> Result<GcReport> {
-        let mut collection = self.begin_gc(opts).await?;
-        while collection.sweep_batch().await? {}
-        collection.finish().await
+/// Starts a collection and runs its mark (see [`Index::begin_gc`](crate::Index::begin_gc)).
+pub(crate) async fn begin(
+    store: Store,
+    temp_pins: Arc<TempPins>,
+    put_log: &Arc<PutLog>,
+    gc_lock: Arc<tokio::sync::Mutex<()>>,
+    opts: GcOptions,
+) -> Result<Collection> {
+    // Before waiting for another collection: puts from now on are this one's too.
+    let watch = put_log.watch();
+    let one = gc_lock.lock_owned().await;
+    let temp = temp_pins.clone();
+    let (sweep, candidates) = access::read(&store, PoolKind::Data, move |conn| {
+        let tx = conn.unchecked_transaction().during("begin mark")?;
+        let mark = Mark::on_snapshot(&tx, &temp, &watch)?;
+        let candidates = candidates(&tx, &mark)?;
+        tx.finish().during("end mark")?;
+        Ok((Sweep { mark, watch }, candidates))
+    })
+    .await?;
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        marked: sweep.mark.len() as u64,
+        candidates: candidates.len() as u64,
+        ..Default::default()
+    };
+    let mut keys = Vec::with_capacity(candidates.len());
+    for (key, size) in candidates {
+        report.bytes_freed += if opts.dry_run { size } else { 0 };
+        keys.push(key);
     }
-
-    /// Starts a collection and runs its mark; sweep it with [`Collection::sweep_batch`] and
-    /// end it with [`Collection::finish`].
-    ///
-    /// # Errors
-    /// As [`Index::gc`].
-    #[doc(hidden)]
-    pub async fn begin_gc(&self, opts: GcOptions) -> Result<Collection> {
-        // Before waiting for another collection: puts from now on are this one's too.
-        let watch = self.put_log().watch();
-        let one = self.gc_lock().clone().lock_owned().await;
-        let temp = self.temp_pins().clone();
-        let (sweep, candidates) = self
-            .read(PoolKind::Data, move |conn| {
-                let tx = conn.unchecked_transaction().during("begin mark")?;
-                let mark = Mark::on_snapshot(&tx, &temp, &watch)?;
-                let candidates = candidates(&tx, &mark)?;
-                tx.finish().during("end mark")?;
-                Ok((Sweep { mark, watch }, candidates))
-            })
-            .await?;
-        let mut report = GcReport {
-            dry_run: opts.dry_run,
-            marked: sweep.mark.len() as u64,
-            candidates: candidates.len() as u64,
-            ..Default::default()
-        };
-        let mut keys = Vec::with_capacity(candidates.len());
-        for (key, size) in candidates {
-            report.bytes_freed += if opts.dry_run { size } else { 0 };
-            keys.push(key);
-        }
-        if opts.dry_run {
-            report.blobs_freed = report.candidates;
-            keys.clear();
-        }
-        Ok(Collection {
-            index: self.clone(),
-            _one: one,
-            sweep: Arc::new(Mutex::new(sweep)),
-            candidates: keys.into_iter(),
-            left: Vec::new(),
-            opts,
-            report,
-        })
+    if opts.dry_run {
+        report.blobs_freed = report.candidates;
+        keys.clear();
     }
+    Ok(Collection {
+        store,
+        temp_pins,
+        _one: one,
+        sweep: Arc::new(Mutex::new(sweep)),
+        candidates: keys.into_iter(),
+        left: Vec::new(),
+        opts,
+        report,
+    })
 }
 
 /// The blobs stored in the mark's snapshot that it did not reach, with their sizes.
@@ -251,7 +234,7 @@ impl Collection {
     /// writing, once every candidate was handled.
     ///
     /// # Errors
-    /// As [`Index::gc`].
+    /// As [`Index::gc`](crate::Index::gc).
     pub async fn sweep_batch(&mut self) -> Result<bool> {
         let per_batch = self.opts.batch_blobs.max(1);
         let mut chunk = std::mem::take(&mut self.left);
@@ -265,48 +248,46 @@ impl Collection {
         }
         let (sweep, temp, budget) = (
             self.sweep.clone(),
-            self.index.temp_pins().clone(),
+            self.temp_pins.clone(),
             self.opts.batch_time,
         );
         let opts = PutOptions::new(Priority::Background, "gc");
-        let batch = self
-            .index
-            .write_deleting(opts, move |d| {
-                let conn = d.conn();
-                let started = std::time::Instant::now();
-                let mut sweep = sweep.lock();
-                let Sweep { mark, watch } = &mut *sweep;
-                mark.catch_up(conn, &temp, watch)?;
-                let before = max_seq(conn)?;
-                let mut b = Batch {
-                    freed: Freed::default(),
-                    kept: KeptLate::default(),
-                    rest: Vec::new(),
-                };
-                let (mut changed, mut deleted) = (false, 0u64);
-                let mut chunk = chunk.into_iter();
-                while let Some(k) = chunk.next() {
-                    if let Some(why) = mark.why_live(&k) {
-                        b.kept.count(why);
-                        continue;
-                    }
-                    let (f, c) = delete_key(d, &k)?;
-                    b.freed += f;
-                    changed |= c;
-                    deleted += 1;
-                    // The clock every 16 deletes: at least 16 per batch, so the sweep
-                    // always progresses.
-                    if deleted % 16 == 0 && started.elapsed() >= budget {
-                        b.rest.extend(chunk);
-                        break;
-                    }
+        let batch = access::write_deleting(&self.store, opts, move |d| {
+            let conn = d.conn();
+            let started = std::time::Instant::now();
+            let mut sweep = sweep.lock();
+            let Sweep { mark, watch } = &mut *sweep;
+            mark.catch_up(conn, &temp, watch)?;
+            let before = max_seq(conn)?;
+            let mut b = Batch {
+                freed: Freed::default(),
+                kept: KeptLate::default(),
+                rest: Vec::new(),
+            };
+            let (mut changed, mut deleted) = (false, 0u64);
+            let mut chunk = chunk.into_iter();
+            while let Some(k) = chunk.next() {
+                if let Some(why) = mark.why_live(&k) {
+                    b.kept.count(why);
+                    continue;
                 }
-                if changed {
-                    bump_generation(conn, before)?;
+                let (f, c) = delete_key(d, &k)?;
+                b.freed += f;
+                changed |= c;
+                deleted += 1;
+                // The clock every 16 deletes: at least 16 per batch, so the sweep
+                // always progresses.
+                if deleted % 16 == 0 && started.elapsed() >= budget {
+                    b.rest.extend(chunk);
+                    break;
                 }
-                Ok(b)
-            })
-            .await?;
+            }
+            if changed {
+                bump_generation(conn, before)?;
+            }
+            Ok(b)
+        })
+        .await?;
         self.left = batch.rest;
         let r = &mut self.report;
         r.batches += 1;
@@ -323,19 +304,19 @@ impl Collection {
     /// (each one `Background` lane write), and reports.
     ///
     /// # Errors
-    /// As [`Index::gc`].
+    /// As [`Index::gc`](crate::Index::gc).
     pub async fn finish(mut self) -> Result<GcReport> {
         while self.sweep_batch().await? {}
         if !self.opts.dry_run {
             self.reclaim().await?;
         } else {
-            self.report.free_pages = self.index.store().space().await?.free_pages;
+            self.report.free_pages = self.store.space().await?.free_pages;
         }
         Ok(self.report)
     }
 
     async fn reclaim(&mut self) -> Result<()> {
-        let store = self.index.store();
+        let store = &self.store;
         let space = store.space().await?;
         self.report.free_pages = space.free_pages;
         if space.auto_vacuum != 2 {
