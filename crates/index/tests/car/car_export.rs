@@ -1,11 +1,9 @@
 //! CAR export: DAGs in traversal order, scopes in insertion order, and round trips.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::{fixture_bytes, import_fixture, open, read_all};
 use cid::Cid;
-use common::{fixture_bytes, import_fixture, open, read_all};
 use seedbank_blobstore::{codec, Blob};
 use seedbank_index::car::{self, ImportOptions};
 use seedbank_index::{Error, IndexPutOptions};

@@ -1,9 +1,7 @@
 //! CAR import against go-car's own fixtures, corrupt input, and mutated input.
 
-mod common;
-
+use crate::common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use cid::Cid;
-use common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use multihash::Multihash;
 use rand::{Rng, SeedableRng};
 use seedbank_blobstore::codec;
@@ -260,7 +258,7 @@ async fn section_longer_than_the_blob_limit_is_rejected_before_allocation() {
 #[tokio::test]
 async fn import_in_small_batches_stores_every_block_into_its_scope() {
     let db = open().await;
-    let file = tokio::fs::File::open(common::fixture("sample-v1.car"))
+    let file = tokio::fs::File::open(crate::common::fixture("sample-v1.car"))
         .await
         .unwrap();
     let opts = ImportOptions {

@@ -1,13 +1,13 @@
 //! DAG queries (`reachable`, `missing`, `links`, `backlinks`, `walk`) against a reference
 //! traversal of the CAR fixtures done in memory with the reference decoders.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
+use crate::common::{
+    cid, fixture_bytes, import_fixture, open, open_with, read_all, SAMPLE_V1_ROOT,
+};
 use bytes::Bytes;
 use cid::Cid;
-use common::{cid, fixture_bytes, import_fixture, open, open_with, read_all, SAMPLE_V1_ROOT};
 use seedbank_blobstore::{codec, Blob};
 use seedbank_index::{extract_links, Error, IndexConfig, IndexPutOptions};
 

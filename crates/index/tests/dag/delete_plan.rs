@@ -4,8 +4,6 @@
 //! (which would scan child tables without an index on every delete; the lane keeps the
 //! tables consistent itself).
 
-mod common;
-
 use seedbank_blobstore::{PutOptions, Store};
 
 /// The per-blob statements of `delete_key` / `delete_blob_rows` (crates/index/src/delete.rs,
@@ -46,7 +44,7 @@ async fn plans(store: &Store) -> Vec<(String, Vec<String>, i64)> {
 
 #[tokio::test]
 async fn every_per_blob_delete_statement_searches_an_index() {
-    let t = common::open().await;
+    let t = crate::common::open().await;
     let found = plans(t.store()).await;
     for (sql, steps, fk) in &found {
         assert_eq!(*fk, 0, "the writer enforces foreign keys");

@@ -1,12 +1,10 @@
 //! Breadth-first walks with depths, batch block lookups and DAG read snapshots.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use bytes::Bytes;
 use cid::Cid;
-use common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_index::{extract_links, DagWalk, Presence};

@@ -1,12 +1,10 @@
 //! Link extraction against reference decodes, and malformed content.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use bytes::Bytes;
 use cid::Cid;
-use common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use ipld_core::ipld::Ipld;
 use rand::{Rng, SeedableRng};
 use seedbank_blobstore::{codec, Blob};

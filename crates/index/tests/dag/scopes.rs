@@ -1,11 +1,9 @@
 //! Named scopes, generations, deltas, the `Indexer` hook and attributes.
 
-mod common;
-
 use std::collections::HashSet;
 
+use crate::common::{open, open_with};
 use cid::Cid;
-use common::{open, open_with};
 use seedbank_blobstore::{codec, Blob, PutOptions};
 use seedbank_index::{Annotations, Extracted, IndexConfig, IndexPutOptions, Indexer, ScopeInfo};
 

@@ -9,8 +9,6 @@
 //!
 //! Both go red when the matching half of the catch-up is removed (`docs/testing.md`).
 
-mod common;
-
 use cid::Cid;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_index::testing::{cids, leaves, node};
@@ -49,7 +47,7 @@ async fn junk(index: &Index, tag: &str) -> Vec<Cid> {
 /// sweep deleted before the root arrived were garbage then; every leaf still stored once
 /// the root's put is acknowledged must survive the collection.
 async fn pin_first_then_sync(steps: usize) {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let old = leaves("old", 200);
     let old_cids = cids(&old);
     let junk = junk(&index, "junk").await;
@@ -83,7 +81,7 @@ async fn pin_first_then_sync(steps: usize) {
 
 #[tokio::test]
 async fn a_root_pinned_while_absent_keeps_old_leaves_when_it_arrives_before_the_sweep() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let old = leaves("old", 200);
     let old_cids = cids(&old);
     put(&index, old).await;
@@ -111,7 +109,7 @@ async fn a_root_pinned_while_absent_keeps_old_leaves_when_it_arrives_mid_sweep()
 /// a sync fetches it mid-sweep, and it links to old unpinned leaves.
 #[tokio::test]
 async fn an_absent_link_target_fetched_mid_sweep_keeps_what_it_links_to() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let old = leaves("old", 120);
     let old_cids = cids(&old);
     put(&index, old).await;
@@ -139,7 +137,7 @@ async fn an_absent_link_target_fetched_mid_sweep_keeps_what_it_links_to() {
 /// started and `steps` batches into its sweep: none is deleted by it, so the application
 /// can pin them a moment later.
 async fn put_then_pin_a_moment_later(steps: usize) {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let blobs = leaves("again", 200);
     let again = cids(&blobs);
     put(&index, blobs.clone()).await;
@@ -176,7 +174,7 @@ async fn blobs_put_again_after_a_collection_started_are_not_deleted_by_it() {
 /// it was called.
 #[tokio::test]
 async fn a_queued_collection_keeps_what_was_put_while_it_waited() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let blobs = leaves("waited", 64);
     let waited = cids(&blobs);
     put(&index, blobs.clone()).await;
@@ -204,7 +202,7 @@ async fn a_queued_collection_keeps_what_was_put_while_it_waited() {
 /// Each cause of a late keep is counted as such.
 #[tokio::test]
 async fn the_report_counts_what_was_kept_late_by_cause() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (a, b, c) = (leaves("a", 20), leaves("b", 30), leaves("c", 40));
     for set in [&a, &b, &c] {
         put(&index, set.clone()).await;
@@ -275,7 +273,7 @@ fn timed_gc(index: &Index) -> tokio::task::JoinHandle<seedbank_index::GcReport> 
 /// when the root's put is acknowledged survives the collection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_first_then_sync_in_real_time_loses_nothing_that_was_there() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (mut runs, mut swept_before) = (0, 0);
     for (run, delay) in timed_delays().into_iter().enumerate() {
         let old = leaves(&format!("old {run}"), 200);
@@ -309,7 +307,7 @@ async fn pin_first_then_sync_in_real_time_loses_nothing_that_was_there() {
 /// are put again `delay` ms later; all are stored when the collection ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_again_in_real_time_then_pin_loses_nothing() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let mut runs = 0;
     for (run, delay) in timed_delays().into_iter().enumerate() {
         let blobs = leaves(&format!("again {run}"), 200);

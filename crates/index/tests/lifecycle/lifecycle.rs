@@ -1,7 +1,5 @@
 //! Pins, temp pins, delete, garbage collection, repair and backup.
 
-mod common;
-
 use cid::Cid;
 use seedbank_blobstore::{codec, Blob, Config, Store};
 use seedbank_index::testing::node;
@@ -36,7 +34,7 @@ async fn present(index: &Index, cids: &[Cid]) -> Vec<bool> {
 
 #[tokio::test]
 async fn pins_list_replace_and_unpin() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (root, _) = dag(&index, "x").await;
     index.pin("doc", &root).await.unwrap();
     index.pin_scope("all", "scope:1").await.unwrap();
@@ -56,7 +54,7 @@ async fn pins_list_replace_and_unpin() {
 
 #[tokio::test]
 async fn gc_keeps_what_pins_reach_and_frees_the_rest() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (kept_root, kept) = dag(&index, "kept").await;
     let (_, lost) = dag(&index, "lost").await;
     let scoped = raw("scoped", 50);
@@ -91,7 +89,7 @@ async fn gc_keeps_what_pins_reach_and_frees_the_rest() {
 
 #[tokio::test]
 async fn delete_refuses_protected_blobs_unless_forced() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (root, all) = dag(&index, "d").await;
     index.pin("doc", &root).await.unwrap();
     let leaf = all[3];
@@ -133,7 +131,7 @@ async fn delete_refuses_protected_blobs_unless_forced() {
 
 #[tokio::test]
 async fn delete_keeps_links_scopes_and_generations_consistent() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let leaf = raw("leaf", 10);
     let parent = node("parent", &[*leaf.cid()]);
     let (leaf_cid, parent_cid) = (*leaf.cid(), *parent.cid());
@@ -185,7 +183,7 @@ async fn delete_keeps_links_scopes_and_generations_consistent() {
 
 #[tokio::test]
 async fn a_put_of_a_deleted_blob_stores_it_again() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let (root, all) = dag(&index, "r").await;
     index.delete(&all, DeleteOptions::default()).await.unwrap();
     assert_eq!(present(&index, &all).await, vec![false; 4]);
@@ -233,7 +231,7 @@ async fn size_targets_collect_and_the_hard_limit_refuses() {
         gc_target_blobs: Some(10),
         ..Default::default()
     };
-    let index = common::open_with(config).await;
+    let index = crate::common::open_with(config).await;
     let keep = index.put(raw("keep", 10)).await.unwrap();
     index.pin("k", &keep).await.unwrap();
     for i in 0..20 {
@@ -311,7 +309,7 @@ async fn repair_removes_corrupt_blobs_and_a_re_put_heals_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_write_load_holds_every_acked_blob() {
-    let index = common::open().await;
+    let index = crate::common::open().await;
     let mut acked = Vec::new();
     for i in 0..300 {
         acked.push(index.put(raw(&format!("pre{i}"), 2000)).await.unwrap());

@@ -88,13 +88,17 @@ async fn sweep() {
         }
         let blob = raw(&format!("interactive {i}"), 256);
         let cid = *blob.cid();
-        let before = index.store().stats().batches;
         let opts = IndexPutOptions::new(Priority::Interactive, "user");
         index.put_many(vec![blob], opts).await.unwrap();
-        // The batch in progress, at most one owed to a lower class, then its own.
-        let waited = index.store().stats().batches - before;
+        // Counted by the lane from admission (the caller's own hashing and wake-ups, which a
+        // busy machine stretches, not counted): the batch in progress and at most one owed
+        // to a lower class, then its own.
+        let waited = interactive_batches_waited(&index);
         worst = worst.max(waited);
-        assert!(waited <= 3, "interactive put {i} waited {waited} batches");
+        assert!(
+            waited <= 2,
+            "interactive put {i} waited {waited} batches from admission to its own"
+        );
         written.push(cid);
 
         // Reads answer mid-sweep: what was just written, and pinned blobs.
@@ -145,4 +149,16 @@ async fn sweep() {
     let checkpoints = stats.wal.passive + stats.wal.rewind + stats.wal.truncate;
     assert!(checkpoints > 0, "checkpoints ran during the sweep");
     index.store().close().await.unwrap();
+}
+
+/// The most batches any interactive put of this test waited, from its admission to its own
+/// batch (that batch not counted), as the lane counts it.
+fn interactive_batches_waited(index: &Index) -> u64 {
+    index
+        .store()
+        .stats()
+        .sources
+        .into_iter()
+        .find(|s| s.name == "user")
+        .map_or(0, |s| s.queue_wait_batches.max)
 }

@@ -1,7 +1,5 @@
 //! Opening, schema versions, `info` on its own pool, and idempotent writes.
 
-mod common;
-
 use seedbank_blobstore::{codec, Blob, Config, PutOptions, Store};
 use seedbank_index::{Error, Index, IndexConfig, IndexPutOptions, INDEX_SCHEMA_VERSION};
 
@@ -35,7 +33,7 @@ async fn reopening_an_up_to_date_index_writes_nothing_and_keeps_its_rows() {
 
 #[tokio::test]
 async fn index_written_by_a_newer_version_is_refused() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     let newer = INDEX_SCHEMA_VERSION + 1;
     db.store()
         .write(PutOptions::default(), move |conn| {
@@ -58,7 +56,7 @@ async fn index_written_by_a_newer_version_is_refused() {
 
 #[tokio::test]
 async fn an_index_at_schema_v1_upgrades_with_its_removal_counts_backfilled() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     let blobs: Vec<Blob> = (0..3u8)
         .map(|i| Blob::new(codec::RAW, vec![b'v', i]))
         .collect();
@@ -112,7 +110,7 @@ async fn an_index_at_schema_v1_upgrades_with_its_removal_counts_backfilled() {
 
 #[tokio::test]
 async fn info_is_served_by_the_info_pool_with_link_count() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     let leaf = Blob::new(codec::RAW, &b"x"[..]);
     let list = ipld_core::ipld::Ipld::List(vec![ipld_core::ipld::Ipld::Link(*leaf.cid()); 3]);
     let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&list).unwrap());
@@ -138,7 +136,7 @@ async fn info_is_served_by_the_info_pool_with_link_count() {
 
 #[tokio::test]
 async fn putting_a_blob_twice_keeps_one_set_of_links() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     let leaf = Blob::new(codec::RAW, &b"y"[..]);
     let list = ipld_core::ipld::Ipld::List(vec![ipld_core::ipld::Ipld::Link(*leaf.cid())]);
     let node = Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&list).unwrap());
@@ -154,7 +152,7 @@ async fn putting_a_blob_twice_keeps_one_set_of_links() {
 
 #[tokio::test]
 async fn a_closed_store_fails_index_calls_with_the_store_error() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     db.store().close().await.unwrap();
     let err = db
         .put(Blob::new(codec::RAW, &b"late"[..]))
@@ -173,7 +171,7 @@ async fn a_closed_store_fails_index_calls_with_the_store_error() {
 
 #[tokio::test]
 async fn a_failing_index_write_rolls_back_its_blob() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     db.store()
         .write(PutOptions::default(), |conn| {
             Ok(conn.execute_batch("DROP TABLE links")?)
@@ -204,7 +202,7 @@ async fn a_failing_index_write_rolls_back_its_blob() {
 
 #[tokio::test]
 async fn a_negative_index_schema_version_is_an_error_not_a_panic() {
-    let db = common::open().await;
+    let db = crate::common::open().await;
     db.store()
         .write(PutOptions::default(), move |conn| {
             conn.execute(
