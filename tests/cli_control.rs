@@ -72,6 +72,16 @@ fn serve(db: &Path, args: &[&str]) -> Serving {
     }
 }
 
+/// A test that fails before `stop` still ends its server.
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Serving {
     /// The next line serve printed (the gateway's URL after the ticket).
     fn next_line(&mut self) -> String {
