@@ -27,6 +27,14 @@ pub fn leaves(tag: &str, n: usize) -> Vec<Blob> {
         .collect()
 }
 
+/// A raw blob of `size` bytes (at least the tag's length) starting with `tag`: distinct
+/// per tag, any size.
+pub fn raw(tag: &str, size: usize) -> Blob {
+    let mut data = tag.as_bytes().to_vec();
+    data.resize(size.max(tag.len()), b'.');
+    Blob::new(codec::RAW, data)
+}
+
 /// The CIDs of `blobs`, in order.
 pub fn cids(blobs: &[Blob]) -> Vec<Cid> {
     blobs.iter().map(|b| *b.cid()).collect()

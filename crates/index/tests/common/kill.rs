@@ -14,20 +14,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
-use seedbank_blobstore::{codec, Blob, Config, PoolKind, Store};
+use seedbank_blobstore::{Config, PoolKind, Store};
 pub use seedbank_index::testing::node;
 use seedbank_index::{Index, IndexConfig, PinTarget};
 
 /// Longest the parent waits for any one line of the child before failing the test.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A DAG-CBOR node with a tag (to make it unique) and links.
-/// A raw blob of `size` bytes (at least the tag's length) starting with `tag`.
-pub fn raw(tag: &str, size: usize) -> Blob {
-    let mut data = tag.as_bytes().to_vec();
-    data.resize(size.max(tag.len()), b'.');
-    Blob::new(codec::RAW, data)
-}
+pub use seedbank_index::testing::raw;
 
 /// A child process running one test of this binary, with its stdout lines.
 pub struct ChildProc {

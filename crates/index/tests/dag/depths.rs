@@ -1,12 +1,13 @@
 //! Breadth-first walks with depths, batch block lookups and DAG read snapshots.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::common::{cid, fixture_bytes, import_fixture, open, read_all, SAMPLE_V1_ROOT};
 use bytes::Bytes;
 use cid::Cid;
 use ipld_core::ipld::Ipld;
-use seedbank_blobstore::{codec, Blob};
+use seedbank_blobstore::codec;
+use seedbank_index::testing::{node, raw};
 use seedbank_index::{extract_links, DagWalk, Presence};
 
 /// A CID's identity in the store: codec and multihash (CIDv0 and CIDv1 agree).
@@ -14,22 +15,6 @@ type Key = (u64, Vec<u8>);
 
 fn key(cid: &Cid) -> Key {
     (cid.codec(), cid.hash().to_bytes())
-}
-
-/// A DAG-CBOR block `{name, links}`.
-fn node(name: &str, links: &[Cid]) -> Blob {
-    let map = Ipld::Map(BTreeMap::from([
-        ("name".to_string(), Ipld::String(name.into())),
-        (
-            "links".to_string(),
-            Ipld::List(links.iter().map(|c| Ipld::Link(*c)).collect()),
-        ),
-    ]));
-    Blob::new(codec::DAG_CBOR, serde_ipld_dagcbor::to_vec(&map).unwrap())
-}
-
-fn raw(data: &str) -> Blob {
-    Blob::new(codec::RAW, data.as_bytes().to_vec())
 }
 
 /// `(depth, presence)` of every block of a walk, by key.
@@ -71,8 +56,8 @@ fn reference_depths(blocks: &HashMap<Key, Bytes>, root: Cid) -> HashMap<Key, (u3
 #[tokio::test]
 async fn a_walk_with_depths_reports_each_block_at_its_shortest_depth_with_its_presence() {
     let db = open().await;
-    let (c, y) = (raw("c"), raw("y"));
-    let gone = raw("never stored");
+    let (c, y) = (raw("c", 0), raw("y", 0));
+    let gone = raw("never stored", 0);
     let b = node("b", &[*c.cid()]);
     let a = node("a", &[*b.cid()]);
     let m = node("m", &[*c.cid()]);
@@ -168,10 +153,10 @@ async fn a_walk_with_depths_stops_at_its_limit_with_the_first_blocks_in_breadth_
 #[tokio::test]
 async fn links_many_reports_presence_and_links_in_input_order() {
     let db = open().await;
-    let leaf = raw("leaf");
+    let leaf = raw("leaf", 0);
     let linked = node("linked", &[*leaf.cid(), *leaf.cid()]);
     let plain = node("plain", &[*leaf.cid()]);
-    let gone = raw("gone");
+    let gone = raw("gone", 0);
     db.put(linked.clone()).await.unwrap();
     db.put(leaf.clone()).await.unwrap();
     db.store().put(plain.clone()).await.unwrap();
@@ -206,8 +191,8 @@ async fn links_many_reports_presence_and_links_in_input_order() {
 #[tokio::test]
 async fn a_dag_read_sees_one_snapshot_while_blobs_are_committed() {
     let db = open().await;
-    let first = db.put(raw("first")).await.unwrap();
-    let late = raw("late");
+    let first = db.put(raw("first", 0)).await.unwrap();
+    let late = raw("late", 0);
     let late_cid = *late.cid();
     let (started_tx, started) = tokio::sync::oneshot::channel();
     let (written, written_rx) = std::sync::mpsc::channel::<()>();
@@ -244,12 +229,12 @@ async fn indexed_after_lists_blobs_indexed_since_a_generation_or_none_past_its_c
     let db = open().await;
     let cids = db
         .put_many(
-            (0..5).map(|i| raw(&format!("i{i}"))).collect(),
+            (0..5).map(|i| raw(&format!("i{i}"), 0)).collect(),
             Default::default(),
         )
         .await
         .unwrap();
-    db.store().put(raw("not indexed")).await.unwrap();
+    db.store().put(raw("not indexed", 0)).await.unwrap();
     let (since_two, all, capped) = db
         .read_dag(|dag| {
             Ok((

@@ -5,14 +5,9 @@
 use std::time::Duration;
 
 use cid::Cid;
-use seedbank_blobstore::{codec, Blob, Config, Store};
+use seedbank_blobstore::{Blob, Config, Store};
+use seedbank_index::testing::raw;
 use seedbank_index::{Index, IndexConfig, IndexPutOptions};
-
-fn raw(tag: &str, size: usize) -> Blob {
-    let mut data = tag.as_bytes().to_vec();
-    data.resize(size.max(tag.len()), 7);
-    Blob::new(codec::RAW, data)
-}
 
 /// A fresh store holding one pinned blob, put and pinned through an index without size
 /// targets (so nothing collects yet). Returns the store, the pinned CID and the temp dir.

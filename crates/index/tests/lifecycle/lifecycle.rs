@@ -1,18 +1,11 @@
 //! Pins, temp pins, delete, garbage collection, repair and backup.
 
 use cid::Cid;
-use seedbank_blobstore::{codec, Blob, Config, Store};
-use seedbank_index::testing::node;
+use seedbank_blobstore::{Blob, Config, Store};
+use seedbank_index::testing::{node, raw};
 use seedbank_index::{
     DeleteOptions, Error, GcOptions, Index, IndexConfig, IndexPutOptions, PinTarget,
 };
-
-/// A DAG-CBOR node with a tag (to make it unique) and links.
-fn raw(tag: &str, size: usize) -> Blob {
-    let mut data = tag.as_bytes().to_vec();
-    data.resize(size.max(tag.len()), 7);
-    Blob::new(codec::RAW, data)
-}
 
 /// Puts a two-level DAG: root → [a, b], a → [leaf]. Returns (root, all CIDs).
 async fn dag(index: &Index, tag: &str) -> (Cid, Vec<Cid>) {

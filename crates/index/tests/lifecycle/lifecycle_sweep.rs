@@ -5,19 +5,13 @@
 
 use std::time::Duration;
 
-use seedbank_blobstore::{codec, Blob, Config, Priority, Store};
-use seedbank_index::testing::node;
+use seedbank_blobstore::{Blob, Config, Priority, Store};
+use seedbank_index::testing::{node, raw};
 use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
 
 /// Unprotected blobs for the sweep, and their size.
 const GARBAGE: usize = 30_000;
 const GARBAGE_SIZE: usize = 512;
-
-fn raw(tag: &str, size: usize) -> Blob {
-    let mut data = tag.as_bytes().to_vec();
-    data.resize(size.max(tag.len()), b'.');
-    Blob::new(codec::RAW, data)
-}
 
 /// The sweep runs with a WAL cap small enough that it writes many times the WAL bound
 /// (about 2 MB of WAL per batch of 256 deletes, over 100 batches): the bound holds only if
