@@ -102,7 +102,7 @@ pub(crate) fn open_reader(path: &Path, mode: ReaderMode) -> Result<Reader> {
         let _owned = &alarm;
         true
     }));
-    guard::install_sentinels(&conn, &watch, false);
+    guard::install_sentinels(&conn, &watch, true, false);
     guard::install_authorizer(&conn, &watch, Role::Reader);
     Ok(Reader { conn, watch })
 }

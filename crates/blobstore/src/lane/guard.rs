@@ -18,7 +18,10 @@
 //!   and update hooks, the progress handler) is watched by *alarms*: the store installs its
 //!   own (a no-op where it needs none), each owning an [`Alarm`]; rusqlite drops a hook when
 //!   it is replaced or removed, and the alarm rings. After each closure one atomic load tells
-//!   whether anything rang; only then does the store restore (see `writer`, `read`).
+//!   whether anything rang; only then does the store restore (see `writer`, `read`). The
+//!   writer's no-op update hook would cost a call per row written, so it is there only while
+//!   foreign code runs ([`install_update_sentinel`], [`remove_update_sentinel`]): the lane's
+//!   own blob inserts never pay for it.
 //!
 //! Not watched: the busy handler and timeout, SQL functions and collations, limits
 //! (`set_limit`), and anything done through `Connection::handle` (unsafe code can do
@@ -109,6 +112,8 @@ impl Watched {
 #[derive(Default)]
 pub(crate) struct Watch {
     rang: AtomicU32,
+    /// Alarms about to be dropped by the store itself: they do not ring.
+    expected: AtomicU32,
     /// What the authorizer refused first (for the error).
     refused: Mutex<Option<String>>,
 }
@@ -139,8 +144,12 @@ pub(crate) struct Alarm {
 
 impl Drop for Alarm {
     fn drop(&mut self) {
+        let bit = self.what as u32;
+        if self.watch.expected.fetch_and(!bit, Relaxed) & bit != 0 {
+            return; // The store removed its own hook.
+        }
         // Also rings when the connection closes; nobody looks then.
-        self.watch.rang.fetch_or(self.what as u32, Relaxed);
+        self.watch.rang.fetch_or(bit, Relaxed);
     }
 }
 
@@ -217,14 +226,37 @@ pub(crate) fn install_authorizer(conn: &Connection, watch: &Arc<Watch>, role: Ro
     }));
 }
 
-/// Installs a no-op update hook and (with `progress`) a disabled progress handler, each with
-/// its alarm: they cost nothing until replaced (a no-op update hook is one indirect call per
-/// row written; readers write none).
-pub(crate) fn install_sentinels(conn: &Connection, watch: &Arc<Watch>, progress: bool) {
+/// Installs a no-op update hook with its alarm (see [`install_sentinels`]).
+pub(crate) fn install_update_sentinel(conn: &Connection, watch: &Arc<Watch>) {
     let alarm = watch.alarm(Watched::UpdateHook);
     conn.update_hook(Some(move |_, _: &str, _: &str, _| {
         let _owned = &alarm;
     }));
+}
+
+/// Removes the update hook without ringing (if a closure had replaced the sentinel, its
+/// alarm rang then, and the closure's hook goes now).
+pub(crate) fn remove_update_sentinel(conn: &Connection, watch: &Watch) {
+    let bit = Watched::UpdateHook as u32;
+    watch.expected.fetch_or(bit, Relaxed);
+    conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>);
+    // Not ours that went (or none): nothing stays expected.
+    watch.expected.fetch_and(!bit, Relaxed);
+}
+
+/// Installs (with `update`) a no-op update hook and (with `progress`) a disabled progress
+/// handler, each with its alarm: they cost nothing until replaced (but a no-op update hook
+/// is one indirect call per row written: readers write none, the writer has one only while
+/// foreign code runs).
+pub(crate) fn install_sentinels(
+    conn: &Connection,
+    watch: &Arc<Watch>,
+    update: bool,
+    progress: bool,
+) {
+    if update {
+        install_update_sentinel(conn, watch);
+    }
     if !progress {
         return;
     }
@@ -421,7 +453,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let watch = Arc::new(Watch::default());
         install_authorizer(&conn, &watch, Role::Reader);
-        install_sentinels(&conn, &watch, true);
+        install_sentinels(&conn, &watch, true, true);
         assert!(!watch.rang());
         conn.update_hook(Some(|_, _: &str, _: &str, _| {}));
         conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
@@ -429,5 +461,22 @@ mod tests {
         assert!(changed.has(Watched::UpdateHook) && changed.has(Watched::Authorizer));
         assert!(!changed.has(Watched::ProgressHandler), "{changed:?}");
         assert!(watch.take().is_none());
+    }
+
+    #[test]
+    fn the_store_removing_its_own_update_sentinel_rings_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        let watch = Arc::new(Watch::default());
+        install_update_sentinel(&conn, &watch);
+        remove_update_sentinel(&conn, &watch);
+        assert!(!watch.rang());
+        // A closure replacing it rings; removing the closure's hook leaves nothing expected.
+        install_update_sentinel(&conn, &watch);
+        conn.update_hook(Some(|_, _: &str, _: &str, _| {}));
+        remove_update_sentinel(&conn, &watch);
+        assert!(watch.take().unwrap().has(Watched::UpdateHook));
+        install_update_sentinel(&conn, &watch);
+        conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>);
+        assert!(watch.take().unwrap().has(Watched::UpdateHook));
     }
 }

@@ -132,7 +132,8 @@ impl Writer {
         let guard = Arc::new(guard::Watch::default());
         let watch = Arc::new(TxnWatch::default());
         watch.install(&conn, &guard);
-        guard::install_sentinels(&conn, &guard, true);
+        // The update sentinel only while foreign code runs (`run_foreign`).
+        guard::install_sentinels(&conn, &guard, false, true);
         // Last: from here on settings pragmas fail to prepare on this connection.
         guard::install_authorizer(&conn, &guard, Role::Writer);
         Writer {
@@ -171,8 +172,8 @@ impl Writer {
         if has(Watched::CommitHook) || has(Watched::RollbackHook) {
             self.watch.install(conn, &self.guard);
         }
-        if has(Watched::UpdateHook) || has(Watched::ProgressHandler) {
-            guard::install_sentinels(conn, &self.guard, true);
+        if has(Watched::ProgressHandler) {
+            guard::install_sentinels(conn, &self.guard, false, true);
         }
         if has(Watched::Authorizer) {
             // Without it the closure could set anything: apply the settings now (so this
@@ -186,6 +187,15 @@ impl Writer {
         let setting = setting.join(", ");
         tracing::error!(%setting, "code run on the writer lane changed its connection; undone");
         Some(Error::ClosureChangedConnection { setting })
+    }
+
+    /// Runs foreign code (an app closure, staged ops) with the update sentinel in place, then
+    /// checks what it changed of the connection.
+    fn run_foreign<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Error>) {
+        guard::install_update_sentinel(&self.conn, &self.guard);
+        let out = f();
+        guard::remove_update_sentinel(&self.conn, &self.guard);
+        (out, self.check_connection())
     }
 
     /// Applies the settings again once a batch after a closure that removed the authorizer
@@ -355,9 +365,20 @@ impl Writer {
         let result = match std::mem::replace(&mut req.work, Work::Blobs(Vec::new())) {
             Work::Blobs(blobs) => {
                 let conn = &self.conn;
-                let ran = catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms)));
+                // Only staged ops are foreign code; plain blobs skip the watch.
+                let foreign = blobs.iter().any(|b| b.op.is_some());
+                let (ran, changed) = if foreign {
+                    self.run_foreign(|| {
+                        catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms)))
+                    })
+                } else {
+                    (
+                        catch_unwind(AssertUnwindSafe(|| insert_blobs(conn, blobs, now_ms))),
+                        None,
+                    )
+                };
                 // A staged op that changed the connection: its writes cannot be isolated.
-                if let Some(changed) = self.check_connection() {
+                if let Some(changed) = changed {
                     Err(Failed::Batch(changed))
                 } else {
                     match ran {
@@ -430,10 +451,9 @@ impl Writer {
         conn.execute_batch("SAVEPOINT app_write")
             .during("savepoint")
             .map_err(Failed::Batch)?;
-        let ran = catch_unwind(AssertUnwindSafe(|| write(conn)));
         // Whatever it returned (it may have swallowed the refusal, or failed because of it):
         // a closure that changed the connection fails with that, its writes undone.
-        let changed = self.check_connection();
+        let (ran, changed) = self.run_foreign(|| catch_unwind(AssertUnwindSafe(|| write(conn))));
         let (result, undo) = match (ran, changed) {
             (_, Some(changed)) => (Err(changed), true),
             (Ok(Ok(value)), None) => (Ok(value), false),
