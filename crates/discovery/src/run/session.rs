@@ -75,8 +75,8 @@ pub(crate) struct Session<'a> {
     budget: Duration,
     /// True once the peer failed to send something it claimed to have.
     lacked: AtomicBool,
-    /// Fetches kept in flight: `fetches_in_flight`, or 1 once the peer answered a
-    /// pipelined fetch `Busy`.
+    /// Fetches kept in flight: `fetches_in_flight`, or 1 from a pipelined fetch answered
+    /// `Busy` until the peer's next answer.
     depth: AtomicUsize,
 }
 
@@ -296,7 +296,8 @@ impl<'a> Session<'a> {
         let answer = match answer {
             Ok((answer, _)) => answer,
             Err(Stop::Peer(Error::Busy)) if pipelined => {
-                // Too many at once for a loaded peer: one at a time from now on, and this
+                // Too many at once for a loaded peer (a server holds each answer's bytes
+                // until the remote has it): one at a time until it answers again, and this
                 // batch asked again.
                 self.depth.store(1, Relaxed);
                 run.deferred(self.id, &batch);
@@ -304,6 +305,9 @@ impl<'a> Session<'a> {
             }
             Err(stop) => return Err(stop),
         };
+        // It answered: back to the configured depth (at most one `Busy` per answer).
+        self.depth
+            .store(run.config().fetches_in_flight.max(1), Relaxed);
         self.stats.received(
             answer
                 .iter()
