@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::Subcommand;
+
 use anyhow::Context;
 use seedbank::blobstore::{Config, Store};
 use seedbank::control::{Input, Op, Reply};
@@ -15,17 +17,85 @@ use seedbank::index::{Index, IndexConfig};
 
 use super::out::{self, outln};
 use super::write::{with_target, Target};
-use super::{dag, parse_cid, parse_cids, Command};
+use super::{dag, parse_cid, parse_cids};
+
+/// The commands that read the database (`verify --repair` is dispatched as a write).
+#[derive(Subcommand, Debug)]
+pub enum ReadCommand {
+    /// Print a blob's bytes (verified) to stdout or a file.
+    Get {
+        /// The blob's CID.
+        cid: String,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show a blob's metadata and links.
+    Info {
+        /// The blob's CID.
+        cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print `CID<TAB>yes|no` for each CID; exits 1 if any is missing.
+    Has {
+        /// CIDs to look up.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show store contents and counters.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob and run SQLite's integrity check; exits 1 on any problem.
+    Verify {
+        /// First remove blobs whose bytes do not hash to their CID (they read as missing).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Export the DAG under ROOT as a CARv1 file.
+    Export {
+        /// Root CID.
+        root: String,
+        /// Output file.
+        file: PathBuf,
+    },
+    /// List the CIDs a blob links to.
+    Links {
+        /// The blob's CID.
+        cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the stored blobs linking to a CID.
+    Backlinks {
+        /// The target CID.
+        cid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List blobs referenced under ROOT but not stored; exits 1 if any.
+    Missing {
+        /// Root CID.
+        root: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// Opens the store (read-only unless the command writes), runs one command (opening the
 /// index only for commands that use links), and closes the store.
-pub async fn run(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
-    let store = if command.writes() {
-        Store::open(db, Config::default())
-    } else {
-        Store::open_read_only(db, Config::default())
-    }
-    .context("cannot open the database")?;
+pub async fn run(db: &Path, command: ReadCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open_read_only(db, Config::default()).context("cannot open the database")?;
     let result = dispatch(&store, command).await;
     let closed = store.close().await;
     let code = result?;
@@ -33,15 +103,15 @@ pub async fn run(db: &Path, command: Command) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(store: &Store, command: ReadCommand) -> anyhow::Result<ExitCode> {
     let index = || Index::open(store.clone(), IndexConfig::default());
     match command {
-        Command::Export { root, file } => dag::export(&index().await?, &root, &file).await,
-        Command::Links { cid, json } => dag::links(&index().await?, &cid, json).await,
-        Command::Backlinks { cid, json } => dag::backlinks(&index().await?, &cid, json).await,
-        Command::Missing { root, json } => dag::missing(&index().await?, &root, json).await,
-        Command::Info { cid, json } => dag::info(&index().await?, &cid, json).await,
-        Command::Get { cid, output } => {
+        ReadCommand::Export { root, file } => dag::export(&index().await?, &root, &file).await,
+        ReadCommand::Links { cid, json } => dag::links(&index().await?, &cid, json).await,
+        ReadCommand::Backlinks { cid, json } => dag::backlinks(&index().await?, &cid, json).await,
+        ReadCommand::Missing { root, json } => dag::missing(&index().await?, &root, json).await,
+        ReadCommand::Info { cid, json } => dag::info(&index().await?, &cid, json).await,
+        ReadCommand::Get { cid, output } => {
             let cid = parse_cid(&cid)?;
             let data = store
                 .get(&cid)
@@ -54,7 +124,7 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Has { cids, json } => {
+        ReadCommand::Has { cids, json } => {
             let parsed = parse_cids(&cids)?;
             let present = store.has_many(&parsed).await?;
             if json {
@@ -69,9 +139,9 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
                     outln!("{cid}\t{}", if *p { "yes" } else { "no" })?;
                 }
             }
-            Ok(verdict(present.iter().all(|p| *p)))
+            Ok(out::verdict(present.iter().all(|p| *p)))
         }
-        Command::Stats { json } => {
+        ReadCommand::Stats { json } => {
             let contents = store.contents().await?;
             let stats = store.stats();
             if json {
@@ -88,7 +158,7 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { .. } => {
+        ReadCommand::Verify { .. } => {
             let report = store.verify().await?;
             for p in &report.problems {
                 outln!("problem: {p}")?;
@@ -98,26 +168,8 @@ async fn dispatch(store: &Store, command: Command) -> anyhow::Result<ExitCode> {
                 report.blobs_checked,
                 report.problems.len()
             )?;
-            Ok(verdict(report.problems.is_empty()))
+            Ok(out::verdict(report.problems.is_empty()))
         }
-        Command::Put { .. }
-        | Command::Import { .. }
-        | Command::Sim(_)
-        | Command::Bench(_)
-        | Command::Lifecycle(_)
-        | Command::Files(_)
-        | Command::Serve(_)
-        | Command::Sync(_)
-        | Command::Gateway(_) => unreachable!("dispatched in cli::run"),
-    }
-}
-
-/// Exit 0 when a check passed, 1 when it did not.
-pub fn verdict(ok: bool) -> ExitCode {
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 

@@ -8,7 +8,6 @@ use seedbank::control::{Input, Op, Reply};
 use seedbank::index::{car, Index};
 use seedbank::Cid;
 
-use super::blobs::verdict;
 use super::out::{self, outln};
 use super::parse_cid;
 use super::write::{with_target, Target};
@@ -83,7 +82,7 @@ pub async fn backlinks(index: &Index, cid: &str, json: bool) -> anyhow::Result<E
 pub async fn missing(index: &Index, root: &str, json: bool) -> anyhow::Result<ExitCode> {
     let missing = index.missing(&parse_cid(root)?).await?;
     print_cids(&missing, json)?;
-    Ok(verdict(missing.is_empty()))
+    Ok(out::verdict(missing.is_empty()))
 }
 
 /// `info CID`: metadata and links, from the metadata-only pool.

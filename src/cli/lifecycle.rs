@@ -56,16 +56,6 @@ pub enum LifecycleCommand {
     },
 }
 
-impl LifecycleCommand {
-    /// True for commands that write to the database.
-    pub fn writes(&self) -> bool {
-        !matches!(
-            self,
-            LifecycleCommand::Pins | LifecycleCommand::Backup { .. }
-        )
-    }
-}
-
 async fn open(db: &Path, writes: bool) -> anyhow::Result<Index> {
     let store = if writes {
         Store::open(db, Config::default())
@@ -125,7 +115,7 @@ async fn pins(db: &Path) -> anyhow::Result<ExitCode> {
 fn print(reply: Reply, dest: Option<&Path>) -> anyhow::Result<ExitCode> {
     match reply {
         Reply::Pinned => {}
-        Reply::Unpinned { existed } => return Ok(super::blobs::verdict(existed)),
+        Reply::Unpinned { existed } => return Ok(super::out::verdict(existed)),
         Reply::Deleted { blobs, bytes } => outln!("deleted {blobs} blobs, {bytes} bytes")?,
         Reply::Collected(r) => {
             let verb = if r.dry_run { "would free" } else { "freed" };
@@ -172,7 +162,7 @@ pub async fn repair(db: &Path) -> anyhow::Result<ExitCode> {
             r.removed.len(),
             report.problems.len()
         )?;
-        anyhow::Ok(super::blobs::verdict(report.problems.is_empty()))
+        anyhow::Ok(super::out::verdict(report.problems.is_empty()))
     }
     .await;
     let closed = index.store().close().await;

@@ -43,79 +43,14 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print a blob's bytes (verified) to stdout or a file.
-    Get {
-        /// The blob's CID.
-        cid: String,
-        /// Write to this file instead of stdout.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-    },
-    /// Show a blob's metadata and links.
-    Info {
-        /// The blob's CID.
-        cid: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print `CID<TAB>yes|no` for each CID; exits 1 if any is missing.
-    Has {
-        /// CIDs to look up.
-        #[arg(required = true)]
-        cids: Vec<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show store contents and counters.
-    Stats {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Re-hash every blob and run SQLite's integrity check; exits 1 on any problem.
-    Verify {
-        /// First remove blobs whose bytes do not hash to their CID (they read as missing).
-        #[arg(long)]
-        repair: bool,
-    },
     /// Import a CARv1/CARv2 file: prints blocks, bytes, roots and the missing count.
     Import {
         /// The CAR file.
         file: PathBuf,
     },
-    /// Export the DAG under ROOT as a CARv1 file.
-    Export {
-        /// Root CID.
-        root: String,
-        /// Output file.
-        file: PathBuf,
-    },
-    /// List the CIDs a blob links to.
-    Links {
-        /// The blob's CID.
-        cid: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the stored blobs linking to a CID.
-    Backlinks {
-        /// The target CID.
-        cid: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List blobs referenced under ROOT but not stored; exits 1 if any.
-    Missing {
-        /// Root CID.
-        root: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    Read(blobs::ReadCommand),
     #[command(flatten)]
     #[allow(missing_docs)]
     Files(files::FilesCommand),
@@ -136,17 +71,6 @@ pub enum Command {
     Bench(Box<bench::BenchArgs>),
 }
 
-impl Command {
-    /// True for commands that write to the database (they open it read-write).
-    pub fn writes(&self) -> bool {
-        match self {
-            Command::Lifecycle(c) => c.writes(),
-            Command::Verify { repair } => *repair,
-            c => matches!(c, Command::Put { .. } | Command::Import { .. }),
-        }
-    }
-}
-
 /// Parses CID arguments, failing on the first invalid one.
 pub fn parse_cids(cids: &[String]) -> anyhow::Result<Vec<seedbank::Cid>> {
     cids.iter().map(|c| parse_cid(c)).collect()
@@ -165,12 +89,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Sim(s) => sim::run(s).await,
         Command::Lifecycle(c) => lifecycle::run(&args.db, c).await,
         Command::Files(c) => files::run(&args.db, c).await,
-        Command::Verify { repair: true } => lifecycle::repair(&args.db).await,
+        Command::Read(blobs::ReadCommand::Verify { repair: true }) => {
+            lifecycle::repair(&args.db).await
+        }
+        Command::Read(c) => blobs::run(&args.db, c).await,
         Command::Serve(s) => net::serve(&args.db, s).await,
         Command::Sync(s) => net::sync(&args.db, s).await,
         Command::Gateway(g) => gateway::run(&args.db, g).await,
         Command::Put { files } => blobs::put(&args.db, &files).await,
         Command::Import { file } => dag::import(&args.db, &file).await,
-        command => blobs::run(&args.db, command).await,
     }
 }

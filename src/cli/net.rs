@@ -324,7 +324,7 @@ async fn sync_node(node: &Node, args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(super::blobs::verdict(complete))
+    Ok(super::out::verdict(complete))
 }
 
 /// On a terminal, draws the run's progress on stderr from its events (blobs fetched of

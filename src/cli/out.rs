@@ -2,6 +2,7 @@
 //! ends the command with an `io::Error` that `main` turns into a quiet exit, never a panic.
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::SystemTime;
 
 /// Writes one formatted line to stdout, returning `std::io::Result<()>`.
@@ -41,4 +42,13 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Exit 0 when a check passed, 1 when it did not.
+pub fn verdict(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

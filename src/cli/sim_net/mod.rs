@@ -310,5 +310,5 @@ pub async fn run(mut sim: ProcessSim) -> anyhow::Result<ExitCode> {
             outln!("{line}")?;
         }
     }
-    Ok(super::blobs::verdict(all_complete))
+    Ok(super::out::verdict(all_complete))
 }
