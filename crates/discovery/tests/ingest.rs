@@ -2,7 +2,6 @@
 
 mod common;
 
-
 use common::*;
 use seedbank_blobstore::{Priority, PutOptions};
 use seedbank_discovery::Scope;

@@ -88,9 +88,9 @@
 
 mod blocks;
 mod body;
+mod car;
 #[cfg(feature = "client")]
 pub mod client;
-mod car;
 mod deserialized;
 mod handler;
 mod request;
