@@ -11,8 +11,8 @@ use http::header::{self, HeaderValue};
 use http::StatusCode;
 use seedbank_files::{Error as FilesError, FileReader, Files};
 
-use crate::handler::{self, error, value, Ctx};
 use crate::resolve::{self, Resolved};
+use crate::response::{self, error, value, Ctx};
 use crate::unixfs::{self, DataType, Node, PbUnixfs};
 
 /// Bytes looked at to sniff a type.
@@ -54,7 +54,7 @@ fn block(ctx: &Ctx, resolved: Resolved) -> Response {
         return ctx.respond_not_modified(&etag, &resolved.roots);
     }
     let range = ctx.range(&etag);
-    let mut resp = handler::bytes_response(ctx, resolved.block, range);
+    let mut resp = response::bytes_response(ctx, resolved.block, range);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     ctx.success_headers(h, &etag, &resolved.roots);
@@ -68,13 +68,13 @@ fn files_error(e: FilesError) -> Response {
             StatusCode::NOT_FOUND,
             format!("block {cid} of the file is not stored here"),
         ),
-        FilesError::RangeNotSatisfiable { size, .. } => handler::unsatisfiable(size),
+        FilesError::RangeNotSatisfiable { size, .. } => response::unsatisfiable(size),
         FilesError::Read { source, .. } => match *source {
             seedbank_blobstore::Error::Corrupt { cid } => error(
                 StatusCode::NOT_FOUND,
                 format!("block {cid} of the file is not available"),
             ),
-            other => handler::store_error(other),
+            other => response::store_error(other),
         },
         other => error(
             StatusCode::BAD_GATEWAY,
@@ -133,7 +133,7 @@ pub(crate) async fn file(ctx: &Ctx, cid: &Cid, roots: &[Cid], name: Option<&str>
     let size = reader.file_size();
     let range = match ctx.range(&etag).map(|r| r.resolve(size)) {
         None => None,
-        Some(None) => return handler::unsatisfiable(size),
+        Some(None) => return response::unsatisfiable(size),
         Some(Some(r)) => Some(r),
     };
     let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
@@ -250,7 +250,7 @@ async fn directory(ctx: &Ctx, resolved: Resolved) -> Response {
             return file(ctx, &index.terminus, &index.roots, Some("index.html")).await;
         }
         Ok(_) | Err(resolve::ResolveError::NoSuchPath(_)) => {}
-        Err(e) => return handler::resolve_error(e, false),
+        Err(e) => return response::resolve_error(e, false),
     }
     listing(ctx, resolved)
 }

@@ -95,6 +95,7 @@ mod deserialized;
 mod handler;
 mod request;
 mod resolve;
+mod response;
 mod unixfs;
 
 use std::future::Future;
@@ -253,8 +254,8 @@ impl Gateway {
                 header::ETAG,
                 header::CONTENT_DISPOSITION,
                 header::CONTENT_LOCATION,
-                handler::X_IPFS_PATH,
-                handler::X_IPFS_ROOTS,
+                response::X_IPFS_PATH,
+                response::X_IPFS_ROOTS,
             ]);
         Router::new()
             .route("/ipfs/{*rest}", ipfs)
@@ -371,7 +372,7 @@ impl Gateway {
 /// Takes a request slot or answers 429; the slot is released when the body is done.
 async fn limit(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
-        let mut resp = handler::error(
+        let mut resp = response::error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many requests at once; retry shortly",
         );
@@ -388,25 +389,25 @@ async fn limit(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Res
 }
 
 async fn no_cid() -> Response {
-    handler::error(StatusCode::BAD_REQUEST, "no CID: use /ipfs/{cid}")
+    response::error(StatusCode::BAD_REQUEST, "no CID: use /ipfs/{cid}")
 }
 
 async fn ipns() -> Response {
-    handler::error(
+    response::error(
         StatusCode::NOT_IMPLEMENTED,
         "this gateway serves /ipfs/ only (no IPNS or DNSLink resolution)",
     )
 }
 
 async fn not_found() -> Response {
-    handler::error(
+    response::error(
         StatusCode::NOT_FOUND,
         "not found: this gateway serves /ipfs/{cid}",
     )
 }
 
 async fn method_not_allowed() -> Response {
-    let mut resp = handler::error(
+    let mut resp = response::error(
         StatusCode::METHOD_NOT_ALLOWED,
         "this gateway is read-only: GET, HEAD and OPTIONS only",
     );
