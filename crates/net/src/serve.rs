@@ -371,8 +371,7 @@ impl Handler {
     async fn respond(&self, send: &mut SendStream, kind: Kind, body: Vec<u8>) {
         let sent = async {
             frame::write(send, kind, &body).await?;
-            send.finish()
-                .map_err(|e| FrameError::Stream(e.to_string()))?;
+            send.finish().map_err(FrameError::stream)?;
             Ok::<_, FrameError>(())
         };
         match tokio::time::timeout(self.config.request_timeout, sent).await {
