@@ -1,10 +1,8 @@
 //! Content nobody has is "not found", and the negative cache keeps repeats from dialling.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Error, Scope};
 use seedbank_sim::Behavior;
@@ -14,7 +12,7 @@ async fn content_nobody_has_is_not_found_and_a_repeat_within_the_ttl_sends_no_me
     let mut net = Net::new();
     let mut peers = Vec::new();
     for i in 0..10 {
-        let blobs = common::dag(10 + i, 2, 4).blocks();
+        let blobs = crate::common::dag(10 + i, 2, 4).blocks();
         peers.push(
             net.peer(&format!("p{i}"), Behavior::Honest, ms(15), blobs, None)
                 .await,
@@ -111,7 +109,7 @@ async fn when_every_peer_failed_not_found_is_not_cached() {
 #[tokio::test(start_paused = true)]
 async fn a_peer_not_asked_before_is_asked_despite_the_negative_cache() {
     let mut net = Net::new();
-    let target = common::dag(1, 2, 4);
+    let target = crate::common::dag(1, 2, 4);
     let empty = net
         .peer("empty", Behavior::Honest, ms(5), raw_blobs("x", 0, 3), None)
         .await;

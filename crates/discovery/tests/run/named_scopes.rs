@@ -8,14 +8,12 @@
 //! And a scope is complete only when no contacted peer is still at work: the first peer to
 //! finish does not decide for the others.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
-use common::*;
 use seedbank_blobstore::testing::bounded;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Message, Peer, Result, Scope};

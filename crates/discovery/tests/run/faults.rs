@@ -1,13 +1,11 @@
 //! Failing, hanging and lying peers: discovery still completes, and a liar's bytes are never
 //! stored.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
-use common::*;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{Message, Peer, Result, Scope, SessionOutcome};
 use seedbank_sim::{Behavior, SimPeer};
@@ -16,7 +14,7 @@ use seedbank_sim::{Behavior, SimPeer};
 async fn twenty_percent_failing_or_hanging_peers_and_a_liar_do_not_stop_discovery() {
     let mut net = Net::new();
     let dag = dag(8, 8, 16);
-    let other = common::dag(9, 2, 4);
+    let other = crate::common::dag(9, 2, 4);
     let liar = net
         .peer(
             "liar",

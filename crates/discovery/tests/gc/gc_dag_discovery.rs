@@ -3,13 +3,11 @@
 //! takes a block the run fetched (which would make it fetch it again, or end incomplete).
 //! Keeping the content after the run is the app's pin. Three seeds; every wait is bounded.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use seedbank_discovery::{DiscoveryConfig, Scope};
 use seedbank_index::GcOptions;
 use seedbank_sim::Behavior;

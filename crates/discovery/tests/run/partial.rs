@@ -1,13 +1,11 @@
 //! Partial replicas: a scope's blocks spread over peers so that no peer holds all of it and
 //! most hold blocks without their ancestors.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::common::*;
 use cid::Cid;
-use common::*;
 use seedbank_discovery::{DiscoveryConfig, Scope};
 use seedbank_sim::{Behavior, SimNode, SimPeer, SimTree};
 

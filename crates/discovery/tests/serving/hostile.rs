@@ -1,10 +1,8 @@
 //! Hostile peers cannot make a node allocate, build or store without bound.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{
     DiscoveryConfig, Error, Message, Peer, ResponderConfig, Scope, SessionOutcome, MAX_SCOPE_NAME,

@@ -1,11 +1,9 @@
 //! Haves snapshots: one build per (scope, generation), incremental only when exact.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::*;
 use cid::Cid;
-use common::*;
 use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob, PutOptions};
 use seedbank_discovery::{BuildKind, Haves, HavesCache, HavesConfig, Scope};

@@ -9,14 +9,12 @@
 //! pin alone until a whole collection marked after the write went by), and the run ingests
 //! the named scope from an in-process peer. Three seeds; every wait is bounded.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use cid::Cid;
-use common::*;
 use rand::{Rng, SeedableRng};
 use seedbank_blobstore::testing::wait_for;
 use seedbank_blobstore::{codec, Blob};

@@ -1,8 +1,6 @@
 //! Range-based reconciliation costs a small fraction of sending the ID list.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use seedbank_discovery::{ResponderConfig, Scope};
 use seedbank_sim::{Behavior, SimNode, SimPeer};
 

@@ -1,8 +1,6 @@
 //! Reconcile by content: bytes stored here under another codec are never fetched again.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Scope};
 use seedbank_sim::{Behavior, SimTree};

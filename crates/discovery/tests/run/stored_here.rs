@@ -3,13 +3,11 @@
 //! "complete" scope or DAG with a hole. The peer below runs a whole collection on the
 //! client before answering each fetch: the worst moment, deterministically.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
-use common::*;
 
 use seedbank_discovery::{Message, Peer, Result, Scope};
 use seedbank_index::testing::{cids, node};

@@ -1,16 +1,14 @@
 //! A run's own limits: open wants (a link-dense document cannot exhaust the syncing node),
 //! an overall deadline, and configuration values that would lift the wire caps.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
-use common::*;
 use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{

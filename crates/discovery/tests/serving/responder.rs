@@ -1,10 +1,8 @@
 //! The responder answers many peers from one haves build and refuses load past its limit.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use negentropy::{Negentropy, NegentropyStorageVector};
 use seedbank_discovery::{
     Discovery, DiscoveryConfig, Error, Message, Peer, Responder, ResponderConfig, Scope,

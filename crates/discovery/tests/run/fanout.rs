@@ -1,10 +1,8 @@
 //! Capped fanout, no duplicate fetches, early stop, ranking by past success and latency.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use seedbank_discovery::{DiscoveryConfig, Scope, SessionOutcome};
 use seedbank_sim::Behavior;
 

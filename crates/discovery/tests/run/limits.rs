@@ -1,14 +1,12 @@
 //! Each configured limit holds: concurrency, named_quorum, max_rounds, frame_limit, and the
 //! responder's fetch limits.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
+use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
-use common::*;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Error, Message, Peer, ResponderConfig, Result, Scope};
 use seedbank_sim::{Behavior, SimPeer};

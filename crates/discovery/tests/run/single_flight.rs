@@ -1,8 +1,6 @@
 //! Concurrent discoveries of one scope share one run and one haves build.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use seedbank_discovery::Scope;
 use seedbank_sim::Behavior;
 

@@ -1,8 +1,6 @@
 //! Fetched blobs go through the lane, so ingest during discovery never blocks `info` reads.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use seedbank_blobstore::{Priority, PutOptions};
 use seedbank_discovery::Scope;
 use seedbank_sim::Behavior;
