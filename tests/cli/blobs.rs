@@ -1,8 +1,6 @@
 //! The `seedbank` command line, end to end on a temporary database.
 
-mod common;
-
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 #[test]
 fn put_then_get_info_has_and_verify_round_trip() {

@@ -2,15 +2,13 @@
 //! `serve --share`, `serve --http` and the exposure warning, between real processes on
 //! 127.0.0.1.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seedbank"))

@@ -1,14 +1,12 @@
 //! An interrupted `seedbank sync` (the process killed mid-run) resumes without fetching
 //! again what it had committed: the second run fetches exactly the blocks still missing.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{seedbank, stderr, stdout};
+use crate::common::{seedbank, stderr, stdout};
 
 /// `mib` MiB of xorshift bytes from `seed`: incompressible, different for each seed.
 fn write_random(path: &Path, mib: usize, mut seed: u64) {

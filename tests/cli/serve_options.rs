@@ -2,15 +2,13 @@
 //! every other endpoint, `--known-peer` hands a peer out so a sync finds what the server
 //! itself lacks, and the node key is written beside the database with mode 0600.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 use seedbank::net::Ticket;
 
 /// Starts `seedbank serve` on `db` and waits (bounded) for its ticket file.

@@ -1,12 +1,10 @@
 //! `seedbank serve` and `seedbank sync` between processes on 127.0.0.1.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 /// Starts `seedbank serve` on `db` and waits for its ticket file.
 // The child is returned; callers reap it through `terminate`.

@@ -1,8 +1,6 @@
 //! The lifecycle commands end to end: pin, pins, unpin, delete, gc, backup, verify --repair.
 
-mod common;
-
-use common::{seedbank, stderr, stdout};
+use crate::common::{seedbank, stderr, stdout};
 
 fn put(db: &std::path::Path, dir: &std::path::Path, name: &str, body: &[u8]) -> String {
     let file = dir.join(name);

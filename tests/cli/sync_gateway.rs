@@ -2,13 +2,11 @@
 //! 127.0.0.1, verified and stored; usage errors exit 2, a gateway that has nothing (or is
 //! not there) leaves the sync incomplete (exit 1).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 /// Starts `seedbank gateway` on `db` and reads the URL it prints.
 // The child is returned; the test reaps it through `terminate`.

@@ -1,11 +1,9 @@
 //! `seedbank add`, `cat` and `ls` end to end on a temporary database.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{seedbank, stderr, stdout};
+use crate::common::{seedbank, stderr, stdout};
 
 /// `CID<TAB>PATH` lines of an add.
 fn added(out: &std::process::Output) -> Vec<(String, String)> {

@@ -1,13 +1,11 @@
 //! Read commands behave as Unix users expect: they never create or change the database,
 //! they work beside a running owner and on a full disk, and a closed stdout is not a crash.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 /// Every read command, with arguments that are valid on the imported fixture.
 fn read_commands() -> Vec<Vec<&'static str>> {

@@ -1,14 +1,12 @@
 //! `seedbank gateway`: a read-only HTTP gateway process beside a writing owner, on
 //! 127.0.0.1, stopped by SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, seedbank, stderr, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, SAMPLE_ROOT};
 use seedbank::blobstore::{codec, Blob, Config, Store};
 
 /// One HTTP/1.1 GET; returns the status line, the headers (lower-case names) and the body.

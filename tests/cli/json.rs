@@ -2,13 +2,11 @@
 //! and `missing` exits 1 when something under the root is missing (issue 23, item 9).
 //! `sync --json` and `sim --json` are parsed in `cli_net.rs`.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 use serde_json::Value;
 
 /// Imports a fixture CAR; returns what `import` printed.
