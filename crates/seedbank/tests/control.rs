@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use seedbank::blobstore::testing::wait_for_async;
 use seedbank::control::{self, wire, ControlConfig, Input, Op, Reply};
 use seedbank::{Node, NodeOptions};
 use tokio::io::AsyncWriteExt;
@@ -34,6 +35,13 @@ async fn requests_run_on_the_node_and_bad_or_extra_connections_are_refused() {
     };
     let server = node.control(&socket, config).unwrap();
     assert!(control::answers(&db).await);
+    // The probe held the only slot until the server saw it close: wait until a request
+    // gets through, so the steps below meet a free slot.
+    let free = || async {
+        let dry_run = Op::Gc { dry_run: true };
+        control::request(&db, dry_run, None, None).await.is_ok()
+    };
+    wait_for_async("the probe's slot to be free", free).await;
 
     // `put -`: standard input streams through; the CID is the bytes' own.
     let bytes = vec![9u8; 200_000];

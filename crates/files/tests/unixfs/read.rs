@@ -1,11 +1,9 @@
 //! Reading files back: ranges, missing and corrupt blocks, identity CIDs, listings, paths;
 //! and what an add leaves pinned.
 
-mod common;
-
+use crate::common::{files_in, fixtures, read_range, Content};
 use bytes::Bytes;
 use cid::Cid;
-use common::{files_in, fixtures, read_range, Content};
 use ipld_dagpb::{PbLink, PbNode};
 use multihash::Multihash;
 use seedbank_blobstore::{codec, Blob, Config, Store};

@@ -3,9 +3,7 @@
 //! computes from the same bytes: the same CIDs, in the same order, across chunk and group
 //! boundaries.
 
-mod common;
-
-use common::{files_in, fixtures};
+use crate::common::{files_in, fixtures};
 use seedbank_files::{AddOptions, Files, Kind, Profile};
 
 /// Every file fixture up to 64 MiB, written to disk and added by path, has the reference

@@ -1,9 +1,7 @@
 //! Every fixture of `testdata/unixfs/expected.json`: the root CID equals the reference
 //! importer's, and `cat` of every file gives back its input.
 
-mod common;
-
-use common::{cat_all, files_in, fixtures, Fixture};
+use crate::common::{cat_all, files_in, fixtures, Fixture};
 use seedbank_files::{AddOptions, Files, Kind};
 
 /// Adds every fixture of `profile`; returns one line per mismatch.
