@@ -1,12 +1,12 @@
 //! `seedbank gateway`: a read-only HTTP gateway process beside a writing owner, on
 //! 127.0.0.1, stopped by SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use crate::common::{fixture, seedbank, stderr, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, start_gateway, stderr, terminate, SAMPLE_ROOT};
 use seedbank::blobstore::{codec, Blob, Config, Store};
 
 /// One HTTP/1.1 GET; returns the status line, the headers (lower-case names) and the body.
@@ -41,51 +41,14 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Starts `seedbank gateway` and reads the URL it prints.
-// The child is returned; the test reaps it through `terminate`.
-#[allow(clippy::zombie_processes)]
+/// Starts `seedbank gateway` and returns it with its address (`127.0.0.1:PORT`).
 fn start(db: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(db)
-        .args(["gateway", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gateway");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+    let (child, url) = start_gateway(db);
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
     (child, addr)
-}
-
-/// SIGTERM, then the exit status (bounded wait).
-fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            child.kill().unwrap();
-            let _ = child.wait();
-            panic!("gateway did not stop within 15 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -135,7 +98,7 @@ fn gateway_serves_a_database_read_only_beside_its_owner() {
     let (status, _, _) = get(&addr, &format!("/ipfs/{absent}?format=raw"), &[]);
     assert!(status.contains(" 404 "), "{status}");
 
-    assert!(terminate(child).success());
+    assert!(terminate(child).status.success());
     runtime.block_on(owner.close()).unwrap();
 }
 

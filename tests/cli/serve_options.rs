@@ -4,60 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
-use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, start_serve, stderr, stdout, terminate, SAMPLE_ROOT};
 use seedbank::net::Ticket;
-
-/// Starts `seedbank serve` on `db` and waits (bounded) for its ticket file.
-// The child is returned; callers reap it through `terminate`.
-#[allow(clippy::zombie_processes)]
-fn start_serve(db: &Path, ticket_file: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(db)
-        .arg("serve")
-        .arg("--ticket-file")
-        .arg(ticket_file)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let start = Instant::now();
-    loop {
-        if let Ok(ticket) = std::fs::read_to_string(ticket_file) {
-            return (child, ticket.trim().to_string());
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends SIGTERM and waits (bounded) for the exit status.
-fn terminate(mut child: Child) -> std::process::Output {
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(10) {
-            child.kill().unwrap();
-            panic!("serve did not stop within 10 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn import_sample(db: &Path) {
     let car = fixture("sample-v1.car");

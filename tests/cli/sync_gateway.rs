@@ -2,51 +2,7 @@
 //! 127.0.0.1, verified and stored; usage errors exit 2, a gateway that has nothing (or is
 //! not there) leaves the sync incomplete (exit 1).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
-
-/// Starts `seedbank gateway` on `db` and reads the URL it prints.
-// The child is returned; the test reaps it through `terminate`.
-#[allow(clippy::zombie_processes)]
-fn start_gateway(db: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(db)
-        .args(["gateway", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gateway");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
-    (child, url)
-}
-
-/// SIGTERM, then a bounded wait for the exit.
-fn terminate(mut child: Child) {
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(15) {
-            child.kill().unwrap();
-            let _ = child.wait();
-            panic!("gateway did not stop within 15 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::common::{fixture, seedbank, start_gateway, stderr, stdout, terminate, SAMPLE_ROOT};
 
 #[test]
 fn sync_fetches_a_dag_from_a_gateway_process() {

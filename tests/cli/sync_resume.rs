@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{seedbank, stderr, stdout};
+use crate::common::{seedbank, start_serve, stderr, stdout};
 
 /// `mib` MiB of xorshift bytes from `seed`: incompressible, different for each seed.
 fn write_random(path: &Path, mib: usize, mut seed: u64) {
@@ -32,32 +32,6 @@ fn stored(db: &Path) -> Option<u64> {
     }
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     json["contents"]["cids"].as_u64()
-}
-
-/// Starts `seedbank serve` on `db` and waits (bounded) for its ticket file.
-#[allow(clippy::zombie_processes)] // reaped by `stop`
-fn serve(db: &Path, ticket_file: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(db)
-        .args(["serve", "--ticket-file"])
-        .arg(ticket_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve");
-    let start = Instant::now();
-    loop {
-        if let Ok(ticket) = std::fs::read_to_string(ticket_file) {
-            return (child, ticket.trim().to_string());
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stop(mut child: Child) {
@@ -87,7 +61,7 @@ fn a_sync_killed_mid_run_resumes_without_fetching_what_it_committed() {
     let total = stored(&served).unwrap();
     assert!(total > 512, "{total} blocks");
     std::fs::remove_file(&input).unwrap();
-    let (server, ticket) = serve(&served, &dir.path().join("ticket"));
+    let (server, ticket) = start_serve(&served, &dir.path().join("ticket"), &[]);
 
     let mut sync = Command::new(env!("CARGO_BIN_EXE_seedbank"))
         .arg("--db")

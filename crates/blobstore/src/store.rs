@@ -490,23 +490,7 @@ impl Store {
     /// # Errors
     /// [`Error::Closed`], [`Error::Storage`].
     pub async fn get_many(&self, cids: &[Cid]) -> Result<Vec<Result<Option<Bytes>>>> {
-        self.ensure_open()?;
-        let cids = cids.to_vec();
-        self.inner
-            .data_pool
-            .read(move |conn| {
-                in_snapshot(conn, cids.len(), |conn| {
-                    let mut out = Vec::with_capacity(cids.len());
-                    for cid in &cids {
-                        out.push(match crate::rows::get(conn, cid) {
-                            Err(e) if !e.is_per_blob() => return Err(e),
-                            found => found,
-                        });
-                    }
-                    Ok(out)
-                })
-            })
-            .await
+        self.read_each(cids, crate::rows::get).await
     }
 
     /// Reads the bytes of each CID's multihash stored under any codec (the store keeps bytes
@@ -517,6 +501,16 @@ impl Store {
     /// # Errors
     /// [`Error::Closed`], [`Error::Storage`].
     pub async fn get_any_codec(&self, cids: &[Cid]) -> Result<Vec<Result<Option<Blob>>>> {
+        self.read_each(cids, crate::rows::get_any_codec).await
+    }
+
+    /// Reads each of `cids` with `row` on the data pool, in one snapshot: a per-blob error
+    /// (corrupt bytes, an unsupported hash) is that CID's result; any other ends the read.
+    async fn read_each<T: Send + 'static>(
+        &self,
+        cids: &[Cid],
+        row: fn(&Connection, &Cid) -> Result<Option<T>>,
+    ) -> Result<Vec<Result<Option<T>>>> {
         self.ensure_open()?;
         let cids = cids.to_vec();
         self.inner
@@ -525,7 +519,7 @@ impl Store {
                 in_snapshot(conn, cids.len(), |conn| {
                     let mut out = Vec::with_capacity(cids.len());
                     for cid in &cids {
-                        out.push(match crate::rows::get_any_codec(conn, cid) {
+                        out.push(match row(conn, cid) {
                             Err(e) if !e.is_per_blob() => return Err(e),
                             found => found,
                         });
