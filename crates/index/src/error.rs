@@ -52,6 +52,10 @@ pub enum Error {
         offset: u64,
         /// What was wrong there.
         reason: String,
+        /// The decoder's error behind it, when there is one (a varint's, a CID's, the
+        /// header's DAG-CBOR, the blob store's verdict on a block).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Reading a CAR failed below the format (the reader returned an I/O error).
     #[error("i/o error reading CAR at byte {offset}")]

@@ -162,16 +162,20 @@ async fn read_batch<R: AsyncRead + Unpin>(
             );
             return Batch {
                 staged,
-                end: Some(Err(Error::Car { offset, reason })),
+                end: Some(Err(Error::Car {
+                    offset,
+                    reason,
+                    source: None,
+                })),
             };
         }
         let blob = match Blob::with_cid(block.cid, block.data) {
             Ok(blob) => blob,
             Err(e) => {
-                let reason = format!("block {}: {e}", block.cid);
+                let reason = format!("block {}", block.cid);
                 return Batch {
                     staged,
-                    end: Some(Err(Error::Car { offset, reason })),
+                    end: Some(Err(super::reader::corrupt_caused(offset, reason, e))),
                 };
             }
         };

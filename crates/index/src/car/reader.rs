@@ -96,6 +96,20 @@ fn corrupt(offset: u64, reason: impl Into<String>) -> Error {
     Error::Car {
         offset,
         reason: reason.into(),
+        source: None,
+    }
+}
+
+/// What went wrong where, as an [`Error::Car`] caused by a decoder's error.
+pub(super) fn corrupt_caused(
+    offset: u64,
+    reason: impl Into<String>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Car {
+        offset,
+        reason: reason.into(),
+        source: Some(Box::new(source)),
     }
 }
 
@@ -176,12 +190,8 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         }
         let section = Bytes::from(self.read_exact_or(offset, len, "section").await?);
         let mut cursor = std::io::Cursor::new(&section[..]);
-        let cid = Cid::read_bytes(&mut cursor).map_err(|e| {
-            corrupt(
-                offset,
-                format!("section does not start with a valid CID: {e}"),
-            )
-        })?;
+        let cid = Cid::read_bytes(&mut cursor)
+            .map_err(|e| corrupt_caused(offset, "section does not start with a valid CID", e))?;
         let data = section.slice(cursor.position() as usize..);
         Ok(Some(CarBlock { cid, data, offset }))
     }
@@ -244,7 +254,7 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             buf[i] = byte;
             if unsigned_varint::decode::is_last(byte) {
                 let (n, _) = unsigned_varint::decode::u64(&buf[..=i])
-                    .map_err(|e| corrupt(start, format!("invalid {what} varint: {e}")))?;
+                    .map_err(|e| corrupt_caused(start, format!("invalid {what} varint"), e))?;
                 return Ok(Some(n));
             }
         }
@@ -294,7 +304,7 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         }
         let bytes = self.read_exact_or(offset, len, "header").await?;
         serde_ipld_dagcbor::from_slice(&bytes)
-            .map_err(|e| corrupt(offset, format!("header is not a DAG-CBOR CAR header: {e}")))
+            .map_err(|e| corrupt_caused(offset, "header is not a DAG-CBOR CAR header", e))
     }
 
     fn set_v1(&mut self, offset: u64, header: RawHeader) -> Result<()> {
@@ -367,5 +377,28 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_varint_keeps_the_varint_decoders_error_as_its_source() {
+        // A header length encoded in two bytes where one would do (not minimal).
+        let err = CarReader::new(&[0x80u8, 0x00][..], 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Car { offset: 0, reason, .. } if reason == "invalid header length varint")
+        );
+        let source = std::error::Error::source(&err).expect("the varint error is kept");
+        assert!(
+            source
+                .downcast_ref::<unsigned_varint::decode::Error>()
+                .is_some(),
+            "{source:?}"
+        );
     }
 }

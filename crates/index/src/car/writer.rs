@@ -27,7 +27,9 @@ impl<W: AsyncWrite + Unpin> CarWriter<W> {
     /// [`Error::Io`] if writing fails.
     pub async fn new(writer: W, roots: &[Cid]) -> Result<Self> {
         let header = serde_ipld_dagcbor::to_vec(&Header { roots, version: 1 })
-            .map_err(|e| Error::Io(std::io::Error::other(format!("encode CAR header: {e}"))))?;
+            // Cannot fail for a list of CIDs; if it does, the encoder's error is kept inside
+            // the I/O error (`get_ref`), not flattened to text.
+            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let mut car = CarWriter {
             inner: BufWriter::new(writer),
             bytes: 0,

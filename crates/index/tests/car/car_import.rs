@@ -11,15 +11,18 @@ use seedbank_index::Error;
 const BLAKE2B_256: u64 = 0xb220;
 const IDENTITY: u64 = 0x00;
 
-/// Asserts `err` is a CAR error at `offset` whose reason mentions `words`.
+/// Asserts `err` is a CAR error at `offset` whose reason, or a cause of it, mentions `words`.
 fn assert_car_error(err: &Error, offset: u64, words: &str) {
     match err {
-        Error::Car { offset: at, reason } => {
+        Error::Car { offset: at, .. } => {
             assert_eq!(*at, offset, "wrong offset in: {err}");
-            assert!(
-                reason.contains(words),
-                "reason {reason:?} should mention {words:?}"
-            );
+            let mut text = err.to_string();
+            let mut cause = std::error::Error::source(err);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            assert!(text.contains(words), "{text:?} should mention {words:?}");
         }
         other => panic!("expected a CAR error at {offset}, got {other:?}"),
     }
