@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
 
-use crate::error::{Result, SqlContext};
+use crate::error::{Error, Result, SqlContext};
 use crate::row::CidRow;
 use crate::snapshot::{DagSnapshot, Presence};
 
@@ -68,5 +68,15 @@ pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
         stack.extend(block.links.into_iter().rev());
     }
     tx.finish().during("end walk")?;
+    Ok(dag)
+}
+
+/// Walks the whole DAG under `root`, failing with [`Error::LimitExceeded`] past `limit`
+/// blocks.
+pub(crate) fn walk_whole(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
+    let dag = walk(conn, root, limit)?;
+    if !dag.complete {
+        return Err(Error::LimitExceeded { root, limit });
+    }
     Ok(dag)
 }

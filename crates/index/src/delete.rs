@@ -133,7 +133,7 @@ pub(crate) fn bump_generation(conn: &Connection, before: i64) -> Result<()> {
 
 /// Why `key` may not be deleted: the first pin or temp pin that reaches it (walking its
 /// ancestors through the link index), or `None`. At most `limit` ancestors are visited.
-pub(crate) fn protected_by(
+fn protected_by(
     conn: &Connection,
     cid: &Cid,
     temp: &TempPins,
@@ -202,4 +202,24 @@ pub(crate) fn delete_keys(d: &Deleter<'_>, keys: &[Key]) -> Result<Freed> {
         bump_generation(d.conn(), before)?;
     }
     Ok(freed)
+}
+
+/// Deletes `cids` in the open lane transaction: unless `force`, first refuses with
+/// [`Error::Pinned`] if a pin or temp pin protects any of them, so either all go or none.
+pub(crate) fn delete_cids(
+    d: &Deleter<'_>,
+    cids: &[Cid],
+    temp: &TempPins,
+    limit: usize,
+    force: bool,
+) -> Result<Freed> {
+    if !force {
+        for cid in cids {
+            if let Some(by) = protected_by(d.conn(), cid, temp, limit)? {
+                return Err(Error::Pinned { cid: *cid, by });
+            }
+        }
+    }
+    let keys: Vec<Key> = cids.iter().map(key_of).collect();
+    delete_keys(d, &keys)
 }

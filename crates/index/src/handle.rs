@@ -8,122 +8,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cid::Cid;
-use seedbank_blobstore::lifecycle::Deleter;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::{Blob, PoolKind, Priority, PutOptions, StagedBlob, Store};
-
-use seedbank_blobstore::cid::cid_from_parts;
+use seedbank_blobstore::{Blob, PoolKind, PutOptions, StagedBlob, Store};
 
 use crate::access;
-use crate::dag::{walk, Dag};
-use crate::delete::{delete_keys, protected_by, DeleteOptions, Freed};
+use crate::config::IndexConfig;
+use crate::dag::{self, Dag};
+use crate::delete::{delete_cids, DeleteOptions, Freed};
 use crate::depths::DagWalk;
-use crate::error::{from_store, Error, Result, SqlContext};
+use crate::error::{from_store, Result};
+// Only the doc comments name the error variants.
+#[cfg(doc)]
+use crate::error::Error;
 use crate::extract::{extract_links, Extracted};
 use crate::gc::put_log::PutLog;
-use crate::gc::{self, Collection};
-use crate::gc::{GcOptions, GcReport};
-use crate::indexer::{Annotations, Indexer};
-use crate::pin::{check_name, key_of, pin_opts, read_pins, unix_ms, Key, Pin};
-use crate::pin::{TempPin, TempPins};
-use crate::query::{info_of, links_of, query_cids, IndexedInfo};
-use crate::repair::RepairReport;
-use crate::row::{target_key, CidRow};
-use crate::schema::INDEX_SCHEMA_VERSION;
-use crate::scope::{
-    self, counters_of, members_after, remove_member, ScopeDelta, ScopeInfo, ScopeSnapshot,
-};
-use crate::snapshot::{generation_of, BlockLinks, DagSnapshot};
-use crate::stage::IndexOp;
-use crate::tables::{add_member, seq_of};
-
-/// Index configuration. Start from [`IndexConfig::default`] and change fields.
-#[derive(Clone)]
-pub struct IndexConfig {
-    /// Most blocks one DAG walk visits ([`Index::reachable`], [`Index::missing`], exports),
-    /// present and missing together (default 1,000,000). Bounds the memory and the read
-    /// transaction of a walk; past it those calls fail with
-    /// [`Error::LimitExceeded`](crate::Error::LimitExceeded).
-    pub reachable_limit: usize,
-    /// Application hooks run at staging time, in order (default none).
-    pub indexers: Vec<Arc<dyn Indexer>>,
-    /// Size target in bytes (pages holding data): past it, a put starts a background
-    /// [`Index::gc`] (default none).
-    pub gc_target_bytes: Option<u64>,
-    /// Size target in stored CIDs: past it, a put starts a background [`Index::gc`]
-    /// (default none).
-    pub gc_target_blobs: Option<u64>,
-    /// Hard limit in bytes (pages holding data): a put that would pass it fails with
-    /// [`Error::StoreFull`](crate::Error::StoreFull) and writes nothing (default none).
-    pub max_bytes: Option<u64>,
-}
-
-impl Default for IndexConfig {
-    fn default() -> Self {
-        IndexConfig {
-            reachable_limit: 1_000_000,
-            indexers: Vec::new(),
-            gc_target_bytes: None,
-            gc_target_blobs: None,
-            max_bytes: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for IndexConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IndexConfig")
-            .field("reachable_limit", &self.reachable_limit)
-            .field("indexers", &self.indexers.len())
-            .field("gc_target_bytes", &self.gc_target_bytes)
-            .field("gc_target_blobs", &self.gc_target_blobs)
-            .field("max_bytes", &self.max_bytes)
-            .finish()
-    }
-}
-
-impl IndexConfig {
-    /// Adds an application [`Indexer`].
-    pub fn with_indexer(mut self, indexer: impl Indexer) -> Self {
-        self.indexers.push(Arc::new(indexer));
-        self
-    }
-}
-
-/// Options for [`Index::put_many`].
-#[derive(Clone, Debug, Default)]
-pub struct IndexPutOptions {
-    /// Priority, source and deadline of the write.
-    pub put: PutOptions,
-    /// Named scopes every blob joins (on top of those its indexers return).
-    pub scopes: Vec<String>,
-    /// A temp pin every blob joins before it is submitted to the lane (see
-    /// [`Index::temp_pin`]). Holding it here keeps the pin alive as long as the options.
-    pub temp_pin: Option<TempPin>,
-}
-
-impl IndexPutOptions {
-    /// Options with the given priority class and source, and no scope.
-    pub fn new(priority: Priority, source: &str) -> Self {
-        IndexPutOptions {
-            put: PutOptions::new(priority, source),
-            scopes: Vec::new(),
-            temp_pin: None,
-        }
-    }
-
-    /// Adds a scope every blob joins.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scopes.push(scope.into());
-        self
-    }
-
-    /// Pins every blob of the put with `pin` before it reaches the lane.
-    pub fn temp_pin(mut self, pin: &TempPin) -> Self {
-        self.temp_pin = Some(pin.clone());
-        self
-    }
-}
+use crate::gc::{self, Collection, GcOptions, GcReport};
+use crate::pin::{self, pin_opts, read_pins, Pin, TempPin, TempPins};
+use crate::put::{self, IndexPutOptions};
+use crate::query::{attributes_of, backlinks_of, info_of, links_of, with_attribute, IndexedInfo};
+use crate::repair::{self, RepairReport};
+use crate::schema;
+use crate::scope::{self, ScopeDelta, ScopeInfo, ScopeSnapshot};
+use crate::snapshot::{generation_of, in_snapshot, BlockLinks, DagSnapshot};
+use crate::stage;
 
 /// A handle to the index of a [`Store`]. Cheap to clone; clones share the store.
 ///
@@ -167,25 +74,7 @@ impl Index {
                 auto_gc: AtomicBool::new(false),
             }),
         };
-        // Checked on a reader first so opening an up-to-date index writes nothing.
-        let found = index.read(PoolKind::Info, crate::schema::version).await?;
-        if found != INDEX_SCHEMA_VERSION && index.store().is_read_only() {
-            return Err(if found > INDEX_SCHEMA_VERSION {
-                Error::SchemaTooNew {
-                    found,
-                    supported: INDEX_SCHEMA_VERSION,
-                }
-            } else {
-                Error::NotMigrated {
-                    found,
-                    supported: INDEX_SCHEMA_VERSION,
-                }
-            });
-        }
-        if found != INDEX_SCHEMA_VERSION {
-            let opts = PutOptions::new(Priority::Interactive, "index");
-            index.write(opts, crate::schema::migrate).await?;
-        }
+        schema::ensure_current(index.store()).await?;
         Ok(index)
     }
 
@@ -216,22 +105,8 @@ impl Index {
         extracted: &Extracted,
         scopes: &[S],
     ) -> StagedBlob {
-        let mut annotations = Annotations {
-            scopes: scopes.iter().map(|s| s.as_ref().to_string()).collect(),
-            attributes: Vec::new(),
-        };
-        for indexer in &self.inner.config.indexers {
-            let extra = indexer.annotate(&blob, extracted);
-            annotations.scopes.extend(extra.scopes);
-            annotations.attributes.extend(extra.attributes);
-        }
-        annotations.scopes.sort_unstable();
-        annotations.scopes.dedup();
-        let op = IndexOp::new(&blob, extracted, annotations, self.inner.put_log.clone());
-        StagedBlob {
-            blob,
-            op: Some(Box::new(op)),
-        }
+        let (indexers, put_log) = (&self.inner.config.indexers, &self.inner.put_log);
+        stage::stage(blob, extracted, scopes, indexers, put_log)
     }
 
     /// Stores one blob with its index rows at `Normal` priority.
@@ -253,16 +128,7 @@ impl Index {
     /// [`Error::Blobstore`] with the store's error (too large, overloaded, closed, commit
     /// failed), [`Error::Storage`] if writing index rows failed (that request is rolled back).
     pub async fn put_many(&self, blobs: Vec<Blob>, opts: IndexPutOptions) -> Result<Vec<Cid>> {
-        if let Some(pin) = &opts.temp_pin {
-            if !pin.belongs_to(&self.inner.temp_pins) {
-                return Err(Error::InvalidPin {
-                    reason: "temp pin of another index".into(),
-                });
-            }
-            // Before submission: no lane transaction can see these blobs unpinned.
-            let cids: Vec<Cid> = blobs.iter().map(|b| *b.cid()).collect();
-            pin.add(&cids);
-        }
+        put::pin_first(&opts, &self.inner.temp_pins, &blobs)?;
         let staged = blobs
             .into_iter()
             .map(|b| self.stage(b, &opts.scopes))
@@ -275,20 +141,9 @@ impl Index {
     /// # Errors
     /// As [`Index::put_many`].
     pub async fn put_staged(&self, staged: Vec<StagedBlob>, opts: PutOptions) -> Result<Vec<Cid>> {
-        if let Some(limit) = self.inner.config.max_bytes {
-            let incoming: u64 = staged.iter().map(|s| s.blob.len() as u64).sum();
-            let used = self.store().space().await?.used_bytes();
-            if used.saturating_add(incoming) > limit {
-                return Err(Error::StoreFull {
-                    used,
-                    incoming,
-                    limit,
-                });
-            }
-        }
+        put::check_room(self.store(), self.config().max_bytes, &staged).await?;
         let cids = self
-            .inner
-            .store
+            .store()
             .put_staged(staged, opts)
             .await
             .map_err(from_store)?;
@@ -320,15 +175,7 @@ impl Index {
     /// # Errors
     /// As [`Index::gc`].
     pub async fn gc_if_over_target(&self) -> Result<Option<GcReport>> {
-        let c = &self.inner.config;
-        let mut over = false;
-        if let Some(target) = c.gc_target_bytes {
-            over |= self.store().space().await?.used_bytes() > target;
-        }
-        if let (false, Some(target)) = (over, c.gc_target_blobs) {
-            over |= self.store().contents().await?.cids > target;
-        }
-        if !over {
+        if !put::over_target(self.store(), self.config()).await? {
             return Ok(None);
         }
         Ok(Some(self.gc(GcOptions::default()).await?))
@@ -336,14 +183,6 @@ impl Index {
 
     pub(crate) fn temp_pins(&self) -> &Arc<TempPins> {
         &self.inner.temp_pins
-    }
-
-    pub(crate) fn gc_lock(&self) -> &Arc<tokio::sync::Mutex<()>> {
-        &self.inner.gc
-    }
-
-    pub(crate) fn put_log(&self) -> &Arc<PutLog> {
-        &self.inner.put_log
     }
 
     /// Runs `f` on a read pool, mapping errors back to the index's own.
@@ -364,16 +203,6 @@ impl Index {
         access::write(&self.inner.store, opts, f).await
     }
 
-    /// Runs `f` on the lane with the store's [`Deleter`] (freed space is counted once the
-    /// write commits), mapping errors back to the index's own.
-    pub(crate) async fn write_deleting<T, F>(&self, opts: PutOptions, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Deleter<'_>) -> Result<T> + Send + 'static,
-    {
-        access::write_deleting(&self.inner.store, opts, f).await
-    }
-
     // ---- Point queries: links, backlinks, metadata-only info, attributes (work in `query`).
     /// The CIDs `cid` links to, in the order they appear in its bytes (duplicates kept);
     /// `None` if the blob was never indexed (not stored, or stored without the index).
@@ -382,8 +211,8 @@ impl Index {
     /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed,
     /// [`Error::Storage`](crate::Error::Storage).
     pub async fn links(&self, cid: &Cid) -> Result<Option<Vec<Cid>>> {
-        let b = CidRow::of(cid);
-        self.read(PoolKind::Data, move |conn| links_of(conn, &b))
+        let cid = *cid;
+        self.read(PoolKind::Data, move |conn| links_of(conn, &cid))
             .await
     }
 
@@ -393,15 +222,9 @@ impl Index {
     /// # Errors
     /// As [`Index::links`].
     pub async fn backlinks(&self, cid: &Cid) -> Result<Vec<Cid>> {
-        let (b, tkey) = (CidRow::of(cid), target_key(cid));
-        self.read(PoolKind::Data, move |conn| {
-            let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
-                       WHERE i.seq IN
-                         (SELECT src FROM links WHERE tkey = ?1 AND mh = ?2 AND codec = ?3)
-                       ORDER BY i.seq";
-            query_cids(conn, sql, (tkey, &b.mh, b.codec))
-        })
-        .await
+        let cid = *cid;
+        self.read(PoolKind::Data, move |conn| backlinks_of(conn, &cid))
+            .await
     }
 
     /// Metadata of a stored blob with its link count and indexability, from the
@@ -420,21 +243,9 @@ impl Index {
     /// # Errors
     /// As [`Index::links`].
     pub async fn attributes(&self, cid: &Cid) -> Result<Vec<(String, String)>> {
-        let b = CidRow::of(cid);
-        self.read(PoolKind::Info, move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT a.key, a.value FROM attributes a
-                     JOIN blob_index i ON i.seq = a.src
-                     WHERE i.mh = ?1 AND i.codec = ?2 ORDER BY a.key",
-                )
-                .during("prepare attributes")?;
-            let rows = stmt
-                .query_map((&b.mh, b.codec), |r| Ok((r.get(0)?, r.get(1)?)))
-                .during("attributes")?;
-            rows.collect::<Result<Vec<_>, _>>().during("attribute row")
-        })
-        .await
+        let cid = *cid;
+        self.read(PoolKind::Info, move |conn| attributes_of(conn, &cid))
+            .await
     }
 
     /// Blobs whose attribute `key` equals `value`, oldest first.
@@ -444,10 +255,7 @@ impl Index {
     pub async fn find_by_attribute(&self, key: &str, value: &str) -> Result<Vec<Cid>> {
         let (key, value) = (key.to_string(), value.to_string());
         self.read(PoolKind::Data, move |conn| {
-            let sql = "SELECT i.mh, i.codec, i.version FROM attributes a
-                       JOIN blob_index i ON i.seq = a.src
-                       WHERE a.key = ?1 AND a.value = ?2 ORDER BY i.seq";
-            query_cids(conn, sql, (&key, &value))
+            with_attribute(conn, &key, &value)
         })
         .await
     }
@@ -460,18 +268,17 @@ impl Index {
     /// [`Error::Blobstore`] if the store is closed, [`Error::Storage`].
     pub async fn walk(&self, root: &Cid, limit: usize) -> Result<Dag> {
         let root = *root;
-        self.read(PoolKind::Data, move |conn| walk(conn, root, limit))
+        self.read(PoolKind::Data, move |conn| dag::walk(conn, root, limit))
             .await
     }
 
     /// Walks the whole DAG under `root`, failing past the configured limit.
     async fn walk_all(&self, root: &Cid) -> Result<Dag> {
-        let limit = self.config().reachable_limit;
-        let dag = self.walk(root, limit).await?;
-        if !dag.complete {
-            return Err(Error::LimitExceeded { root: *root, limit });
-        }
-        Ok(dag)
+        let (root, limit) = (*root, self.config().reachable_limit);
+        self.read(PoolKind::Data, move |conn| {
+            dag::walk_whole(conn, root, limit)
+        })
+        .await
     }
 
     /// The blocks reachable from `root` that are available locally, in traversal order
@@ -559,13 +366,8 @@ impl Index {
         T: Send + 'static,
         F: FnOnce(&DagSnapshot<'_>) -> Result<T> + Send + 'static,
     {
-        self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin dag read")?;
-            let out = f(&DagSnapshot::new(&tx))?;
-            tx.finish().during("end dag read")?;
-            Ok(out)
-        })
-        .await
+        self.read(PoolKind::Data, move |conn| in_snapshot(conn, f))
+            .await
     }
 
     /// The presence and links of each of `cids`, in input order, read in one snapshot.
@@ -597,7 +399,7 @@ impl Index {
     pub async fn scope_members_since(&self, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
         let scope = scope.to_string();
         self.read(PoolKind::Data, move |conn| {
-            members_after(conn, &scope, after)
+            scope::members_after(conn, &scope, after)
         })
         .await
     }
@@ -608,17 +410,8 @@ impl Index {
     /// As [`Index::scope_members`].
     pub async fn scope_snapshot(&self, scope: &str) -> Result<ScopeSnapshot> {
         let scope = scope.to_string();
-        self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin read")?;
-            let generation = scope::generation_of(&tx, &scope)?;
-            let members = members_after(&tx, &scope, 0)?;
-            tx.finish().during("end read")?;
-            Ok(ScopeSnapshot {
-                generation,
-                members,
-            })
-        })
-        .await
+        self.read(PoolKind::Data, move |conn| scope::snapshot_of(conn, &scope))
+            .await
     }
 
     /// The counters of `scope` and its members numbered after `after_seq`, read in one
@@ -630,16 +423,7 @@ impl Index {
     pub async fn scope_delta(&self, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
         let scope = scope.to_string();
         self.read(PoolKind::Data, move |conn| {
-            let tx = conn.unchecked_transaction().during("begin read")?;
-            let (generation, last_seq, removals) = counters_of(&tx, &scope)?;
-            let added = members_after(&tx, &scope, after_seq)?;
-            tx.finish().during("end read")?;
-            Ok(ScopeDelta {
-                generation,
-                last_seq,
-                removals,
-                added,
-            })
+            scope::delta_of(conn, &scope, after_seq)
         })
         .await
     }
@@ -662,25 +446,7 @@ impl Index {
     /// # Errors
     /// As [`Index::scope_members`].
     pub async fn scopes(&self) -> Result<Vec<ScopeInfo>> {
-        self.read(PoolKind::Data, |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT name, generation, last_seq, removals FROM scopes ORDER BY name",
-                )
-                .during("prepare scopes")?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(ScopeInfo {
-                        name: r.get(0)?,
-                        generation: r.get::<_, i64>(1)? as u64,
-                        last_seq: r.get::<_, i64>(2)? as u64,
-                        removals: r.get::<_, i64>(3)? as u64,
-                    })
-                })
-                .during("scopes")?;
-            rows.collect::<Result<Vec<_>, _>>().during("scope row")
-        })
-        .await
+        self.read(PoolKind::Data, scope::all_scopes).await
     }
 
     /// Adds stored blobs to `scope` through the lane; CIDs that are not stored are skipped.
@@ -695,20 +461,13 @@ impl Index {
     /// overloaded past `opts.deadline`) or a stored blob failed verification,
     /// [`Error::Storage`](crate::Error::Storage).
     pub async fn add_to_scope(&self, scope: &str, cids: &[Cid], opts: PutOptions) -> Result<u64> {
-        let name = scope.to_string();
-        let rows: Vec<(Cid, CidRow)> = cids.iter().map(|c| (*c, CidRow::of(c))).collect();
+        let (name, cids) = (scope.to_string(), cids.to_vec());
         let (mut added, unindexed) = self
             .write(opts.clone(), move |conn| {
-                let (mut added, mut unindexed) = (0, Vec::new());
-                for (cid, row) in &rows {
-                    match seq_of(conn, row)? {
-                        Some(blob) => added += u64::from(add_member(conn, &name, blob)?),
-                        None => unindexed.push(*cid),
-                    }
-                }
-                Ok((added, unindexed))
+                scope::add_members(conn, &name, &cids)
             })
             .await?;
+        // Stored without the index: read back and put again through it, joining `scope`.
         let mut staged = Vec::new();
         for cid in unindexed {
             if let Some(data) = self.store().get(&cid).await? {
@@ -730,18 +489,9 @@ impl Index {
         cids: &[Cid],
         opts: PutOptions,
     ) -> Result<u64> {
-        let scope = scope.to_string();
-        let rows: Vec<CidRow> = cids.iter().map(CidRow::of).collect();
-        self.write(opts, move |conn| {
-            let mut removed = 0;
-            for row in &rows {
-                if remove_member(conn, &scope, row)? {
-                    removed += 1;
-                }
-            }
-            Ok(removed)
-        })
-        .await
+        let (scope, cids) = (scope.to_string(), cids.to_vec());
+        self.write(opts, move |conn| scope::remove_members(conn, &scope, &cids))
+            .await
     }
 
     // ---- Pins and temp pins (work in `pin`).
@@ -759,22 +509,10 @@ impl Index {
     /// [`Error::InvalidPin`] for an empty name, [`Error::Blobstore`] if the lane rejected the
     /// write, [`Error::Storage`].
     pub async fn pin(&self, name: &str, root: &Cid) -> Result<()> {
-        check_name(name)?;
-        let (name, r) = (name.to_string(), CidRow::of(root));
-        self.write(pin_opts(), move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5)
-                 ON CONFLICT (name) DO UPDATE SET root_mh = excluded.root_mh,
-                   root_codec = excluded.root_codec, root_ver = excluded.root_ver,
-                   scope = NULL, created_at = excluded.created_at",
-            )
-            .during("prepare pin")?
-            .execute((&name, &r.mh, r.codec, r.version, unix_ms()))
-            .during("pin")?;
-            Ok(())
-        })
-        .await
+        pin::check_name(name)?;
+        let (name, root) = (name.to_string(), *root);
+        self.write(pin_opts(), move |conn| pin::pin_root(conn, &name, &root))
+            .await
     }
 
     /// Pins every member of the named scope `scope` (present and future) under `name`
@@ -783,21 +521,10 @@ impl Index {
     /// # Errors
     /// As [`Index::pin`].
     pub async fn pin_scope(&self, name: &str, scope: &str) -> Result<()> {
-        check_name(name)?;
+        pin::check_name(name)?;
         let (name, scope) = (name.to_string(), scope.to_string());
-        self.write(pin_opts(), move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
-                 VALUES (?1, NULL, NULL, NULL, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET root_mh = NULL, root_codec = NULL,
-                   root_ver = NULL, scope = excluded.scope, created_at = excluded.created_at",
-            )
-            .during("prepare pin scope")?
-            .execute((&name, &scope, unix_ms()))
-            .during("pin scope")?;
-            Ok(())
-        })
-        .await
+        self.write(pin_opts(), move |conn| pin::pin_scope(conn, &name, &scope))
+            .await
     }
 
     /// Removes the pin `name`; returns false if there was none. What it kept becomes
@@ -807,15 +534,8 @@ impl Index {
     /// [`Error::Blobstore`] if the lane rejected the write, [`Error::Storage`].
     pub async fn unpin(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.write(pin_opts(), move |conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM pins WHERE name = ?1")
-                .during("prepare unpin")?
-                .execute([&name])
-                .during("unpin")?;
-            Ok(n > 0)
-        })
-        .await
+        self.write(pin_opts(), move |conn| pin::unpin(conn, &name))
+            .await
     }
 
     /// Every named pin, by name (from the `info` pool).
@@ -842,16 +562,8 @@ impl Index {
         let temp: Arc<TempPins> = self.temp_pins().clone();
         let limit = self.config().reachable_limit;
         let force = opts.force;
-        self.write_deleting(opts.put, move |d| {
-            if !force {
-                for cid in &cids {
-                    if let Some(by) = protected_by(d.conn(), cid, &temp, limit)? {
-                        return Err(Error::Pinned { cid: *cid, by });
-                    }
-                }
-            }
-            let keys: Vec<Key> = cids.iter().map(key_of).collect();
-            delete_keys(d, &keys)
+        access::write_deleting(self.store(), opts.put, move |d| {
+            delete_cids(d, &cids, &temp, limit, force)
         })
         .await
     }
@@ -887,8 +599,8 @@ impl Index {
         gc::begin(
             self.store().clone(),
             self.temp_pins().clone(),
-            self.put_log(),
-            self.gc_lock().clone(),
+            &self.inner.put_log,
+            self.inner.gc.clone(),
             opts,
         )
         .await
@@ -905,36 +617,6 @@ impl Index {
     /// [`Error::Blobstore`](crate::Error::Blobstore) if the store is closed or read-only,
     /// [`Error::Storage`](crate::Error::Storage).
     pub async fn repair(&self) -> Result<RepairReport> {
-        let found = self.store().verify_blobs().await?;
-        let mut report = RepairReport {
-            blobs_checked: found.blobs_checked,
-            ..Default::default()
-        };
-        if found.corrupt.is_empty() {
-            return Ok(report);
-        }
-        let corrupt = found.corrupt;
-        let opts = PutOptions::new(Priority::Normal, "repair");
-        let (freed, removed) = self
-            .write_deleting(opts, move |d| {
-                let mut keys: Vec<Key> = Vec::new();
-                for c in corrupt {
-                    // Deleted and stored again since the scan: not the bytes we checked.
-                    if c.is_current(d.conn())? {
-                        let mh = c.multihash_key();
-                        keys.extend(c.codecs().iter().map(|codec| (mh.to_vec(), *codec)));
-                    }
-                }
-                let freed: Freed = delete_keys(d, &keys)?;
-                Ok((freed, keys))
-            })
-            .await?;
-        report.bytes_freed = freed.bytes;
-        report.removed = removed
-            .iter()
-            .filter_map(|(mh, codec)| cid_from_parts(1, *codec as u64, mh))
-            .map(|c| c.to_string())
-            .collect();
-        Ok(report)
+        repair::run(self.store()).await
     }
 }

@@ -64,6 +64,7 @@
 
 mod access;
 pub mod car;
+mod config;
 mod dag;
 mod delete;
 mod depths;
@@ -73,6 +74,7 @@ mod gc;
 mod handle;
 mod indexer;
 mod pin;
+mod put;
 mod query;
 mod repair;
 mod row;
@@ -84,6 +86,7 @@ mod tables;
 #[doc(hidden)]
 pub mod testing;
 
+pub use config::IndexConfig;
 pub use dag::Dag;
 pub use delete::{DeleteOptions, Freed};
 pub use depths::{DagWalk, WalkedBlock};
@@ -92,9 +95,10 @@ pub use extract::{extract_links, Extracted};
 #[doc(hidden)]
 pub use gc::Collection;
 pub use gc::{GcOptions, GcReport, KeptLate};
-pub use handle::{Index, IndexConfig, IndexPutOptions};
+pub use handle::Index;
 pub use indexer::{Annotations, Indexer};
 pub use pin::{Pin, PinTarget, TempPin};
+pub use put::IndexPutOptions;
 pub use query::IndexedInfo;
 pub use repair::RepairReport;
 pub use schema::INDEX_SCHEMA_VERSION;

@@ -155,13 +155,14 @@ impl TempPin {
     }
 }
 
-pub(crate) fn unix_ms() -> i64 {
+fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
+/// Refuses an empty pin name, before anything reaches the lane.
 pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidPin {
@@ -246,4 +247,44 @@ fn none_if_no_rows<T>(
 
 pub(crate) fn pin_opts() -> PutOptions {
     PutOptions::new(Priority::Interactive, "pin")
+}
+
+/// Pins `root` (and what it reaches) under `name`, replacing a pin of that name.
+pub(crate) fn pin_root(conn: &Connection, name: &str, root: &Cid) -> Result<()> {
+    let r = CidRow::of(root);
+    conn.prepare_cached(
+        "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5)
+         ON CONFLICT (name) DO UPDATE SET root_mh = excluded.root_mh,
+           root_codec = excluded.root_codec, root_ver = excluded.root_ver,
+           scope = NULL, created_at = excluded.created_at",
+    )
+    .during("prepare pin")?
+    .execute((name, &r.mh, r.codec, r.version, unix_ms()))
+    .during("pin")?;
+    Ok(())
+}
+
+/// Pins every member of `scope` under `name`, replacing a pin of that name.
+pub(crate) fn pin_scope(conn: &Connection, name: &str, scope: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
+         VALUES (?1, NULL, NULL, NULL, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET root_mh = NULL, root_codec = NULL,
+           root_ver = NULL, scope = excluded.scope, created_at = excluded.created_at",
+    )
+    .during("prepare pin scope")?
+    .execute((name, scope, unix_ms()))
+    .during("pin scope")?;
+    Ok(())
+}
+
+/// Removes the pin `name`; false if there was none.
+pub(crate) fn unpin(conn: &Connection, name: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM pins WHERE name = ?1")
+        .during("prepare unpin")?
+        .execute([name])
+        .during("unpin")?;
+    Ok(n > 0)
 }

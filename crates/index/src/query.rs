@@ -9,7 +9,7 @@ use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
 use seedbank_blobstore::BlobInfo;
 
 use crate::error::{Result, SqlContext};
-use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::row::{cid_at, cid_from_row, target_key, CidRow};
 
 /// A blob's metadata with its index facts, served without reading its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,8 +45,8 @@ pub(crate) fn query_cids<P: Params>(
 }
 
 /// The links of an indexed blob in order, or `None` if it was never indexed.
-pub(crate) fn links_of(conn: &Connection, b: &CidRow) -> Result<Option<Vec<Cid>>> {
-    let Some(src) = crate::tables::seq_of(conn, b)? else {
+pub(crate) fn links_of(conn: &Connection, cid: &Cid) -> Result<Option<Vec<Cid>>> {
+    let Some(src) = crate::tables::seq_of(conn, &CidRow::of(cid))? else {
         return Ok(None);
     };
     let sql = "SELECT mh, codec, version FROM links WHERE src = ?1 ORDER BY pos";
@@ -85,4 +85,38 @@ pub(crate) fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>
         })
         .optional()
         .during("info")
+}
+
+/// The indexed blobs that link to `cid`, each once, oldest first.
+pub(crate) fn backlinks_of(conn: &Connection, cid: &Cid) -> Result<Vec<Cid>> {
+    let (b, tkey) = (CidRow::of(cid), target_key(cid));
+    let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
+               WHERE i.seq IN
+                 (SELECT src FROM links WHERE tkey = ?1 AND mh = ?2 AND codec = ?3)
+               ORDER BY i.seq";
+    query_cids(conn, sql, (tkey, &b.mh, b.codec))
+}
+
+/// The attributes of `cid`, by key.
+pub(crate) fn attributes_of(conn: &Connection, cid: &Cid) -> Result<Vec<(String, String)>> {
+    let b = CidRow::of(cid);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT a.key, a.value FROM attributes a
+             JOIN blob_index i ON i.seq = a.src
+             WHERE i.mh = ?1 AND i.codec = ?2 ORDER BY a.key",
+        )
+        .during("prepare attributes")?;
+    let rows = stmt
+        .query_map((&b.mh, b.codec), |r| Ok((r.get(0)?, r.get(1)?)))
+        .during("attributes")?;
+    rows.collect::<Result<Vec<_>, _>>().during("attribute row")
+}
+
+/// Blobs whose attribute `key` equals `value`, oldest first.
+pub(crate) fn with_attribute(conn: &Connection, key: &str, value: &str) -> Result<Vec<Cid>> {
+    let sql = "SELECT i.mh, i.codec, i.version FROM attributes a
+               JOIN blob_index i ON i.seq = a.src
+               WHERE a.key = ?1 AND a.value = ?2 ORDER BY i.seq";
+    query_cids(conn, sql, (key, value))
 }

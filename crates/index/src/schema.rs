@@ -28,7 +28,9 @@
 //! still only grows, and grows on every deletion, and later blobs are numbered after it.
 
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::{PoolKind, Priority, PutOptions, Store};
 
+use crate::access;
 use crate::error::{Error, Result, SqlContext};
 
 /// Migration `i` moves the index schema from version `i` to `i + 1`. Append only.
@@ -102,7 +104,7 @@ const MIGRATIONS: &[&str] = &[
 pub const INDEX_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The index schema version of the database (0 before the index was ever opened).
-pub(crate) fn version(conn: &Connection) -> Result<i64> {
+fn version(conn: &Connection) -> Result<i64> {
     let exists = conn
         .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'index_meta'")
         .during("prepare find index_meta")?
@@ -125,7 +127,7 @@ pub(crate) fn version(conn: &Connection) -> Result<i64> {
 
 /// Brings the index tables up to [`INDEX_SCHEMA_VERSION`]. Runs on the lane inside one
 /// savepoint, so a failed migration leaves nothing behind.
-pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+fn migrate(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS index_meta (
             key   TEXT PRIMARY KEY,
@@ -152,5 +154,30 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
         [INDEX_SCHEMA_VERSION],
     )
     .during("write index schema version")?;
+    Ok(())
+}
+
+/// Makes the index tables of `store` current: read on a reader first, so opening an
+/// up-to-date index writes nothing; migrated through the lane otherwise. A read-only store
+/// is never migrated: tables it lacks or has older are [`Error::NotMigrated`].
+pub(crate) async fn ensure_current(store: &Store) -> Result<()> {
+    let found = access::read(store, PoolKind::Info, version).await?;
+    if found != INDEX_SCHEMA_VERSION && store.is_read_only() {
+        return Err(if found > INDEX_SCHEMA_VERSION {
+            Error::SchemaTooNew {
+                found,
+                supported: INDEX_SCHEMA_VERSION,
+            }
+        } else {
+            Error::NotMigrated {
+                found,
+                supported: INDEX_SCHEMA_VERSION,
+            }
+        });
+    }
+    if found != INDEX_SCHEMA_VERSION {
+        let opts = PutOptions::new(Priority::Interactive, "index");
+        access::write(store, opts, migrate).await?;
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Result, SqlContext};
 use crate::row::{cid_at, cid_from_row, CidRow};
+use crate::tables::{add_member, seq_of};
 
 /// One named scope's counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +72,7 @@ pub struct ScopeDelta {
 
 /// Removes a blob from `scope`; bumps the generation and the removal count if it was a
 /// member.
-pub(crate) fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
+fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
     let removed = conn
         .prepare_cached(
             "DELETE FROM scope_members
@@ -93,6 +94,7 @@ pub(crate) fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Resul
     Ok(removed > 0)
 }
 
+/// Members of `scope` numbered after `after`, as `(seq, cid)` in insertion order.
 pub(crate) fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
     let mut stmt = conn
         .prepare_cached(
@@ -116,7 +118,7 @@ pub(crate) fn members_after(conn: &Connection, scope: &str, after: u64) -> Resul
 }
 
 /// The scope's `(generation, last_seq, removals)`, zeros for a scope that does not exist.
-pub(crate) fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
+fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
     let found: Option<(i64, i64, i64)> = conn
         .prepare_cached("SELECT generation, last_seq, removals FROM scopes WHERE name = ?1")
         .during("prepare scope counters")?
@@ -127,6 +129,7 @@ pub(crate) fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u
     Ok((generation as u64, last_seq as u64, removals as u64))
 }
 
+/// The generation of `scope`, 0 for a scope that does not exist.
 pub(crate) fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
     let g: Option<i64> = conn
         .prepare_cached("SELECT generation FROM scopes WHERE name = ?1")
@@ -135,4 +138,74 @@ pub(crate) fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
         .optional()
         .during("scope generation")?;
     Ok(g.unwrap_or(0) as u64)
+}
+
+/// The generation and members of `scope`, read in one transaction.
+pub(crate) fn snapshot_of(conn: &Connection, scope: &str) -> Result<ScopeSnapshot> {
+    let tx = conn.unchecked_transaction().during("begin read")?;
+    let generation = generation_of(&tx, scope)?;
+    let members = members_after(&tx, scope, 0)?;
+    tx.finish().during("end read")?;
+    Ok(ScopeSnapshot {
+        generation,
+        members,
+    })
+}
+
+/// The counters of `scope` and its members numbered after `after_seq`, read in one
+/// transaction.
+pub(crate) fn delta_of(conn: &Connection, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
+    let tx = conn.unchecked_transaction().during("begin read")?;
+    let (generation, last_seq, removals) = counters_of(&tx, scope)?;
+    let added = members_after(&tx, scope, after_seq)?;
+    tx.finish().during("end read")?;
+    Ok(ScopeDelta {
+        generation,
+        last_seq,
+        removals,
+        added,
+    })
+}
+
+/// Every scope with its counters, by name.
+pub(crate) fn all_scopes(conn: &Connection) -> Result<Vec<ScopeInfo>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name, generation, last_seq, removals FROM scopes ORDER BY name")
+        .during("prepare scopes")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(ScopeInfo {
+                name: r.get(0)?,
+                generation: r.get::<_, i64>(1)? as u64,
+                last_seq: r.get::<_, i64>(2)? as u64,
+                removals: r.get::<_, i64>(3)? as u64,
+            })
+        })
+        .during("scopes")?;
+    rows.collect::<Result<Vec<_>, _>>().during("scope row")
+}
+
+/// Adds the indexed ones of `cids` to `scope`. Returns how many became new members, and
+/// the CIDs that were never indexed (stored without the index, or not stored), which the
+/// caller indexes by putting them again.
+pub(crate) fn add_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<(u64, Vec<Cid>)> {
+    let (mut added, mut unindexed) = (0, Vec::new());
+    for cid in cids {
+        match seq_of(conn, &CidRow::of(cid))? {
+            Some(blob) => added += u64::from(add_member(conn, scope, blob)?),
+            None => unindexed.push(*cid),
+        }
+    }
+    Ok((added, unindexed))
+}
+
+/// Removes `cids` from `scope`. Returns how many were members.
+pub(crate) fn remove_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<u64> {
+    let mut removed = 0;
+    for cid in cids {
+        if remove_member(conn, scope, &CidRow::of(cid))? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

@@ -170,3 +170,14 @@ pub(crate) fn generation_of(conn: &Connection) -> Result<u64> {
         .during("dag generation")
         .map(|g| g as u64)
 }
+
+/// Runs `f` on one read snapshot of the DAG tables: one transaction on `conn`.
+pub(crate) fn in_snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&DagSnapshot<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.unchecked_transaction().during("begin dag read")?;
+    let out = f(&DagSnapshot::new(&tx))?;
+    tx.finish().during("end dag read")?;
+    Ok(out)
+}

@@ -4,14 +4,41 @@
 use std::sync::Arc;
 
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::{AppError, Blob, StagedOp};
+use seedbank_blobstore::{AppError, Blob, StagedBlob, StagedOp};
 
 use crate::error::{Error, Result, SqlContext};
 use crate::extract::Extracted;
 use crate::gc::put_log::PutLog;
-use crate::indexer::Annotations;
+use crate::indexer::{Annotations, Indexer};
 use crate::row::{target_key, CidRow};
 use crate::tables::{add_member, seq_of};
+
+/// Runs `indexers` on `blob` (whose links are `extracted`) and attaches its index rows:
+/// `scopes` are joined on top of those the indexers return. CPU only.
+pub(crate) fn stage<S: AsRef<str>>(
+    blob: Blob,
+    extracted: &Extracted,
+    scopes: &[S],
+    indexers: &[Arc<dyn Indexer>],
+    put_log: &Arc<PutLog>,
+) -> StagedBlob {
+    let mut annotations = Annotations {
+        scopes: scopes.iter().map(|s| s.as_ref().to_string()).collect(),
+        attributes: Vec::new(),
+    };
+    for indexer in indexers {
+        let extra = indexer.annotate(&blob, extracted);
+        annotations.scopes.extend(extra.scopes);
+        annotations.attributes.extend(extra.attributes);
+    }
+    annotations.scopes.sort_unstable();
+    annotations.scopes.dedup();
+    let op = IndexOp::new(&blob, extracted, annotations, put_log.clone());
+    StagedBlob {
+        blob,
+        op: Some(Box::new(op)),
+    }
+}
 
 /// Rows for one blob. Everything here was computed before admission: `apply` binds and
 /// executes prepared statements, nothing else.
