@@ -18,7 +18,9 @@ use std::collections::HashSet;
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
+use seedbank_blobstore::{PoolKind, Store};
 
+use crate::access;
 use crate::error::{Error, Result, SqlContext};
 use crate::row::CidRow;
 use crate::snapshot::{DagSnapshot, Presence};
@@ -36,7 +38,7 @@ pub struct Dag {
 }
 
 /// Walks the DAG under `root`, visiting at most `limit` blocks.
-pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
+fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
     let tx = conn.unchecked_transaction().during("begin walk")?;
     let snapshot = DagSnapshot::new(&tx);
     let mut dag = Dag {
@@ -73,10 +75,24 @@ pub(crate) fn walk(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
 
 /// Walks the whole DAG under `root`, failing with [`Error::LimitExceeded`] past `limit`
 /// blocks.
-pub(crate) fn walk_whole(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
+fn walk_whole(conn: &Connection, root: Cid, limit: usize) -> Result<Dag> {
     let dag = walk(conn, root, limit)?;
     if !dag.complete {
         return Err(Error::LimitExceeded { root, limit });
     }
     Ok(dag)
+}
+
+/// [`Index::walk`](crate::Index::walk), on the data pool.
+pub(crate) async fn walk_dag(store: &Store, root: &Cid, limit: usize) -> Result<Dag> {
+    let root = *root;
+    access::read(store, PoolKind::Data, move |c| walk(c, root, limit)).await
+}
+
+/// The whole DAG under `root` on the data pool, failing with [`Error::LimitExceeded`] past
+/// `limit` blocks ([`Index::reachable`](crate::Index::reachable),
+/// [`Index::missing`](crate::Index::missing)).
+pub(crate) async fn walk_all(store: &Store, root: &Cid, limit: usize) -> Result<Dag> {
+    let root = *root;
+    access::read(store, PoolKind::Data, move |c| walk_whole(c, root, limit)).await
 }

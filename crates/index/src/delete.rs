@@ -11,12 +11,14 @@
 //! [`DagSnapshot::indexed_after`]: crate::DagSnapshot::indexed_after
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use cid::Cid;
 use seedbank_blobstore::lifecycle::Deleter;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::{Priority, PutOptions};
+use seedbank_blobstore::{Priority, PutOptions, Store};
 
+use crate::access;
 use crate::error::{Error, Result, SqlContext};
 use crate::pin::{key_of, pinned_directly, Key, TempPins};
 
@@ -206,7 +208,7 @@ pub(crate) fn delete_keys(d: &Deleter<'_>, keys: &[Key]) -> Result<Freed> {
 
 /// Deletes `cids` in the open lane transaction: unless `force`, first refuses with
 /// [`Error::Pinned`] if a pin or temp pin protects any of them, so either all go or none.
-pub(crate) fn delete_cids(
+fn delete_cids(
     d: &Deleter<'_>,
     cids: &[Cid],
     temp: &TempPins,
@@ -222,4 +224,20 @@ pub(crate) fn delete_cids(
     }
     let keys: Vec<Key> = cids.iter().map(key_of).collect();
     delete_keys(d, &keys)
+}
+
+/// [`Index::delete`](crate::Index::delete): `cids` and their index rows in one lane write,
+/// refused if a pin or temp pin in `temp` protects one (unless `opts.force`).
+pub(crate) async fn delete(
+    store: &Store,
+    temp: &Arc<TempPins>,
+    limit: usize,
+    cids: &[Cid],
+    opts: DeleteOptions,
+) -> Result<Freed> {
+    let (cids, temp, force) = (cids.to_vec(), temp.clone(), opts.force);
+    access::write_deleting(store, opts.put, move |d| {
+        delete_cids(d, &cids, &temp, limit, force)
+    })
+    .await
 }

@@ -26,6 +26,11 @@ pub struct WalkedBlock {
 }
 
 /// The outcome of [`Index::walk_with_depths`](crate::Index::walk_with_depths), read in one snapshot.
+///
+/// A block's links never change once indexed, so between two walks with no deletion in
+/// between (see [`DagSnapshot::indexed_after`](crate::DagSnapshot::indexed_after)) the
+/// present set only grows: only blocks that were missing or unindexed can change, and a
+/// block's depth can only shrink.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DagWalk {

@@ -4,14 +4,19 @@
 //!
 //! The design is in `docs/design.md` of the repository.
 //!
-//! - `handle`: [`Index`] and its whole public API, in one `impl Index`; the work is in free
-//!   functions of the modules below, which reach the store through `access` and never name
-//!   `Index` (no module cycles).
+//! - `handle`: [`Index`] and its whole public API, in one `impl Index`, read as the index's
+//!   table of contents: each method hands off to a free function of its subject's module
+//!   below, which takes the store (or a connection, a transaction, a `Deleter`) and plain
+//!   arguments, reaches the store through `access`, and never names `Index` (no module
+//!   cycles).
+//! - `config`, `put`: [`IndexConfig`]; [`IndexPutOptions`], the hard size limit checked
+//!   before a put and the size targets that start a background collection after one.
 //! - `extract`: link extraction ([`extract_links`]) for DAG-CBOR, DAG-PB and raw, run at
 //!   staging time on the caller's task, never on the writer lane.
 //! - `stage`: a blob's index rows, written by the lane in the blob's own transaction, so the
 //!   lane only executes prepared SQL.
-//! - `schema`: the index's own tables, versioned in `index_meta`.
+//! - `schema`: the index's own tables, versioned in `index_meta`, checked and migrated when
+//!   the index opens.
 //! - `query`, `dag`, `depths`, `scope`: queries on the store's read pools ([`Index::info`]
 //!   on the metadata-only `info` pool). `dag` walks depth-first in export order; `depths`
 //!   walks breadth-first and reports each block's depth and presence.

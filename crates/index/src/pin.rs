@@ -21,8 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cid::Cid;
 use parking_lot::Mutex;
 use seedbank_blobstore::rusqlite::Connection;
-use seedbank_blobstore::{Priority, PutOptions};
+use seedbank_blobstore::{PoolKind, Priority, PutOptions, Store};
 
+use crate::access;
 use crate::error::{Error, Result, SqlContext};
 use crate::row::{cid_from_row, CidRow};
 
@@ -163,7 +164,7 @@ fn unix_ms() -> i64 {
 }
 
 /// Refuses an empty pin name, before anything reaches the lane.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::InvalidPin {
             reason: "empty pin name".into(),
@@ -245,12 +246,12 @@ fn none_if_no_rows<T>(
     }
 }
 
-pub(crate) fn pin_opts() -> PutOptions {
+fn pin_opts() -> PutOptions {
     PutOptions::new(Priority::Interactive, "pin")
 }
 
 /// Pins `root` (and what it reaches) under `name`, replacing a pin of that name.
-pub(crate) fn pin_root(conn: &Connection, name: &str, root: &Cid) -> Result<()> {
+fn write_root_pin(conn: &Connection, name: &str, root: &Cid) -> Result<()> {
     let r = CidRow::of(root);
     conn.prepare_cached(
         "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
@@ -266,7 +267,7 @@ pub(crate) fn pin_root(conn: &Connection, name: &str, root: &Cid) -> Result<()> 
 }
 
 /// Pins every member of `scope` under `name`, replacing a pin of that name.
-pub(crate) fn pin_scope(conn: &Connection, name: &str, scope: &str) -> Result<()> {
+fn write_scope_pin(conn: &Connection, name: &str, scope: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO pins (name, root_mh, root_codec, root_ver, scope, created_at)
          VALUES (?1, NULL, NULL, NULL, ?2, ?3)
@@ -280,11 +281,42 @@ pub(crate) fn pin_scope(conn: &Connection, name: &str, scope: &str) -> Result<()
 }
 
 /// Removes the pin `name`; false if there was none.
-pub(crate) fn unpin(conn: &Connection, name: &str) -> Result<bool> {
+fn delete_pin(conn: &Connection, name: &str) -> Result<bool> {
     let n = conn
         .prepare_cached("DELETE FROM pins WHERE name = ?1")
         .during("prepare unpin")?
         .execute([name])
         .during("unpin")?;
     Ok(n > 0)
+}
+
+// ---- The pin calls of `Index`: named pins are written on the lane, read on `info`.
+
+/// [`Index::pin`](crate::Index::pin): checks the name, then writes through the lane.
+pub(crate) async fn pin(store: &Store, name: &str, root: &Cid) -> Result<()> {
+    check_name(name)?;
+    let (name, root) = (name.to_string(), *root);
+    access::write(store, pin_opts(), move |c| write_root_pin(c, &name, &root)).await
+}
+
+/// [`Index::pin_scope`](crate::Index::pin_scope): checks the name, then writes through the
+/// lane.
+pub(crate) async fn pin_scope(store: &Store, name: &str, scope: &str) -> Result<()> {
+    check_name(name)?;
+    let (name, scope) = (name.to_string(), scope.to_string());
+    access::write(store, pin_opts(), move |c| {
+        write_scope_pin(c, &name, &scope)
+    })
+    .await
+}
+
+/// [`Index::unpin`](crate::Index::unpin), through the lane.
+pub(crate) async fn unpin(store: &Store, name: &str) -> Result<bool> {
+    let name = name.to_string();
+    access::write(store, pin_opts(), move |c| delete_pin(c, &name)).await
+}
+
+/// [`Index::pins`](crate::Index::pins), on the `info` pool.
+pub(crate) async fn pins(store: &Store) -> Result<Vec<Pin>> {
+    access::read(store, PoolKind::Info, read_pins).await
 }

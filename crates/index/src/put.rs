@@ -2,13 +2,14 @@
 //! before a write, and the size targets that start a background collection after one.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use cid::Cid;
 use seedbank_blobstore::{Blob, Priority, PutOptions, StagedBlob, Store};
 
 use crate::config::IndexConfig;
-use crate::error::{Error, Result};
+use crate::error::{from_store, Error, Result};
 use crate::pin::{TempPin, TempPins};
 
 /// Options for [`Index::put_many`](crate::Index::put_many).
@@ -66,22 +67,16 @@ pub(crate) fn pin_first(
     Ok(())
 }
 
-/// Refuses with [`Error::StoreFull`] a write of `staged` that would take the store past
-/// `max_bytes`. The size is summed before the returned future is polled, so the future
-/// does not borrow `staged` (a [`StagedBlob`] is `Send` but not `Sync`).
-pub(crate) fn check_room<'a>(
-    store: &'a Store,
+/// Stores `staged` through the lane, after refusing with [`Error::StoreFull`] a write that
+/// would take the store past `max_bytes`.
+pub(crate) async fn put_staged(
+    store: &Store,
     max_bytes: Option<u64>,
-    staged: &[StagedBlob],
-) -> impl Future<Output = Result<()>> + Send + 'a {
-    let incoming: u64 = match max_bytes {
-        Some(_) => staged.iter().map(|s| s.blob.len() as u64).sum(),
-        None => 0,
-    };
-    async move {
-        let Some(limit) = max_bytes else {
-            return Ok(());
-        };
+    staged: Vec<StagedBlob>,
+    opts: PutOptions,
+) -> Result<Vec<Cid>> {
+    if let Some(limit) = max_bytes {
+        let incoming: u64 = staged.iter().map(|s| s.blob.len() as u64).sum();
         let used = store.space().await?.used_bytes();
         if used.saturating_add(incoming) > limit {
             return Err(Error::StoreFull {
@@ -90,8 +85,8 @@ pub(crate) fn check_room<'a>(
                 limit,
             });
         }
-        Ok(())
     }
+    store.put_staged(staged, opts).await.map_err(from_store)
 }
 
 /// True if the store is past a size target of `config`.
@@ -104,4 +99,29 @@ pub(crate) async fn over_target(store: &Store, config: &IndexConfig) -> Result<b
         over |= store.contents().await?.cids > target;
     }
     Ok(over)
+}
+
+/// Past a size target of `config`, `collect` (a check of the targets and the collection it
+/// may start) runs on a task of its own. `running` is set while one runs, so there is never
+/// more than one at a time; without size targets nothing runs.
+pub(crate) fn collect_in_background<T, F>(
+    config: &IndexConfig,
+    running: &Arc<AtomicBool>,
+    collect: F,
+) where
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    if config.gc_target_bytes.is_none() && config.gc_target_blobs.is_none() {
+        return;
+    }
+    if running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let running = running.clone();
+    tokio::spawn(async move {
+        if let Err(e) = collect.await {
+            tracing::warn!(error = %e, "size-target collection failed");
+        }
+        running.store(false, Ordering::Release);
+    });
 }

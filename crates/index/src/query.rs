@@ -6,8 +6,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use cid::Cid;
 use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension, Params};
-use seedbank_blobstore::BlobInfo;
+use seedbank_blobstore::{BlobInfo, PoolKind, Store};
 
+use crate::access;
 use crate::error::{Result, SqlContext};
 use crate::row::{cid_at, cid_from_row, target_key, CidRow};
 
@@ -45,7 +46,7 @@ pub(crate) fn query_cids<P: Params>(
 }
 
 /// The links of an indexed blob in order, or `None` if it was never indexed.
-pub(crate) fn links_of(conn: &Connection, cid: &Cid) -> Result<Option<Vec<Cid>>> {
+fn links_of(conn: &Connection, cid: &Cid) -> Result<Option<Vec<Cid>>> {
     let Some(src) = crate::tables::seq_of(conn, &CidRow::of(cid))? else {
         return Ok(None);
     };
@@ -63,7 +64,7 @@ static INFO_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-pub(crate) fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
+fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>> {
     let b = CidRow::of(&cid);
     conn.prepare_cached(&INFO_SQL)
         .during("prepare info")?
@@ -88,7 +89,7 @@ pub(crate) fn info_of(conn: &Connection, cid: Cid) -> Result<Option<IndexedInfo>
 }
 
 /// The indexed blobs that link to `cid`, each once, oldest first.
-pub(crate) fn backlinks_of(conn: &Connection, cid: &Cid) -> Result<Vec<Cid>> {
+fn backlinks_of(conn: &Connection, cid: &Cid) -> Result<Vec<Cid>> {
     let (b, tkey) = (CidRow::of(cid), target_key(cid));
     let sql = "SELECT i.mh, i.codec, i.version FROM blob_index i
                WHERE i.seq IN
@@ -98,7 +99,7 @@ pub(crate) fn backlinks_of(conn: &Connection, cid: &Cid) -> Result<Vec<Cid>> {
 }
 
 /// The attributes of `cid`, by key.
-pub(crate) fn attributes_of(conn: &Connection, cid: &Cid) -> Result<Vec<(String, String)>> {
+fn attributes_of(conn: &Connection, cid: &Cid) -> Result<Vec<(String, String)>> {
     let b = CidRow::of(cid);
     let mut stmt = conn
         .prepare_cached(
@@ -114,9 +115,44 @@ pub(crate) fn attributes_of(conn: &Connection, cid: &Cid) -> Result<Vec<(String,
 }
 
 /// Blobs whose attribute `key` equals `value`, oldest first.
-pub(crate) fn with_attribute(conn: &Connection, key: &str, value: &str) -> Result<Vec<Cid>> {
+fn with_attribute(conn: &Connection, key: &str, value: &str) -> Result<Vec<Cid>> {
     let sql = "SELECT i.mh, i.codec, i.version FROM attributes a
                JOIN blob_index i ON i.seq = a.src
                WHERE a.key = ?1 AND a.value = ?2 ORDER BY i.seq";
     query_cids(conn, sql, (key, value))
+}
+
+// ---- The queries of `Index`, each one hop to a read pool.
+
+/// [`Index::links`](crate::Index::links), on the data pool.
+pub(crate) async fn links(store: &Store, cid: &Cid) -> Result<Option<Vec<Cid>>> {
+    let cid = *cid;
+    access::read(store, PoolKind::Data, move |c| links_of(c, &cid)).await
+}
+
+/// [`Index::backlinks`](crate::Index::backlinks), on the data pool.
+pub(crate) async fn backlinks(store: &Store, cid: &Cid) -> Result<Vec<Cid>> {
+    let cid = *cid;
+    access::read(store, PoolKind::Data, move |c| backlinks_of(c, &cid)).await
+}
+
+/// [`Index::info`](crate::Index::info), on the metadata-only `info` pool.
+pub(crate) async fn info(store: &Store, cid: &Cid) -> Result<Option<IndexedInfo>> {
+    let cid = *cid;
+    access::read(store, PoolKind::Info, move |c| info_of(c, cid)).await
+}
+
+/// [`Index::attributes`](crate::Index::attributes), on the `info` pool.
+pub(crate) async fn attributes(store: &Store, cid: &Cid) -> Result<Vec<(String, String)>> {
+    let cid = *cid;
+    access::read(store, PoolKind::Info, move |c| attributes_of(c, &cid)).await
+}
+
+/// [`Index::find_by_attribute`](crate::Index::find_by_attribute), on the data pool.
+pub(crate) async fn find_by_attribute(store: &Store, key: &str, value: &str) -> Result<Vec<Cid>> {
+    let (key, value) = (key.to_string(), value.to_string());
+    access::read(store, PoolKind::Data, move |c| {
+        with_attribute(c, &key, &value)
+    })
+    .await
 }

@@ -10,7 +10,9 @@
 
 use cid::Cid;
 use seedbank_blobstore::rusqlite::{Connection, OptionalExtension};
+use seedbank_blobstore::{PoolKind, PutOptions, Store};
 
+use crate::access;
 use crate::error::{Result, SqlContext};
 use crate::row::{cid_at, cid_from_row, CidRow};
 use crate::tables::{add_member, seq_of};
@@ -95,7 +97,7 @@ fn remove_member(conn: &Connection, scope: &str, b: &CidRow) -> Result<bool> {
 }
 
 /// Members of `scope` numbered after `after`, as `(seq, cid)` in insertion order.
-pub(crate) fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
+fn members_after(conn: &Connection, scope: &str, after: u64) -> Result<Vec<(u64, Cid)>> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT m.seq, i.mh, i.codec, i.version FROM scope_members m
@@ -130,7 +132,7 @@ fn counters_of(conn: &Connection, scope: &str) -> Result<(u64, u64, u64)> {
 }
 
 /// The generation of `scope`, 0 for a scope that does not exist.
-pub(crate) fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
+fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
     let g: Option<i64> = conn
         .prepare_cached("SELECT generation FROM scopes WHERE name = ?1")
         .during("prepare scope generation")?
@@ -141,7 +143,7 @@ pub(crate) fn generation_of(conn: &Connection, scope: &str) -> Result<u64> {
 }
 
 /// The generation and members of `scope`, read in one transaction.
-pub(crate) fn snapshot_of(conn: &Connection, scope: &str) -> Result<ScopeSnapshot> {
+fn snapshot_of(conn: &Connection, scope: &str) -> Result<ScopeSnapshot> {
     let tx = conn.unchecked_transaction().during("begin read")?;
     let generation = generation_of(&tx, scope)?;
     let members = members_after(&tx, scope, 0)?;
@@ -154,7 +156,7 @@ pub(crate) fn snapshot_of(conn: &Connection, scope: &str) -> Result<ScopeSnapsho
 
 /// The counters of `scope` and its members numbered after `after_seq`, read in one
 /// transaction.
-pub(crate) fn delta_of(conn: &Connection, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
+fn delta_of(conn: &Connection, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
     let tx = conn.unchecked_transaction().during("begin read")?;
     let (generation, last_seq, removals) = counters_of(&tx, scope)?;
     let added = members_after(&tx, scope, after_seq)?;
@@ -168,7 +170,7 @@ pub(crate) fn delta_of(conn: &Connection, scope: &str, after_seq: u64) -> Result
 }
 
 /// Every scope with its counters, by name.
-pub(crate) fn all_scopes(conn: &Connection) -> Result<Vec<ScopeInfo>> {
+fn all_scopes(conn: &Connection) -> Result<Vec<ScopeInfo>> {
     let mut stmt = conn
         .prepare_cached("SELECT name, generation, last_seq, removals FROM scopes ORDER BY name")
         .during("prepare scopes")?;
@@ -188,7 +190,7 @@ pub(crate) fn all_scopes(conn: &Connection) -> Result<Vec<ScopeInfo>> {
 /// Adds the indexed ones of `cids` to `scope`. Returns how many became new members, and
 /// the CIDs that were never indexed (stored without the index, or not stored), which the
 /// caller indexes by putting them again.
-pub(crate) fn add_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<(u64, Vec<Cid>)> {
+fn add_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<(u64, Vec<Cid>)> {
     let (mut added, mut unindexed) = (0, Vec::new());
     for cid in cids {
         match seq_of(conn, &CidRow::of(cid))? {
@@ -200,7 +202,7 @@ pub(crate) fn add_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Resul
 }
 
 /// Removes `cids` from `scope`. Returns how many were members.
-pub(crate) fn remove_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<u64> {
+fn remove_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Result<u64> {
     let mut removed = 0;
     for cid in cids {
         if remove_member(conn, scope, &CidRow::of(cid))? {
@@ -208,4 +210,68 @@ pub(crate) fn remove_members(conn: &Connection, scope: &str, cids: &[Cid]) -> Re
         }
     }
     Ok(removed)
+}
+
+// ---- The scope calls of `Index`: reads on a pool, membership changes on the lane.
+
+/// [`Index::scope_members_since`](crate::Index::scope_members_since), on the data pool.
+pub(crate) async fn members_since(
+    store: &Store,
+    scope: &str,
+    after: u64,
+) -> Result<Vec<(u64, Cid)>> {
+    let scope = scope.to_string();
+    access::read(store, PoolKind::Data, move |c| {
+        members_after(c, &scope, after)
+    })
+    .await
+}
+
+/// [`Index::scope_snapshot`](crate::Index::scope_snapshot), on the data pool.
+pub(crate) async fn snapshot(store: &Store, scope: &str) -> Result<ScopeSnapshot> {
+    let scope = scope.to_string();
+    access::read(store, PoolKind::Data, move |c| snapshot_of(c, &scope)).await
+}
+
+/// [`Index::scope_delta`](crate::Index::scope_delta), on the data pool.
+pub(crate) async fn delta(store: &Store, scope: &str, after_seq: u64) -> Result<ScopeDelta> {
+    let scope = scope.to_string();
+    access::read(store, PoolKind::Data, move |c| {
+        delta_of(c, &scope, after_seq)
+    })
+    .await
+}
+
+/// [`Index::generation`](crate::Index::generation), on the `info` pool.
+pub(crate) async fn generation(store: &Store, scope: &str) -> Result<u64> {
+    let scope = scope.to_string();
+    access::read(store, PoolKind::Info, move |c| generation_of(c, &scope)).await
+}
+
+/// [`Index::scopes`](crate::Index::scopes), on the data pool.
+pub(crate) async fn scopes(store: &Store) -> Result<Vec<ScopeInfo>> {
+    access::read(store, PoolKind::Data, all_scopes).await
+}
+
+/// Adds the indexed ones of `cids` to `scope` through the lane: how many became new
+/// members, and the CIDs never indexed, for the caller to put again through the index.
+pub(crate) async fn add(
+    store: &Store,
+    scope: &str,
+    cids: &[Cid],
+    opts: PutOptions,
+) -> Result<(u64, Vec<Cid>)> {
+    let (scope, cids) = (scope.to_string(), cids.to_vec());
+    access::write(store, opts, move |c| add_members(c, &scope, &cids)).await
+}
+
+/// [`Index::remove_from_scope`](crate::Index::remove_from_scope), through the lane.
+pub(crate) async fn remove(
+    store: &Store,
+    scope: &str,
+    cids: &[Cid],
+    opts: PutOptions,
+) -> Result<u64> {
+    let (scope, cids) = (scope.to_string(), cids.to_vec());
+    access::write(store, opts, move |c| remove_members(c, &scope, &cids)).await
 }

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::rows::META_TABLE;
 use seedbank_blobstore::rusqlite::Connection;
+use seedbank_blobstore::{PoolKind, Store};
 
+use crate::access;
 use crate::error::{Result, SqlContext};
 use crate::extract::extract_links;
 use crate::row::is_identity;
@@ -59,6 +61,24 @@ pub struct BlockLinks {
 
 /// A read transaction on the DAG tables, lent to the closure of [`Index::read_dag`](crate::Index::read_dag). Every
 /// call sees the same snapshot.
+///
+/// ```
+/// # use seedbank_blobstore::{codec, Blob, Config, Store};
+/// # use seedbank_index::{Index, IndexConfig, Presence};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), seedbank_index::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = Store::open(dir.path().join("blobs.db"), Config::default())?;
+/// let index = Index::open(store, IndexConfig::default()).await?;
+/// let leaf = index.put(Blob::new(codec::RAW, &b"leaf"[..])).await?;
+/// let (generation, found) = index
+///     .read_dag(move |dag| Ok((dag.generation()?, dag.links_many(&[leaf])?)))
+///     .await?;
+/// assert_eq!(generation, 1);
+/// assert_eq!(found[0].presence, Presence::Indexed);
+/// # Ok(())
+/// # }
+/// ```
 pub struct DagSnapshot<'c> {
     conn: &'c Connection,
 }
@@ -172,12 +192,23 @@ pub(crate) fn generation_of(conn: &Connection) -> Result<u64> {
 }
 
 /// Runs `f` on one read snapshot of the DAG tables: one transaction on `conn`.
-pub(crate) fn in_snapshot<T>(
-    conn: &Connection,
-    f: impl FnOnce(&DagSnapshot<'_>) -> Result<T>,
-) -> Result<T> {
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&DagSnapshot<'_>) -> Result<T>) -> Result<T> {
     let tx = conn.unchecked_transaction().during("begin dag read")?;
     let out = f(&DagSnapshot::new(&tx))?;
     tx.finish().during("end dag read")?;
     Ok(out)
+}
+
+/// [`Index::read_dag`](crate::Index::read_dag): `f` on one snapshot, on the data pool.
+pub(crate) async fn read_dag<T, F>(store: &Store, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&DagSnapshot<'_>) -> Result<T> + Send + 'static,
+{
+    access::read(store, PoolKind::Data, move |conn| in_snapshot(conn, f)).await
+}
+
+/// [`Index::dag_generation`](crate::Index::dag_generation), on the `info` pool.
+pub(crate) async fn dag_generation(store: &Store) -> Result<u64> {
+    access::read(store, PoolKind::Info, generation_of).await
 }

@@ -84,6 +84,11 @@ impl Default for GcOptions {
 }
 
 /// What one collection did.
+///
+/// A collection starts when [`Index::gc`](crate::Index::gc) is called. A blob put through
+/// the index after that (new, or put again) is not deleted by it, nor is anything a put,
+/// pin, scope member or temp pin made live meanwhile (see the `gc` module docs and
+/// `docs/design.md`); [`GcReport::kept_late_by`] counts those kept, by cause.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct GcReport {
