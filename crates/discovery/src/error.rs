@@ -50,6 +50,10 @@ pub enum Error {
         peer: Option<String>,
         /// What was wrong.
         reason: String,
+        /// The decoder's error behind it, when there is one (negentropy's, the `cid`
+        /// crate's, the store's verdict on a blob) ([`Error::protocol_caused`]).
+        #[source]
+        source: Option<Cause>,
     },
     /// A peer offered more than a run accepts from it: more ids than `max_peer_ids`, or
     /// blobs past the run's `max_run_blobs` / `max_run_bytes` budget. The peer is dropped
@@ -69,7 +73,7 @@ pub enum Error {
         reason: String,
         /// The transport's own error, when there is one ([`Error::transport_caused`]).
         #[source]
-        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+        source: Option<Cause>,
     },
     /// No contacted peer had anything the scope needs. `cached` is true when the answer
     /// came from the negative cache and no message was sent.
@@ -89,7 +93,7 @@ pub enum Error {
         /// The task's error, when a task ended without its answer (it panicked or was
         /// cancelled).
         #[source]
-        source: Option<Arc<tokio::task::JoinError>>,
+        source: Option<Cause>,
     },
     /// A run stopped because it would have held more than
     /// [`max_open_wants`](crate::DiscoveryConfig::max_open_wants) wants open at once (a
@@ -144,8 +148,9 @@ fn peer_suffix(peer: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// `e` and its causes, `: `-separated, for reports that keep an error as text.
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+/// `e` and its causes, `: `-separated (what `{:#}` of an `anyhow::Error` prints), for
+/// reports and answers to peers that keep an error as text.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {
@@ -178,6 +183,28 @@ impl std::fmt::Display for PeerCall {
     }
 }
 
+/// The error behind an [`Error`] (its [`source`](std::error::Error::source)): shared, since
+/// discovery's errors are `Clone`, and handed out by `source()` as the cause itself, so
+/// `downcast_ref` finds the cause's type. (A bare `Arc<dyn Error>` is an error type of its
+/// own, and `source()` would hand out the `Arc`, hiding the cause's type.)
+#[derive(Clone, Debug)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -199,6 +226,22 @@ impl Error {
         Error::Protocol {
             peer: None,
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A protocol error by `peer` (or by no peer yet: the session adds it) caused by a
+    /// decoder's error `source`, kept as this error's [`source`](std::error::Error::source)
+    /// (for transports that decode what a peer sent).
+    pub fn protocol_caused(
+        peer: Option<String>,
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Protocol {
+            peer,
+            reason: reason.into(),
+            source: Some(Cause::new(source)),
         }
     }
 
@@ -226,7 +269,7 @@ impl Error {
     ) -> Self {
         Error::Transport {
             reason: reason.into(),
-            source: Some(Arc::new(source)),
+            source: Some(Cause::new(source)),
         }
     }
 
@@ -235,7 +278,7 @@ impl Error {
     pub(crate) fn task_failed(what: &str, source: tokio::task::JoinError) -> Self {
         Error::Aborted {
             reason: format!("{what} task failed"),
-            source: Some(Arc::new(source)),
+            source: Some(Cause::new(source)),
         }
     }
 
@@ -262,7 +305,7 @@ impl From<negentropy::Error> for Error {
             negentropy::Error::UnsupportedProtocolVersion => {
                 Error::transport_caused("incompatible peer", err)
             }
-            err => Error::protocol(format!("negentropy: {err}")),
+            err => Error::protocol_caused(None, "negentropy", err),
         }
     }
 }

@@ -76,7 +76,7 @@ mod single_flight;
 
 pub use config::DiscoveryConfig;
 pub use discover::{Discovery, DiscoveryStats};
-pub use error::{Error, PeerCall, Result};
+pub use error::{with_causes, Cause, Error, PeerCall, Result};
 pub use fanout::PeerScore;
 pub use haves::{BuildKind, Haves, HavesCache, HavesConfig, HavesStats};
 pub use item::ItemId;

@@ -89,7 +89,7 @@ impl Message {
         for _ in 0..count {
             let len = take_len(&mut rest)?;
             let cid = Cid::try_from(take(&mut rest, len)?)
-                .map_err(|e| Error::protocol(format!("bad CID in message: {e}")))?;
+                .map_err(|e| Error::protocol_caused(None, "bad CID in message", e))?;
             cids.push(cid);
         }
         if !rest.is_empty() {
@@ -155,6 +155,16 @@ mod tests {
         let mut want = vec![0];
         put_len(&mut want, usize::MAX / 16);
         assert!(Message::decode(&want).is_err(), "count × 32 overflows");
+    }
+
+    #[test]
+    fn a_bad_cid_is_a_protocol_error_caused_by_the_cid_crates_error() {
+        // Empty negentropy, no want, one CID of 3 bytes that is not a CID.
+        let bytes = [0, 0, 1, 3, 0xff, 0xff, 0xff];
+        let err = Message::decode(&bytes).unwrap_err();
+        assert!(matches!(&err, Error::Protocol { reason, .. } if reason == "bad CID in message"));
+        let source = std::error::Error::source(&err).expect("the CID error is kept");
+        assert!(source.downcast_ref::<cid::Error>().is_some(), "{source:?}");
     }
 
     #[test]

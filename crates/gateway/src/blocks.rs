@@ -29,7 +29,16 @@ impl std::fmt::Display for BlockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BlockError::Missing(cid) => write!(f, "block {cid} is not available"),
-            BlockError::Store(e) => write!(f, "reading blocks failed: {e}"),
+            BlockError::Store(_) => write!(f, "reading blocks failed"),
+        }
+    }
+}
+
+impl std::error::Error for BlockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BlockError::Missing(_) => None,
+            BlockError::Store(e) => Some(e),
         }
     }
 }

@@ -73,6 +73,19 @@ impl Sink {
     }
 }
 
+/// `e` and its causes, `: `-separated: why a body was cut, as text (the only place it goes
+/// is a log line; the client sees the connection end, never our error types).
+pub(crate) fn why(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// Runs `produce` on its own task and returns the body it feeds.
 pub(crate) fn spawn<F, Fut>(stall: Duration, max_time: Duration, produce: F) -> Body
 where

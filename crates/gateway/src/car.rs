@@ -15,7 +15,7 @@ use seedbank_blobstore::Store;
 use seedbank_index::car::CarWriter;
 
 use crate::blocks::{self, is_identity};
-use crate::body::{Sink, Stop};
+use crate::body::{why, Sink, Stop};
 use crate::request::{CarRequest, Scope};
 use crate::unixfs::{self, DataType, Node, PbUnixfs, RAW};
 
@@ -103,6 +103,7 @@ pub(crate) fn terminus_mode(req: &CarRequest, cid: &Cid, block: &Bytes) -> Resul
 /// Why a CAR stream stopped early.
 enum Abort {
     Stop(Stop),
+    /// Text, not an error: it is logged and the client only sees the connection end.
     Fail(String),
 }
 
@@ -164,7 +165,7 @@ async fn run(job: CarJob, sink: &Sink) -> Result<(), Abort> {
         if walk.first_visit(cid)? {
             let data = blocks::get(&job.store, cid)
                 .await
-                .map_err(|e| Abort::Fail(e.to_string()))?;
+                .map_err(|e| Abort::Fail(why(&e)))?;
             walk.emit(cid, data).await?;
         }
     }
@@ -273,7 +274,7 @@ impl Walk<'_> {
         };
         let got = blocks::get_many(&self.job.store, &cids[..n])
             .await
-            .map_err(|e| Abort::Fail(e.to_string()))?;
+            .map_err(|e| Abort::Fail(why(&e)))?;
         for (i, data) in pending.into_iter().zip(got) {
             self.held += data.as_ref().map_or(0, Bytes::len);
             frame[i].fetched = Some(data);

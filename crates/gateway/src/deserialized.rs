@@ -203,7 +203,7 @@ async fn stream_file(
             None => match reader.next_chunk().await {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
-                Err(e) => return sink.fail(e.to_string()).await,
+                Err(e) => return sink.fail(crate::body::why(&e)).await,
             },
         };
         let chunk = chunk.slice(..chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX)));
@@ -327,7 +327,7 @@ async fn list_entries(
             Some(b) => b,
             None => crate::blocks::get(store, &cid)
                 .await
-                .map_err(|e| Some(e.to_string()))?,
+                .map_err(|e| Some(crate::body::why(&e)))?,
         };
         let Node::Pb(PbUnixfs { links, data }) = Node::decode(&cid, &bytes) else {
             return Err(Some(format!("{cid} is not a directory node")));

@@ -227,7 +227,7 @@ impl NetPeer {
                     op,
                 })
             }
-            Ok(Err(e)) if e.is_malformed() => return Err(self.protocol(e.to_string())),
+            Ok(Err(e)) if e.is_malformed() => return Err(self.protocol_caused("bad frame", e)),
             Ok(Err(e)) => {
                 if let Some(reason) = conn.close_reason() {
                     return Err(Error::transport_caused(self.short(), reason));
@@ -239,7 +239,8 @@ impl NetPeer {
         self.counters
             .frame_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Relaxed);
-        let response = Response::decode(kind, &body).map_err(|e| self.protocol(e.to_string()))?;
+        let response =
+            Response::decode(kind, &body).map_err(|e| self.protocol_caused("bad answer", e))?;
         match response {
             Response::Busy => Err(Error::Busy),
             Response::Failed(code, reason) => Err(Error::transport(format!(
@@ -259,7 +260,17 @@ impl NetPeer {
         Error::Protocol {
             peer: Some(self.id.clone()),
             reason,
+            source: None,
         }
+    }
+
+    /// A protocol error of this peer caused by what decoding its answer found.
+    fn protocol_caused(
+        &self,
+        reason: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::protocol_caused(Some(self.id.clone()), reason, source)
     }
 
     fn unexpected(&self, response: &Response) -> Error {

@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 use cid::Cid;
-use seedbank_discovery::{Message, Scope};
+use seedbank_discovery::{Cause, Message, Scope};
 use unsigned_varint::{decode, encode};
 
 /// Longest scope text (`name:...` / `dag:...`) a request may carry.
@@ -146,13 +146,38 @@ pub enum Response {
 }
 
 /// A body that does not decode.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("malformed {kind:?} body: {reason}")]
 pub struct BodyError {
     /// The frame kind.
     pub kind: Kind,
     /// What was wrong.
     pub reason: String,
+    /// The decoder's error behind it, when there is one (the reconciliation message's, the
+    /// scope's).
+    #[source]
+    pub source: Option<Cause>,
+}
+
+impl BodyError {
+    fn new(kind: Kind, reason: &str) -> Self {
+        BodyError {
+            kind,
+            reason: reason.to_string(),
+            source: None,
+        }
+    }
+
+    fn caused(
+        kind: Kind,
+        reason: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BodyError {
+            source: Some(Cause::new(source)),
+            ..BodyError::new(kind, reason)
+        }
+    }
 }
 
 impl Request {
@@ -181,17 +206,17 @@ impl Request {
     /// # Errors
     /// [`BodyError`] for a malformed body, a count over its cap, or a response kind.
     pub fn decode(kind: Kind, body: &[u8]) -> Result<Request, BodyError> {
-        let err = |reason: &str| BodyError {
-            kind,
-            reason: reason.to_string(),
-        };
+        let err = |reason: &str| BodyError::new(kind, reason);
         let mut rest = body;
         let request = match kind {
             Kind::Reconcile => {
                 let scope = take_str(&mut rest, MAX_SCOPE_BYTES).map_err(err)?;
-                let scope: Scope = scope.parse().map_err(|_| err("bad scope"))?;
+                let scope: Scope = scope
+                    .parse()
+                    .map_err(|e| BodyError::caused(kind, "bad scope", e))?;
                 check_message(rest, false).map_err(err)?;
-                let message = Message::decode(rest).map_err(|e| err(&e.to_string()))?;
+                let message =
+                    Message::decode(rest).map_err(|e| BodyError::caused(kind, "bad message", e))?;
                 rest = &[];
                 Request::Reconcile(scope, message)
             }
@@ -241,15 +266,13 @@ impl Response {
     /// # Errors
     /// [`BodyError`] for a malformed body, a count over its cap, or a request kind.
     pub fn decode(kind: Kind, body: &[u8]) -> Result<Response, BodyError> {
-        let err = |reason: &str| BodyError {
-            kind,
-            reason: reason.to_string(),
-        };
+        let err = |reason: &str| BodyError::new(kind, reason);
         let mut rest = body;
         let response = match kind {
             Kind::Reconciled => {
                 check_message(rest, true).map_err(err)?;
-                let message = Message::decode(rest).map_err(|e| err(&e.to_string()))?;
+                let message =
+                    Message::decode(rest).map_err(|e| BodyError::caused(kind, "bad message", e))?;
                 rest = &[];
                 Response::Reconciled(message)
             }
@@ -422,6 +445,20 @@ mod tests {
             assert!(!kind.is_request());
             assert_eq!(Response::decode(kind, &body).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn an_undecodable_message_keeps_the_decoders_error_as_its_source() {
+        // A reconcile answer: empty negentropy, no ids, one 4-byte "CID" that is not one.
+        let body = [0, 0, 1, 4, 0xff, 0xff, 0xff, 0xff];
+        let err = Response::decode(Kind::Reconciled, &body).unwrap_err();
+        assert_eq!(err.reason, "bad message");
+        let source = std::error::Error::source(&err).expect("the decoder's error is kept");
+        let message_error = source
+            .downcast_ref::<seedbank_discovery::Error>()
+            .expect("the message decoder's error");
+        let cause = std::error::Error::source(message_error).expect("and its cause");
+        assert!(cause.downcast_ref::<cid::Error>().is_some(), "{cause:?}");
     }
 
     #[test]

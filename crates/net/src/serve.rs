@@ -26,7 +26,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::EndpointId;
 use parking_lot::Mutex;
-use seedbank_discovery::{Error as DError, Peer, Responder, Scope};
+use seedbank_discovery::{with_causes, Error as DError, Peer, Responder, Scope};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -291,7 +291,7 @@ impl Handler {
         let response = match Request::decode(kind, &body) {
             Err(e) => {
                 self.counters.bad_requests.fetch_add(1, Relaxed);
-                Response::Failed(FailCode::BadRequest, e.to_string())
+                Response::Failed(FailCode::BadRequest, with_causes(&e))
             }
             Ok(request) => {
                 drop(body);
@@ -452,9 +452,14 @@ impl Handler {
                 self.counters.busy.fetch_add(1, Relaxed);
                 Response::Busy
             }
-            DError::Protocol { reason, .. } => {
+            DError::Protocol { reason, source, .. } => {
                 self.counters.bad_requests.fetch_add(1, Relaxed);
-                Response::Failed(FailCode::BadRequest, reason)
+                // The peer gets the words, causes included (it cannot have our types).
+                let text = match source {
+                    Some(cause) => format!("{reason}: {}", with_causes(&*cause)),
+                    None => reason,
+                };
+                Response::Failed(FailCode::BadRequest, text)
             }
             e => Response::Failed(FailCode::Internal, e.to_string()),
         }

@@ -19,10 +19,17 @@ pub struct Ticket {
 }
 
 /// A ticket text that does not parse.
+///
+/// Unlike the crate's other errors, the message repeats the parser's error: clap shows a
+/// bad `--peer` with this `Display` alone, not with its causes.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid ticket: {reason}")]
 pub struct TicketError {
+    /// What is wrong.
     reason: String,
+    /// iroh's ticket parser's error, when it found the fault.
+    #[source]
+    source: Option<iroh_tickets::ParseError>,
 }
 
 impl Ticket {
@@ -62,11 +69,15 @@ impl FromStr for Ticket {
         if s.len() > MAX_TICKET_BYTES {
             return Err(TicketError {
                 reason: format!("{} bytes, over the {MAX_TICKET_BYTES}-byte cap", s.len()),
+                source: None,
             });
         }
-        let ticket: EndpointTicket = s.parse().map_err(|e| TicketError {
-            reason: format!("{e}"),
-        })?;
+        let ticket: EndpointTicket =
+            s.parse()
+                .map_err(|e: iroh_tickets::ParseError| TicketError {
+                    reason: e.to_string(),
+                    source: Some(e),
+                })?;
         Ok(Ticket::new(ticket.into()))
     }
 }
@@ -86,7 +97,9 @@ mod tests {
         assert_eq!(back, ticket);
         assert_eq!(back.id(), id);
         assert_eq!(back.addr(), &addr);
-        assert!("endpointxyz".parse::<Ticket>().is_err());
+        let junk = "endpointxyz".parse::<Ticket>().unwrap_err();
+        let cause = std::error::Error::source(&junk).expect("iroh's parse error is kept");
+        assert!(cause.downcast_ref::<iroh_tickets::ParseError>().is_some());
         assert!("".parse::<Ticket>().is_err());
         assert!("a".repeat(5000).parse::<Ticket>().is_err());
     }

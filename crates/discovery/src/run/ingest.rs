@@ -91,7 +91,11 @@ fn check_all(peer: &str, pairs: Vec<(Cid, Bytes)>) -> Result<Vec<Parsed>> {
                     peer: peer.to_string(),
                     cid,
                 },
-                other => protocol(peer, format!("unverifiable blob for {cid}: {other}")),
+                other => Error::protocol_caused(
+                    Some(peer.into()),
+                    format!("unverifiable blob for {cid}"),
+                    other,
+                ),
             })?;
             Ok(Parsed::new(blob))
         })
@@ -102,6 +106,7 @@ fn protocol(peer: &str, reason: String) -> Error {
     Error::Protocol {
         peer: Some(peer.to_string()),
         reason,
+        source: None,
     }
 }
 

@@ -203,9 +203,14 @@ impl<'a> Session<'a> {
 
     fn blame(&self, err: Error) -> Stop {
         match err {
-            Error::Protocol { peer: None, reason } => Stop::Peer(Error::Protocol {
+            Error::Protocol {
+                peer: None,
+                reason,
+                source,
+            } => Stop::Peer(Error::Protocol {
                 peer: Some(self.peer.id().to_string()),
                 reason,
+                source,
             }),
             other => Stop::Peer(other),
         }

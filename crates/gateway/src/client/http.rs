@@ -50,28 +50,61 @@ pub(crate) fn failed(peer: &str, what: impl std::fmt::Display) -> Error {
     Error::transport(format!("gateway {peer}: {what}"))
 }
 
+/// A gateway that failed with an error of its own (kept as the source).
+pub(crate) fn failed_caused(
+    peer: &str,
+    what: impl std::fmt::Display,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::transport_caused(format!("gateway {peer}: {what}"), source)
+}
+
 /// A gateway that lied: a block not asked for, a malformed answer.
 pub(crate) fn lied(peer: &str, what: impl Into<String>) -> Error {
     Error::Protocol {
         peer: Some(peer.to_string()),
         reason: what.into(),
+        source: None,
     }
 }
 
+/// A gateway that lied, as a decoder or the store found (their error kept as the source).
+pub(crate) fn lied_caused(
+    peer: &str,
+    what: impl Into<String>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::protocol_caused(Some(peer.to_string()), what, source)
+}
+
 /// The error of a failed read of a body.
-pub(crate) fn read_error(peer: &str, e: &io::Error) -> Error {
+pub(crate) fn read_error(peer: &str, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::TimedOut {
         stalled(peer)
     } else {
-        failed(peer, format!("body cut: {e}"))
+        failed_caused(peer, "body cut", e)
     }
 }
 
 /// The error of a request that got no response.
-pub(crate) fn send_error(peer: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn send_error(peer: &str, e: reqwest::Error) -> Error {
     if e.is_timeout() {
         stalled(peer)
     } else {
-        failed(peer, format!("request failed: {e}"))
+        failed_caused(peer, "request failed", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    #[test]
+    fn a_cut_body_keeps_the_read_error_as_its_source() {
+        let err = super::read_error("g", io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+        assert!(matches!(err, super::Error::Transport { .. }), "{err:?}");
+        let source = std::error::Error::source(&err).expect("the read error is kept");
+        let read = source.downcast_ref::<io::Error>().expect("an I/O error");
+        assert_eq!(read.kind(), io::ErrorKind::ConnectionReset);
     }
 }

@@ -326,7 +326,7 @@ impl GatewayPeer {
         let response = tokio::time::timeout(self.config.request_timeout, request)
             .await
             .map_err(|_| http::stalled(&self.id))?
-            .map_err(|e| http::send_error(&self.id, &e))?;
+            .map_err(|e| http::send_error(&self.id, e))?;
         use reqwest::StatusCode as S;
         match response.status() {
             S::OK => Ok(Answer::Ok(response)),
@@ -438,7 +438,7 @@ impl GatewayPeer {
             while let Some(chunk) = body
                 .try_next()
                 .await
-                .map_err(|e| http::read_error(&self.id, &e))?
+                .map_err(|e| http::read_error(&self.id, e))?
             {
                 if data.len() + chunk.len() > max {
                     return Err(http::lied(

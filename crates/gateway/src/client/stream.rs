@@ -173,14 +173,14 @@ pub(crate) fn verify(peer: &str, cid: Cid, data: &Bytes) -> Result<(), Error> {
                 peer: peer.to_string(),
                 cid,
             },
-            other => http::lied(peer, format!("unverifiable block {cid}: {other}")),
+            other => http::lied_caused(peer, format!("unverifiable block {cid}"), other),
         })
 }
 
 /// A CAR read error: a stall, a cut body, or a malformed or truncated CAR.
 fn car_error(peer: &str, root: &Cid, e: seedbank_index::Error) -> Error {
     match e {
-        seedbank_index::Error::CarIo { source, .. } => http::read_error(peer, &source),
-        other => http::failed(peer, format!("bad CAR for {root}: {other}")),
+        seedbank_index::Error::CarIo { source, .. } => http::read_error(peer, source),
+        other => http::failed_caused(peer, format_args!("bad CAR for {root}"), other),
     }
 }
