@@ -376,13 +376,9 @@ impl Index {
     pub async fn add_to_scope(&self, scope: &str, cids: &[Cid], opts: PutOptions) -> Result<u64> {
         let (mut added, unindexed) = scope::add(self.store(), scope, cids, opts.clone()).await?;
         // Stored without the index: read back and put again through it, joining `scope`.
-        let mut staged = Vec::new();
-        for cid in unindexed {
-            if let Some(data) = self.store().get(&cid).await? {
-                staged.push(self.stage(Blob::with_cid(cid, data)?, &[scope]));
-            }
-        }
-        added += staged.len() as u64;
+        let blobs = put::read_back(self.store(), unindexed).await?;
+        added += blobs.len() as u64;
+        let staged = blobs.into_iter().map(|b| self.stage(b, &[scope])).collect();
         self.put_staged(staged, opts).await?;
         Ok(added)
     }

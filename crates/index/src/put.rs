@@ -125,3 +125,16 @@ pub(crate) fn collect_in_background<T, F>(
         running.store(false, Ordering::Release);
     });
 }
+
+/// Reads back the stored ones of `cids` (blobs written without the index, e.g. by a plain
+/// [`Store::put`]) so the caller can put them again through the index; CIDs that are not
+/// stored are skipped.
+pub(crate) async fn read_back(store: &Store, cids: Vec<Cid>) -> Result<Vec<Blob>> {
+    let mut blobs = Vec::new();
+    for cid in cids {
+        if let Some(data) = store.get(&cid).await? {
+            blobs.push(Blob::with_cid(cid, data)?);
+        }
+    }
+    Ok(blobs)
+}
