@@ -38,6 +38,9 @@ pub enum Error {
         cid: Cid,
         /// What is wrong with it.
         reason: Box<str>,
+        /// The dag-pb decoder's error, when it found the fault.
+        #[source]
+        source: Option<Box<Cause>>,
     },
     /// A block's codec is neither raw nor dag-pb.
     #[error("block {cid} has codec 0x{codec:x}; UnixFS uses raw (0x55) and dag-pb (0x70)")]
@@ -131,6 +134,20 @@ pub enum Error {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// A decoder's error behind an [`Error::Corrupt`]. Boxed twice so the variant holds one thin
+/// pointer (the error stays under clippy's 128-byte `result_large_err` line); it derefs to
+/// the error, and `source()` hands out that error itself (`downcast_ref` finds its type).
+#[derive(Debug)]
+pub struct Cause(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::ops::Deref for Cause {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -139,6 +156,20 @@ impl Error {
         Error::Corrupt {
             cid: *cid,
             reason: reason.into().into_boxed_str(),
+            source: None,
+        }
+    }
+
+    /// A corrupt block, as a decoder found (its error kept as the source).
+    pub(crate) fn corrupt_caused(
+        cid: &Cid,
+        reason: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Corrupt {
+            cid: *cid,
+            reason: reason.into(),
+            source: Some(Box::new(Cause(Box::new(source)))),
         }
     }
 

@@ -67,7 +67,7 @@ impl Node {
             codec::RAW => Ok(Node::Raw(bytes)),
             codec::DAG_PB => {
                 let node = PbNode::from_bytes(bytes)
-                    .map_err(|e| Error::corrupt(cid, format!("bad dag-pb: {e}")))?;
+                    .map_err(|e| Error::corrupt_caused(cid, "bad dag-pb", e))?;
                 let raw = node
                     .data
                     .ok_or_else(|| Error::corrupt(cid, "dag-pb node without UnixFS data"))?;
@@ -164,6 +164,18 @@ mod tests {
         assert_eq!(
             raw.cid().to_string(),
             "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+    }
+
+    #[test]
+    fn a_bad_dag_pb_block_keeps_the_decoders_error_as_its_source() {
+        let cid = *Blob::new_sha2_256(codec::DAG_PB, &b"x"[..]).cid();
+        let err = Node::decode(&cid, Bytes::from_static(&[0xff, 0xff])).unwrap_err();
+        assert!(matches!(&err, Error::Corrupt { reason, .. } if &**reason == "bad dag-pb"));
+        let source = std::error::Error::source(&err).expect("the decoder's error is kept");
+        assert!(
+            source.downcast_ref::<ipld_dagpb::Error>().is_some(),
+            "{source:?}"
         );
     }
 
