@@ -239,8 +239,8 @@ impl NetPeer {
         self.counters
             .frame_received
             .fetch_add((HEADER_LEN + body.len()) as u64, Relaxed);
-        let response =
-            Response::decode(kind, &body).map_err(|e| self.protocol_caused("bad answer", e))?;
+        let response = Response::decode_shared(kind, &body)
+            .map_err(|e| self.protocol_caused("bad answer", e))?;
         match response {
             Response::Busy => Err(Error::Busy),
             Response::Failed(code, reason) => Err(Error::transport(format!(

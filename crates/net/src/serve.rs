@@ -303,8 +303,10 @@ impl Handler {
         };
         // The answer is built: its slots go back, and its bytes are what it holds now.
         drop(admitted);
-        let (kind, body) = response.encode();
-        let Some(reserved) = self.reserve(&limits, frame::HEADER_LEN + body.len()) else {
+        let (kind, body) = response.encode_parts();
+        drop(response);
+        let len: usize = body.iter().map(Bytes::len).sum();
+        let Some(reserved) = self.reserve(&limits, frame::HEADER_LEN + len) else {
             self.counters.unsent.fetch_add(1, Relaxed);
             drop(body);
             return self.respond_busy(&mut send).await;
@@ -364,13 +366,13 @@ impl Handler {
 
     async fn respond_busy(&self, send: &mut SendStream) {
         self.counters.busy.fetch_add(1, Relaxed);
-        let (kind, body) = Response::Busy.encode();
+        let (kind, body) = Response::Busy.encode_parts();
         self.respond(send, kind, body).await;
     }
 
-    async fn respond(&self, send: &mut SendStream, kind: Kind, body: Vec<u8>) {
+    async fn respond(&self, send: &mut SendStream, kind: Kind, mut body: Vec<Bytes>) {
         let sent = async {
-            frame::write(send, kind, &body).await?;
+            frame::write_parts(send, kind, &mut body).await?;
             send.finish().map_err(FrameError::stream)?;
             Ok::<_, FrameError>(())
         };
