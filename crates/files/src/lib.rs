@@ -56,6 +56,8 @@ mod hamt;
 mod node;
 mod profile;
 mod read;
+#[doc(hidden)]
+pub mod testing;
 mod unixfs;
 
 use std::fmt;

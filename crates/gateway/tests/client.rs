@@ -22,6 +22,7 @@ use seedbank_blobstore::{Blob, Config, Store};
 use seedbank_discovery::{
     Discovery, DiscoveryConfig, Error, HavesCache, HavesConfig, Peer, Report, Scope, SessionOutcome,
 };
+use seedbank_files::testing::noise;
 use seedbank_files::{AddOptions, Profile};
 use seedbank_gateway::client::{GatewayClientConfig, GatewayPeer, Url};
 use seedbank_index::testing::{leaves, node};
@@ -97,19 +98,6 @@ fn gateway(base: &str, tweak: impl FnOnce(&mut GatewayClientConfig)) -> Arc<Gate
     config.request_timeout = Duration::from_secs(2);
     tweak(&mut config);
     Arc::new(GatewayPeer::new(Url::parse(base).unwrap(), config).unwrap())
-}
-
-/// Pseudo-random bytes (xorshift), so no two chunks are equal.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The CIDs of `root`'s DAG in `index` (root included).

@@ -10,21 +10,9 @@ use bytes::Bytes;
 use cid::Cid;
 use common::{car_blocks, Harness};
 use futures_util::StreamExt;
+use seedbank_files::testing::noise;
 use seedbank_files::{AddOptions, Profile};
 use seedbank_index::{car, DeleteOptions};
-
-/// Deterministic bytes that do not compress or repeat (so no two chunks share a CID).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Adds `data` as a file of 256 KiB chunks; returns its root.
 async fn add_file(h: &Harness, data: &[u8]) -> Cid {

@@ -4,6 +4,7 @@
 //! boundaries.
 
 use crate::common::{files_in, fixtures};
+use seedbank_files::testing::noise;
 use seedbank_files::{AddOptions, Files, Kind, Profile};
 
 /// Every file fixture up to 64 MiB, written to disk and added by path, has the reference
@@ -61,18 +62,9 @@ async fn grouped_reads_give_every_file_its_own_cid_in_order() {
     std::fs::create_dir(&input).unwrap();
     std::fs::create_dir(input.join("sub")).unwrap();
     std::fs::write(input.join("sub/inner.txt"), b"inner").unwrap();
-    let mut state = 21u64;
     let mut contents = Vec::new();
     for i in 0..600 {
-        let data: Vec<u8> = (0..mixed_size(i, chunk))
-            .map(|_| {
-                // xorshift64: seeded, reproducible bytes.
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = noise(mixed_size(i, chunk), 21 + i as u64);
         std::fs::write(input.join(format!("f{i:04}")), &data).unwrap();
         contents.push(data);
     }

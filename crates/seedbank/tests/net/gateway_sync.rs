@@ -4,24 +4,12 @@
 
 use seedbank::blobstore::Blob;
 use seedbank::discovery::Scope;
+use seedbank::files::testing::noise;
 use seedbank::files::{AddOptions, Files, Profile};
 use seedbank::index::testing::{cids, leaves, node};
 use seedbank::index::IndexPutOptions;
 use seedbank::{Node, NodeOptions, ServeConfig, SyncConfig};
 use seedbank_gateway::{Gateway, GatewayConfig};
-
-/// Pseudo-random bytes (xorshift), so no two chunks are equal.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_run_takes_each_part_of_a_dag_from_the_quic_peer_or_the_gateway_holding_it() {
@@ -31,7 +19,10 @@ async fn one_run_takes_each_part_of_a_dag_from_the_quic_peer_or_the_gateway_hold
         .await
         .unwrap();
     let file = Files::new(g.index().clone())
-        .add_reader(&noise(2 << 20)[..], &AddOptions::new(Profile::KuboCidV1))
+        .add_reader(
+            &noise(2 << 20, 0x9e37_79b9_7f4a_7c15)[..],
+            &AddOptions::new(Profile::KuboCidV1),
+        )
         .await
         .unwrap();
     assert_eq!(file.blocks, 9);
