@@ -62,6 +62,8 @@ mod policy;
 pub mod protocol;
 mod serve;
 mod share;
+#[doc(hidden)]
+pub mod testing;
 mod ticket;
 
 pub use config::{bind_endpoint, NodeConfig, PeerConfig};

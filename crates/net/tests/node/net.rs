@@ -4,15 +4,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::open;
 use cid::Cid;
-use iroh::endpoint::{presets, Connection, VarInt};
-use iroh::{Endpoint, EndpointAddr, EndpointId, SecretKey};
+use iroh::endpoint::{Connection, VarInt};
+use iroh::{EndpointAddr, EndpointId, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Error, Message, Peer, ResponderConfig, Scope};
 use seedbank_net::frame::{self, VERSION};
 use seedbank_net::protocol::{Kind, Request, Response};
+use seedbank_net::testing::loopback_endpoint;
 use seedbank_net::{Node, NodeConfig, PeerConfig, ServePolicy, Ticket, ALPN};
 use seedbank_sim::{Behavior, SimDag, SimNode, SimPeer};
 use tokio::sync::Semaphore;
@@ -36,12 +38,6 @@ fn discovery_config() -> DiscoveryConfig {
         peer_timeout: Duration::from_secs(5),
         ..DiscoveryConfig::default()
     }
-}
-
-async fn open(dir: &tempfile::TempDir, name: &str) -> SimNode {
-    SimNode::open(&dir.path().join(format!("{name}.db")))
-        .await
-        .unwrap()
 }
 
 async fn serve(node: &SimNode, name: &str) -> Node {
@@ -305,17 +301,6 @@ async fn each_responder_builds_its_haves_once_however_many_peers_ask() {
     served.shutdown().await.unwrap();
 }
 
-async fn raw_client() -> Endpoint {
-    Endpoint::builder(presets::Minimal)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
-        .bind()
-        .await
-        .unwrap()
-}
-
 /// Sends raw bytes on a fresh stream and returns the response frame, or `None` when the
 /// server reset or stopped the stream.
 async fn raw_exchange(conn: &Connection, bytes: &[u8]) -> Option<Response> {
@@ -353,7 +338,7 @@ async fn garbage_on_the_wire_is_refused_and_the_node_keeps_serving() {
     )
     .await
     .unwrap();
-    let client = raw_client().await;
+    let client = loopback_endpoint().await;
     let conn = client
         .connect(served.ticket().addr().clone(), ALPN)
         .await

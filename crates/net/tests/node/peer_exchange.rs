@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use seedbank_discovery::ResponderConfig;
 use seedbank_net::{Node, NodeConfig, ServePolicy, Ticket};
-use seedbank_sim::SimNode;
 
 /// Reads everything, says nothing about peer exchange (so: no peers for anyone).
 struct ReadsOnly;
@@ -13,9 +12,7 @@ struct ReadsOnly;
 impl ServePolicy for ReadsOnly {}
 
 async fn node(dir: &tempfile::TempDir, name: &str, policy: Option<Arc<dyn ServePolicy>>) -> Node {
-    let store = SimNode::open(&dir.path().join(format!("{name}.db")))
-        .await
-        .unwrap();
+    let store = crate::open(dir, name).await;
     let local = Arc::new(store.responder(name, ResponderConfig::default()));
     match policy {
         Some(policy) => Node::spawn_with_policy(local, policy, NodeConfig::default()).await,

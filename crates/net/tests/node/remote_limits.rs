@@ -5,16 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iroh::endpoint::{presets, Connection, RecvStream, VarInt};
-use iroh::Endpoint;
+use crate::open;
+use iroh::endpoint::{Connection, RecvStream, VarInt};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::{DiscoveryConfig, Peer, ResponderConfig, Scope};
 use seedbank_net::frame;
 use seedbank_net::protocol::{Kind, Request};
+use seedbank_net::testing::loopback_endpoint;
 use seedbank_net::{Node, NodeConfig, PeerConfig, ALPN};
-use seedbank_sim::{SimDag, SimNode};
+use seedbank_sim::SimDag;
 
 /// Bytes of each large blob: 8 of them (1.6 MB) are more than a QUIC stream window
 /// (1.25 MB), so a fetch answer for them stays stuck at a server whose client never reads.
@@ -37,23 +38,6 @@ fn config() -> NodeConfig {
         },
         ..NodeConfig::default()
     }
-}
-
-async fn open(dir: &tempfile::TempDir, name: &str) -> SimNode {
-    SimNode::open(&dir.path().join(format!("{name}.db")))
-        .await
-        .unwrap()
-}
-
-async fn raw_client() -> Endpoint {
-    Endpoint::builder(presets::Minimal)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
-        .bind()
-        .await
-        .unwrap()
 }
 
 /// The kind of the answer on `recv`, reading its header only.
@@ -94,7 +78,7 @@ async fn a_remote_that_never_reads_holds_its_own_limits_while_another_syncs() {
     .unwrap();
 
     // The slow remote: one endpoint id, four connections (its limit).
-    let slow = raw_client().await;
+    let slow = loopback_endpoint().await;
     let mut conns = Vec::new();
     for _ in 0..4 {
         let conn = slow.connect(served.ticket().addr().clone(), ALPN).await;
