@@ -73,6 +73,8 @@ mod responder;
 mod run;
 mod scope;
 mod single_flight;
+#[doc(hidden)]
+pub mod testing;
 
 pub use config::DiscoveryConfig;
 pub use discover::{Discovery, DiscoveryStats};

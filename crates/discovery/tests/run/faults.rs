@@ -7,7 +7,8 @@ use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::{codec, Blob};
-use seedbank_discovery::{Message, Peer, Result, Scope, SessionOutcome};
+use seedbank_discovery::testing::{Hook, Hooked};
+use seedbank_discovery::{Peer, Result, Scope, SessionOutcome};
 use seedbank_sim::{Behavior, SimPeer};
 
 #[tokio::test(start_paused = true)]
@@ -80,19 +81,13 @@ async fn twenty_percent_failing_or_hanging_peers_and_a_liar_do_not_stop_discover
 }
 
 /// Answers honestly, and pushes one extra blob nobody asked for with every fetch.
-struct Pushy(SimPeer, Blob);
+struct Pushy(Blob);
 
 #[async_trait::async_trait]
-impl Peer for Pushy {
-    fn id(&self) -> &str {
-        self.0.id()
-    }
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
-        self.0.reconcile(scope, message).await
-    }
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
-        let mut blobs = self.0.fetch(cids).await?;
-        blobs.push((*self.1.cid(), self.1.data().clone()));
+impl Hook for Pushy {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+        let mut blobs = inner.fetch(cids).await?;
+        blobs.push((*self.0.cid(), self.0.data().clone()));
         Ok(blobs)
     }
 }
@@ -110,7 +105,7 @@ async fn a_peer_sending_blobs_nobody_asked_for_is_dropped_and_none_of_its_blobs_
         ms(5),
         Some(pushy_node.responder("pushy", Default::default())),
     );
-    let pushy: Arc<dyn Peer> = Arc::new(Pushy(inner, junk.clone()));
+    let pushy: Arc<dyn Peer> = Arc::new(Hooked::new(Arc::new(inner), Pushy(junk.clone())));
     let honest = net
         .peer("honest", Behavior::Honest, ms(50), blobs, Some("doc"))
         .await;

@@ -8,13 +8,13 @@ use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::{codec, Blob};
+use seedbank_discovery::testing::{Hook, Hooked};
 use seedbank_discovery::{DiscoveryConfig, Error, Message, Peer, ResponderConfig, Result, Scope};
 use seedbank_sim::{Behavior, SimPeer};
 
-/// A peer recording calls in flight across all peers sharing `gauge`, and the largest
-/// negentropy part it saw either way.
+/// Records calls in flight across all peers sharing `gauge`, and the largest negentropy
+/// part its peer saw either way.
 struct Watched {
-    inner: Arc<SimPeer>,
     gauge: Arc<(AtomicUsize, AtomicUsize)>,
     largest: AtomicUsize,
     largest_request: AtomicUsize,
@@ -28,46 +28,50 @@ impl Watched {
 }
 
 #[async_trait::async_trait]
-impl Peer for Watched {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
+impl Hook for Watched {
+    async fn reconcile(
+        &self,
+        inner: &dyn Peer,
+        scope: &Scope,
+        message: Message,
+    ) -> Result<Message> {
         self.enter();
         self.largest_request
             .fetch_max(message.negentropy.len(), SeqCst);
-        let answer = self.inner.reconcile(scope, message).await;
+        let answer = inner.reconcile(scope, message).await;
         self.gauge.0.fetch_sub(1, SeqCst);
         if let Ok(a) = &answer {
             self.largest.fetch_max(a.negentropy.len(), SeqCst);
         }
         answer
     }
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
         self.enter();
-        let answer = self.inner.fetch(cids).await;
+        let answer = inner.fetch(cids).await;
         self.gauge.0.fetch_sub(1, SeqCst);
         answer
     }
 }
 
-fn watch(peers: &[Arc<SimPeer>]) -> (Vec<Arc<Watched>>, Arc<(AtomicUsize, AtomicUsize)>) {
+type WatchedPeer = Hooked<Watched>;
+
+fn watch(peers: &[Arc<SimPeer>]) -> (Vec<Arc<WatchedPeer>>, Arc<(AtomicUsize, AtomicUsize)>) {
     let gauge = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let watched = peers
         .iter()
         .map(|p| {
-            Arc::new(Watched {
-                inner: p.clone(),
+            let watched = Watched {
                 gauge: gauge.clone(),
                 largest: AtomicUsize::new(0),
                 largest_request: AtomicUsize::new(0),
-            })
+            };
+            Arc::new(Hooked::new(p.clone(), watched))
         })
         .collect();
     (watched, gauge)
 }
 
-fn as_dyn(peers: &[Arc<Watched>]) -> Vec<Arc<dyn Peer>> {
+fn as_dyn(peers: &[Arc<WatchedPeer>]) -> Vec<Arc<dyn Peer>> {
     peers.iter().map(|p| p.clone() as Arc<dyn Peer>).collect()
 }
 
@@ -169,7 +173,7 @@ async fn reconciliation_stops_after_max_rounds_and_frames_stay_under_frame_limit
     assert_eq!(peer.reconciles(), 2, "abandoned after max_rounds");
     assert_eq!(limited.peer_score("p").unwrap().failures, 1);
     // The client's frames obey its limit (the responder's answers follow the responder's).
-    let request = watched[0].largest_request.load(SeqCst);
+    let request = watched[0].hook().largest_request.load(SeqCst);
     assert!(request > 0 && request <= 4096, "{request}");
 
     let (watched, _) = watch(std::slice::from_ref(&peer));
@@ -186,9 +190,10 @@ async fn reconciliation_stops_after_max_rounds_and_frames_stay_under_frame_limit
     assert!(report.complete && report.blobs_fetched == 3000);
     assert!(
         watched[0]
+            .hook()
             .largest
             .load(SeqCst)
-            .max(watched[0].largest_request.load(SeqCst))
+            .max(watched[0].hook().largest_request.load(SeqCst))
             > 4096,
         "with a large limit, frames grow"
     );

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use cid::Cid;
 use seedbank_blobstore::testing::bounded;
 use seedbank_blobstore::{codec, Blob};
+use seedbank_discovery::testing::{Hook, Hooked};
 use seedbank_discovery::{DiscoveryConfig, Message, Peer, Result, Scope};
 use seedbank_sim::Behavior;
 use tokio::sync::watch;
@@ -23,21 +24,12 @@ use tokio::sync::watch;
 /// Answers reconciliations honestly, but never sends the bytes of `withheld`: it knows the
 /// hash, not the content (a peer naming somebody else's private blob).
 struct NamesWithoutSending {
-    inner: Arc<dyn Peer>,
     withheld: Vec<Cid>,
 }
 
 #[async_trait::async_trait]
-impl Peer for NamesWithoutSending {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
-        self.inner.reconcile(scope, message).await
-    }
-
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+impl Hook for NamesWithoutSending {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
         let asked: Vec<Cid> = cids
             .iter()
             .filter(|c| !self.withheld.contains(c))
@@ -46,7 +38,7 @@ impl Peer for NamesWithoutSending {
         if asked.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner.fetch(&asked).await
+        inner.fetch(&asked).await
     }
 }
 
@@ -63,10 +55,12 @@ async fn naming_peer(net: &mut Net, named: Blob) -> (Arc<dyn Peer>, Vec<Blob>) {
     let inner = net
         .peer("namer", Behavior::Honest, ms(0), scope, Some("s"))
         .await;
-    let peer = Arc::new(NamesWithoutSending {
+    let peer = Arc::new(Hooked::new(
         inner,
-        withheld: vec![*named.cid()],
-    });
+        NamesWithoutSending {
+            withheld: vec![*named.cid()],
+        },
+    ));
     (peer, public)
 }
 
@@ -176,46 +170,33 @@ async fn trusted_peers_add_members_stored_here_without_sending_them() {
     assert_eq!(report.memberships_added, 4);
 }
 
-/// Forwards to `inner`; its first reconciliation waits until `open` turns true.
+/// Its peer's first reconciliation waits until `open` turns true.
 struct Gated {
-    inner: Arc<dyn Peer>,
     open: watch::Receiver<bool>,
 }
 
 #[async_trait::async_trait]
-impl Peer for Gated {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
+impl Hook for Gated {
+    async fn reconcile(
+        &self,
+        inner: &dyn Peer,
+        scope: &Scope,
+        message: Message,
+    ) -> Result<Message> {
         let _ = self.open.clone().wait_for(|open| *open).await;
-        self.inner.reconcile(scope, message).await
-    }
-
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
-        self.inner.fetch(cids).await
+        inner.reconcile(scope, message).await
     }
 }
 
-/// Forwards to `inner`, and says when a fetch of its has been answered.
+/// Says when a fetch of its peer has been answered.
 struct Signals {
-    inner: Arc<dyn Peer>,
     fetched: watch::Sender<bool>,
 }
 
 #[async_trait::async_trait]
-impl Peer for Signals {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
-        self.inner.reconcile(scope, message).await
-    }
-
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
-        let answer = self.inner.fetch(cids).await;
+impl Hook for Signals {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+        let answer = inner.fetch(cids).await;
         self.fetched.send_replace(true);
         answer
     }
@@ -252,14 +233,8 @@ async fn the_first_peer_to_finish_does_not_end_a_named_run_while_another_is_at_w
     });
     drop(rx);
     let peers: Vec<Arc<dyn Peer>> = vec![
-        Arc::new(Signals {
-            inner: fast,
-            fetched: tx,
-        }),
-        Arc::new(Gated {
-            inner: slow,
-            open: gate_rx,
-        }),
+        Arc::new(Hooked::new(fast, Signals { fetched: tx })),
+        Arc::new(Hooked::new(slow, Gated { open: gate_rx })),
     ];
     let client = net.node().await;
     let report = bounded(

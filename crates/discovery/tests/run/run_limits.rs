@@ -11,8 +11,9 @@ use bytes::Bytes;
 use cid::Cid;
 use ipld_core::ipld::Ipld;
 use seedbank_blobstore::{codec, Blob};
+use seedbank_discovery::testing::{Hook, Hooked};
 use seedbank_discovery::{
-    DiscoveryConfig, Error, Message, Peer, Progress, ResponderConfig, Result, Scope, SessionOutcome,
+    DiscoveryConfig, Error, Peer, Progress, ResponderConfig, Result, Scope, SessionOutcome,
 };
 use seedbank_sim::Behavior;
 use tokio::sync::broadcast::error::TryRecvError;
@@ -97,24 +98,17 @@ async fn a_link_dense_dag_stops_the_run_at_its_open_want_limit() {
 
 /// An honest peer whose fetches never answer after its first `answered` ones.
 struct HangsAfter {
-    inner: std::sync::Arc<seedbank_sim::SimPeer>,
     answered: u64,
     fetches: AtomicU64,
 }
 
 #[async_trait::async_trait]
-impl Peer for HangsAfter {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
-        self.inner.reconcile(scope, message).await
-    }
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+impl Hook for HangsAfter {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
         if self.fetches.fetch_add(1, SeqCst) >= self.answered {
             std::future::pending::<()>().await;
         }
-        self.inner.fetch(cids).await
+        inner.fetch(cids).await
     }
 }
 
@@ -129,11 +123,13 @@ async fn a_run_stops_at_its_timeout_with_what_it_stored() {
     let inner = net
         .peer("stalls", Behavior::Honest, ms(0), dag.blocks(), None)
         .await;
-    let stalls: Arc<dyn Peer> = Arc::new(HangsAfter {
+    let stalls: Arc<dyn Peer> = Arc::new(Hooked::new(
         inner,
-        answered: 2,
-        fetches: AtomicU64::new(0),
-    });
+        HangsAfter {
+            answered: 2,
+            fetches: AtomicU64::new(0),
+        },
+    ));
     let client = net.node().await;
     let timeout = Duration::from_secs(2);
     let discovery = client.discovery(DiscoveryConfig {

@@ -9,30 +9,22 @@ use crate::common::*;
 use bytes::Bytes;
 use cid::Cid;
 
-use seedbank_discovery::{Message, Peer, Result, Scope};
+use seedbank_discovery::testing::{Hook, Hooked};
+use seedbank_discovery::{Peer, Result, Scope};
 use seedbank_index::testing::{cids, node};
 use seedbank_index::{GcOptions, Index};
 use seedbank_sim::Behavior;
 
 /// Runs a whole collection on `client` before each fetch it forwards to `inner`.
 struct CollectsBeforeFetch {
-    inner: Arc<dyn Peer>,
     client: Index,
 }
 
 #[async_trait::async_trait]
-impl Peer for CollectsBeforeFetch {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    async fn reconcile(&self, scope: &Scope, message: Message) -> Result<Message> {
-        self.inner.reconcile(scope, message).await
-    }
-
-    async fn fetch(&self, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+impl Hook for CollectsBeforeFetch {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
         self.client.gc(GcOptions::default()).await.unwrap();
-        self.inner.fetch(cids).await
+        inner.fetch(cids).await
     }
 }
 
@@ -47,10 +39,12 @@ async fn members_stored_here_already_survive_a_collection_during_the_run() {
         .await;
     let client = net.node().await;
     client.put(members[..20].to_vec(), None).await.unwrap();
-    let peer: Arc<dyn Peer> = Arc::new(CollectsBeforeFetch {
-        inner: peer,
-        client: client.index.clone(),
-    });
+    let peer: Arc<dyn Peer> = Arc::new(Hooked::new(
+        peer,
+        CollectsBeforeFetch {
+            client: client.index.clone(),
+        },
+    ));
     // Trusted peers: members stored here join without a fetch, so the run relies on them.
     let trusting = seedbank_discovery::DiscoveryConfig {
         trust_named_members: true,
@@ -85,10 +79,12 @@ async fn a_dag_stored_here_in_part_survives_a_collection_during_the_run() {
     let mut local = vec![root.clone(), a];
     local.extend(here);
     client.put(local, None).await.unwrap();
-    let peer: Arc<dyn Peer> = Arc::new(CollectsBeforeFetch {
-        inner: peer,
-        client: client.index.clone(),
-    });
+    let peer: Arc<dyn Peer> = Arc::new(Hooked::new(
+        peer,
+        CollectsBeforeFetch {
+            client: client.index.clone(),
+        },
+    ));
     let report = client
         .discovery(config())
         .discover(&Scope::dag(*root.cid()), &[peer])
