@@ -1,6 +1,6 @@
 //! The `seedbank` command line, end to end on a temporary database.
 
-use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, seedbank_with_input, stderr, stdout, SAMPLE_ROOT};
 
 #[test]
 fn put_then_get_info_has_and_verify_round_trip() {
@@ -118,26 +118,10 @@ fn sim_runs_a_discovery_simulation_and_reports_json() {
 /// whole, with a one-line error that points at `add`, and nothing is stored.
 #[test]
 fn put_reads_standard_input_and_refuses_oversize_inputs_up_front() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(&db)
-        .args(["put", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from stdin")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let out = seedbank_with_input(&db, &["put", "-"], b"from stdin");
+    assert!(out.status.success(), "{}", stderr(&out));
     let line = stdout(&out);
     let (cid, name) = line.trim_end().split_once('\t').unwrap();
     assert_eq!(name, "-");

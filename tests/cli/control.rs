@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, stderr, stdout, with_input, SAMPLE_ROOT};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_seedbank"))
@@ -16,25 +16,7 @@ fn bin() -> Command {
 
 /// `seedbank --db DB ARGS` in `cwd`, with `input` on its standard input.
 fn run_in(cwd: &Path, db: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = bin()
-        .current_dir(cwd)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run seedbank");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // A command may stop reading early (a `put -` over the limit): a closed pipe is fine.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    with_input(bin().current_dir(cwd).arg("--db").arg(db).args(args), input)
 }
 
 /// A running `seedbank serve`: its process, ticket and (with `--http`) gateway URL.

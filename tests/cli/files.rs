@@ -1,9 +1,6 @@
 //! `seedbank add`, `cat` and `ls` end to end on a temporary database.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use crate::common::{seedbank, stderr, stdout};
+use crate::common::{seedbank, seedbank_with_input, stderr, stdout};
 
 /// `CID<TAB>PATH` lines of an add.
 fn added(out: &std::process::Output) -> Vec<(String, String)> {
@@ -119,22 +116,11 @@ fn add_reproduces_published_cids_per_profile_and_reads_standard_input() {
         assert_eq!(lines, [(cid.to_string(), hello.to_string())]);
     }
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(&db)
-        .args(["add", "-", "--pin", "stdin", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello world")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = seedbank_with_input(
+        &db,
+        &["add", "-", "--pin", "stdin", "--json"],
+        b"hello world",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     // Quiet when stderr is not a terminal: no progress bar.
     assert!(out.stderr.is_empty(), "{}", stderr(&out));

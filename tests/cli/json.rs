@@ -2,11 +2,9 @@
 //! and `missing` exits 1 when something under the root is missing (issue 23, item 9).
 //! `sync --json` and `sim --json` are parsed in `cli_net.rs`.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
+use crate::common::{fixture, seedbank, seedbank_with_input, stderr, stdout, SAMPLE_ROOT};
 use serde_json::Value;
 
 /// Imports a fixture CAR; returns what `import` printed.
@@ -62,21 +60,7 @@ fn every_json_output_parses() {
     assert!(missing.is_array() || missing.is_object(), "{missing}");
 
     // `add --json` from standard input, then `ls --json` of a directory it added.
-    let mut add = Command::new(env!("CARGO_BIN_EXE_seedbank"))
-        .arg("--db")
-        .arg(&db)
-        .args(["add", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello from stdin")
-        .unwrap();
-    let out = add.wait_with_output().unwrap();
+    let out = seedbank_with_input(&db, &["add", "-", "--json"], b"hello from stdin");
     assert!(out.status.success(), "{}", stderr(&out));
     let added: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("add printed no JSON ({e}): {:?}", stdout(&out)));

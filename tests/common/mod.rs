@@ -24,6 +24,38 @@ pub fn seedbank(db: &Path, args: &[&str]) -> Output {
         .expect("run seedbank")
 }
 
+/// `seedbank --db DB ARGS` with `input` on its standard input.
+pub fn seedbank_with_input(db: &Path, args: &[&str], input: &[u8]) -> Output {
+    with_input(
+        Command::new(env!("CARGO_BIN_EXE_seedbank"))
+            .arg("--db")
+            .arg(db)
+            .args(args),
+        input,
+    )
+}
+
+/// Runs `command` with `input` on its standard input, its output captured. The input is
+/// written from a thread: a command may stop reading early (a `put -` over the limit), and
+/// a closed pipe is fine.
+pub fn with_input(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run seedbank");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
