@@ -100,6 +100,11 @@ pub fn config() -> DiscoveryConfig {
 
 /// Asserts the client now holds the whole DAG: nothing under its root is missing.
 pub async fn assert_dag_complete(client: &SimNode, dag: &SimDag) {
-    let missing = client.index.missing(&dag.root_cid()).await.unwrap();
+    assert_complete(client, &dag.root_cid()).await;
+}
+
+/// Asserts nothing under `root` is missing at the client.
+pub async fn assert_complete(client: &SimNode, root: &cid::Cid) {
+    let missing = client.index.missing(root).await.unwrap();
     assert!(missing.is_empty(), "{} blocks still missing", missing.len());
 }

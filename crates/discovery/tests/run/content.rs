@@ -78,12 +78,7 @@ async fn a_dag_discovery_takes_blocks_it_holds_under_another_codec_from_local_by
         .unwrap();
 
     assert!(report.complete, "{report}");
-    assert!(client
-        .index
-        .missing(&tree.root_cid())
-        .await
-        .unwrap()
-        .is_empty());
+    assert_complete(&client, &tree.root_cid()).await;
     let sent = peer.sent();
     assert!(
         !sent.contains(root.cid()) && !sent.contains(inner.cid()),

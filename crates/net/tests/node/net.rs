@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::open;
+use crate::{assert_holds, open};
 use cid::Cid;
 use iroh::endpoint::{Connection, VarInt};
 use iroh::{EndpointAddr, EndpointId, SecretKey};
@@ -75,22 +75,6 @@ fn dead_ticket() -> Ticket {
     let addr = sock.local_addr().unwrap();
     drop(sock);
     Ticket::new(EndpointAddr::new(SecretKey::generate().public()).with_ip_addr(addr))
-}
-
-/// Every block of `dag` is stored at `node` with its original bytes, and the store verifies.
-async fn assert_holds(node: &SimNode, dag: &SimDag) {
-    assert!(node
-        .index
-        .missing(&dag.root_cid())
-        .await
-        .unwrap()
-        .is_empty());
-    for blob in dag.blocks() {
-        let stored = node.store().get(blob.cid()).await.unwrap().expect("stored");
-        assert_eq!(&stored[..], &blob.data()[..], "{}", blob.cid());
-    }
-    let verify = node.store().verify().await.unwrap();
-    assert!(verify.problems.is_empty(), "{:?}", verify.problems);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

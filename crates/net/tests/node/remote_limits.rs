@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::open;
+use crate::{assert_holds, open};
 use iroh::endpoint::{Connection, RecvStream, VarInt};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -140,12 +140,7 @@ async fn a_remote_that_never_reads_holds_its_own_limits_while_another_syncs() {
         .unwrap();
     assert!(report.complete, "{report}");
     assert_eq!((report.busy, report.peers_failed), (0, 0), "{report}");
-    assert!(honest
-        .index
-        .missing(&dag.root_cid())
-        .await
-        .unwrap()
-        .is_empty());
+    assert_holds(&honest, &dag).await;
 
     // The slow remote still has its answers stuck: the node stayed available all along.
     assert!(streams.len() == 64 && conns.iter().all(|c| c.close_reason().is_none()));
