@@ -45,6 +45,7 @@ pub(crate) struct ContentPath {
 pub(crate) fn parse_path(rest: &str, max_segments: usize) -> Result<ContentPath, Reject> {
     let mut parts = rest.split('/');
     let first = parts.next().unwrap_or_default();
+    // Text, not a source: a rejection is the body of a 400 answer to an HTTP client.
     let root = Cid::try_from(first)
         .map_err(|e| Reject::bad(format!("invalid CID {first:?} in the path: {e}")))?;
     let mut segments = Vec::new();

@@ -463,6 +463,7 @@ impl Handler {
                 };
                 Response::Failed(FailCode::BadRequest, text)
             }
+            // Only the top line: our internal causes (SQLite's, the disk's) stay here.
             e => Response::Failed(FailCode::Internal, e.to_string()),
         }
     }
