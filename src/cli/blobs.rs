@@ -16,7 +16,7 @@ use seedbank::control::{Input, Op, Reply};
 use seedbank::index::{Index, IndexConfig};
 
 use super::out::{self, outln};
-use super::write::{with_target, Target};
+use super::write::{unexpected, with_target, Target};
 use super::{dag, parse_cid, parse_cids};
 
 /// The commands that read the database (`verify --repair` is dispatched as a write).
@@ -190,9 +190,4 @@ pub async fn put(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
     })
     .await
-}
-
-/// A node answered an operation with another operation's reply.
-pub fn unexpected(reply: Reply) -> anyhow::Error {
-    anyhow::anyhow!("the node answered with an unexpected reply: {reply:?}")
 }

@@ -23,7 +23,7 @@ pub async fn import(db: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     with_target(target, |t| async move {
         let report = match t.run(op, None).await? {
             Reply::Imported(report) => report,
-            other => return Err(super::blobs::unexpected(other)),
+            other => return Err(super::write::unexpected(other)),
         };
         outln!("version   CARv{}", report.version)?;
         outln!("blocks    {}", report.blocks)?;

@@ -139,7 +139,7 @@ async fn add_all(target: Target, args: AddArgs) -> anyhow::Result<ExitCode> {
         };
         let entries = match target.run(op, progress.clone()).await? {
             Reply::Added { entries } => entries,
-            other => return Err(super::blobs::unexpected(other)),
+            other => return Err(super::write::unexpected(other)),
         };
         if !args.json {
             if let Some(bar) = &bar {

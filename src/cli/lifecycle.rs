@@ -138,7 +138,7 @@ fn print(reply: Reply, dest: Option<&Path>) -> anyhow::Result<ExitCode> {
                 dest.display()
             )?;
         }
-        other => return Err(super::blobs::unexpected(other)),
+        other => return Err(super::write::unexpected(other)),
     }
     Ok(ExitCode::SUCCESS)
 }

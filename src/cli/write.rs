@@ -143,3 +143,8 @@ pub async fn stop_listening(server: Option<std::convert::Infallible>) {
         match never {}
     }
 }
+
+/// A node answered an operation with another operation's reply.
+pub fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow::anyhow!("the node answered with an unexpected reply: {reply:?}")
+}
