@@ -50,7 +50,10 @@ const SLACK: u64 = LEAF - 1;
 
 /// Adds `path` to `db` with the `kubo-cidv1` profile; returns the root CID.
 fn add(db: &Path, path: &Path) -> String {
-    let add = seedbank(db, &["add", path.to_str().unwrap(), "--profile", "kubo-cidv1"]);
+    let add = seedbank(
+        db,
+        &["add", path.to_str().unwrap(), "--profile", "kubo-cidv1"],
+    );
     assert!(add.status.success(), "{}", stderr(&add));
     stdout(&add)
         .lines()
@@ -70,7 +73,9 @@ fn sync_json(db: &Path, root: &str, ticket: &str) -> serde_json::Value {
 }
 
 fn field(report: &serde_json::Value, name: &str) -> u64 {
-    report[name].as_u64().unwrap_or_else(|| panic!("{name} in {report}"))
+    report[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {report}"))
 }
 
 fn stop(mut child: Child) {
@@ -164,7 +169,11 @@ fn blocks_held_under_links_the_sync_fetches_are_not_fetched_again() {
     add(&client, &head);
     let root = add(&served, &whole);
     let total = stored(&served).unwrap();
-    assert_eq!(total, 256 + 3, "256 leaves under 2 nodes (174 links at most) and a root");
+    assert_eq!(
+        total,
+        256 + 3,
+        "256 leaves under 2 nodes (174 links at most) and a root"
+    );
     let (server, ticket) = start_serve(&served, &dir.path().join("ticket"), &[]);
 
     let report = sync_json(&client, &root, &ticket);
@@ -182,5 +191,8 @@ fn blocks_held_under_links_the_sync_fetches_are_not_fetched_again() {
         256 - shared
     );
     assert!(seedbank(&client, &["verify"]).status.success());
-    assert_eq!(seedbank(&client, &["missing", &root]).status.code(), Some(0));
+    assert_eq!(
+        seedbank(&client, &["missing", &root]).status.code(),
+        Some(0)
+    );
 }
