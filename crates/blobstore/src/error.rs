@@ -173,6 +173,9 @@ pub enum Error {
         path: std::path::PathBuf,
         /// What is wrong.
         reason: String,
+        /// SQLite's error, when SQLite found the damage (`SQLITE_NOTADB`, `SQLITE_CORRUPT`).
+        #[source]
+        source: Option<Cause>,
     },
     /// SQLite failed, or what it returned is not what the store wrote. `source` is the
     /// cause: SQLite's own error ([`rusqlite::Error`], see [`Error::sqlite`] and
@@ -181,9 +184,10 @@ pub enum Error {
     Storage {
         /// What the store was doing.
         op: &'static str,
-        /// The cause (shared: a failed batch answers each of its requests with it).
+        /// The cause (shared: a failed batch answers each of its requests with it), handed
+        /// out by `source()` as itself, so `downcast_ref::<rusqlite::Error>()` finds it.
         #[source]
-        source: Arc<dyn std::error::Error + Send + Sync>,
+        source: Cause,
     },
     /// An I/O error outside SQLite (creating directories, reading WAL size).
     #[error("i/o error")]
@@ -212,6 +216,32 @@ pub(crate) struct OtherRequestFailed(#[source] pub Error);
 #[error("{0}")]
 pub(crate) struct Unexpected(pub String);
 
+/// The error behind another error (its [`source`](std::error::Error::source)), shared so
+/// the error holding it can be `Clone` (a failed batch answers each of its requests with
+/// one cause; discovery's errors are shared by every caller of a run).
+///
+/// `source()` hands out the wrapped error itself, so `downcast_ref` finds its type: a bare
+/// `Arc<dyn Error>` field is an error type of its own, and `source()` would hand out the
+/// `Arc`, hiding the cause's type. `Cause` is deliberately not an error itself; it derefs to
+/// the one it holds. Discovery and files re-export it.
+#[derive(Clone, Debug)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = dyn std::error::Error + Send + Sync;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
 /// The error type of closures run by [`Store::write`](crate::Store::write).
 pub type AppError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -227,7 +257,7 @@ impl Error {
         }
         Error::Storage {
             op,
-            source: Arc::new(err),
+            source: Cause::new(err),
         }
     }
 
@@ -235,7 +265,7 @@ impl Error {
     pub(crate) fn unexpected(op: &'static str, what: impl Into<String>) -> Self {
         Error::Storage {
             op,
-            source: Arc::new(Unexpected(what.into())),
+            source: Cause::new(Unexpected(what.into())),
         }
     }
 
@@ -243,7 +273,7 @@ impl Error {
     pub(crate) fn batch_rolled_back(cause: &Error) -> Self {
         Error::Storage {
             op: "batch",
-            source: Arc::new(OtherRequestFailed(cause.duplicate())),
+            source: Cause::new(OtherRequestFailed(cause.duplicate())),
         }
     }
 
@@ -328,6 +358,28 @@ mod tests {
             Error::storage("put", sqlite(rusqlite::ffi::SQLITE_FULL)),
             Error::DiskFull { op: "put" }
         ));
+    }
+
+    #[test]
+    fn walking_a_storage_errors_sources_reaches_sqlites_error_by_type() {
+        let err = Error::storage("get", sqlite(rusqlite::ffi::SQLITE_BUSY));
+        let cause = err.source().expect("a storage error has a source");
+        let found = cause
+            .downcast_ref::<rusqlite::Error>()
+            .expect("source() is rusqlite's error itself, not an Arc around it");
+        assert_eq!(
+            found.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        );
+        // A batch's other requests reach the failing request's SQLite error down the chain.
+        let other = Error::batch_rolled_back(&err);
+        let mut next: Option<&dyn std::error::Error> = Some(&other);
+        let mut typed = 0;
+        while let Some(e) = next {
+            typed += usize::from(e.downcast_ref::<rusqlite::Error>().is_some());
+            next = e.source();
+        }
+        assert_eq!(typed, 1);
     }
 
     #[test]

@@ -58,7 +58,7 @@ mod verify;
 
 pub use crate::cid::{codec, Blob};
 pub use config::{BatchBudget, Config, Priority, PutOptions, QueueBounds, Synchronous};
-pub use error::{AppError, Error, Result};
+pub use error::{AppError, Cause, Error, Result};
 pub use lane::{StagedBlob, StagedOp};
 pub use paths::{lock_path, shm_path, wal_path};
 pub use read::PoolKind;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::error::{Error, Result, SqlContext};
+use crate::error::{Cause, Error, Result, SqlContext};
 
 /// One step of the schema's history.
 enum Migration {
@@ -162,14 +162,20 @@ pub(crate) fn inspect(conn: &Connection, path: &Path) -> Result<FileState> {
     let damaged = |reason: String| Error::Damaged {
         path: path.to_path_buf(),
         reason,
+        source: None,
     };
     let foreign = |reason: String| Error::ForeignDatabase {
         path: path.to_path_buf(),
         reason,
     };
     let read = |e: rusqlite::Error| match e.sqlite_error_code() {
+        // SQLite's error is kept as the source; its text stays the reason users see.
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            damaged(e.to_string())
+            Error::Damaged {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+                source: Some(Cause::new(e)),
+            }
         }
         _ => Error::storage("inspect database", e),
     };
@@ -256,4 +262,32 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .during("write application id")?;
     tx.commit().during("commit migration")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_damaged_with_sqlites_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-database");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let err = inspect(&conn, &path).unwrap_err();
+        assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
+        let cause = err
+            .source()
+            .expect("SQLite found the damage: its error is kept");
+        let sqlite = cause
+            .downcast_ref::<rusqlite::Error>()
+            .expect("the source is rusqlite's error itself");
+        assert_eq!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase)
+        );
+        // The text users see is unchanged: SQLite's message is still the reason.
+        assert!(err.to_string().ends_with(&sqlite.to_string()), "{err}");
+    }
 }

@@ -185,25 +185,9 @@ impl std::fmt::Display for PeerCall {
 
 /// The error behind an [`Error`] (its [`source`](std::error::Error::source)): shared, since
 /// discovery's errors are `Clone`, and handed out by `source()` as the cause itself, so
-/// `downcast_ref` finds the cause's type. (A bare `Arc<dyn Error>` is an error type of its
-/// own, and `source()` would hand out the `Arc`, hiding the cause's type.)
-#[derive(Clone, Debug)]
-pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
-
-impl Cause {
-    /// Keeps `error` as a cause.
-    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Cause(Arc::new(error))
-    }
-}
-
-impl std::ops::Deref for Cause {
-    type Target = dyn std::error::Error + Send + Sync;
-
-    fn deref(&self) -> &Self::Target {
-        &*self.0
-    }
-}
+/// `downcast_ref` finds the cause's type. One type for the workspace, defined in the blob
+/// store (the bottom crate) and re-exported here.
+pub use seedbank_blobstore::Cause;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -134,19 +134,11 @@ pub enum Error {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// A decoder's error behind an [`Error::Corrupt`]. Boxed twice so the variant holds one thin
-/// pointer (the error stays under clippy's 128-byte `result_large_err` line); it derefs to
-/// the error, and `source()` hands out that error itself (`downcast_ref` finds its type).
-#[derive(Debug)]
-pub struct Cause(Box<dyn std::error::Error + Send + Sync>);
-
-impl std::ops::Deref for Cause {
-    type Target = dyn std::error::Error + Send + Sync;
-
-    fn deref(&self) -> &Self::Target {
-        &*self.0
-    }
-}
+// A decoder's error behind an `Error::Corrupt`: the workspace's one cause type (defined
+// in the blob store), which derefs to the error and whose `source()` hands out that error
+// itself (`downcast_ref` finds its type). The variant boxes it so it holds one thin pointer
+// (the error stays under clippy's 128-byte `result_large_err` line).
+pub use seedbank_blobstore::Cause;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -169,7 +161,7 @@ impl Error {
         Error::Corrupt {
             cid: *cid,
             reason: reason.into(),
-            source: Some(Box::new(Cause(Box::new(source)))),
+            source: Some(Box::new(Cause::new(source))),
         }
     }
 
