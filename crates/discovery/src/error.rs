@@ -132,6 +132,10 @@ pub enum Error {
         field: &'static str,
         /// What is wrong with its value.
         reason: String,
+        /// The error that refused the value, when one did (a gateway client that cannot be
+        /// built from a URL) ([`Error::config_caused`]).
+        #[source]
+        source: Option<Cause>,
     },
 }
 
@@ -234,6 +238,22 @@ impl Error {
         Error::Config {
             field,
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A configuration error for `field` found by another component's error `source`
+    /// (kept as this error's [`source`](std::error::Error::source)); `reason` is what users
+    /// read.
+    pub fn config_caused(
+        field: &'static str,
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Config {
+            field,
+            reason: reason.into(),
+            source: Some(Cause::new(source)),
         }
     }
 

@@ -217,10 +217,12 @@ impl Node {
                 GatewayPeer::new(url.clone(), limits.clone())
                     .map(|g| Arc::new(g) as Arc<dyn Peer>)
                     .map_err(|e| {
-                        Error::Discovery(seedbank_discovery::Error::Config {
-                            field: "gateways",
-                            reason: e.to_string(),
-                        })
+                        // The client's error stays the source (its text is still the reason).
+                        Error::Discovery(seedbank_discovery::Error::config_caused(
+                            "gateways",
+                            e.to_string(),
+                            e,
+                        ))
                     })
             })
             .collect()
@@ -286,4 +288,38 @@ async fn gather_peers(
         }
     }
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedbank_gateway::client::ClientError;
+    use std::error::Error as _;
+
+    #[tokio::test]
+    async fn a_gateway_url_the_client_refuses_keeps_the_clients_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap();
+        let config = SyncConfig {
+            gateways: vec!["ftp://gateway.example/".parse().unwrap()],
+            ..SyncConfig::default()
+        };
+        let err = node.gateway_peers(&config).err().expect("ftp is refused");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: gateways: not a gateway URL (http:// or https://): \
+             ftp://gateway.example/"
+        );
+        let cause = err.source().expect("the client's error is kept");
+        assert!(
+            matches!(
+                cause.downcast_ref::<ClientError>(),
+                Some(ClientError::BadUrl(_))
+            ),
+            "{cause:?}"
+        );
+        node.close().await.unwrap();
+    }
 }
