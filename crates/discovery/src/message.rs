@@ -108,7 +108,10 @@ fn put_len(out: &mut Vec<u8>, n: usize) {
 }
 
 fn take_len(rest: &mut &[u8]) -> Result<usize> {
-    let (n, tail) = decode::usize(rest).map_err(|_| truncated())?;
+    // The varint decoder's error (cut short, too long, not minimal) stays the source; it
+    // is a small Copy value, and only a failed decode builds the error.
+    let (n, tail) =
+        decode::usize(rest).map_err(|e| Error::protocol_caused(None, "truncated message", e))?;
     *rest = tail;
     Ok(n)
 }
@@ -130,6 +133,25 @@ fn truncated() -> Error {
 mod tests {
     use super::*;
     use seedbank_blobstore::{codec, Blob};
+    use std::error::Error as _;
+
+    #[test]
+    fn a_bad_length_keeps_the_varint_decoders_error_as_its_source() {
+        // A varint whose continuation bit promises a byte that never comes.
+        let err = Message::decode(&[0x80]).unwrap_err();
+        assert_eq!(err.to_string(), "protocol error: truncated message");
+        let cause = err.source().expect("the decoder's error is kept");
+        assert_eq!(
+            cause.downcast_ref::<decode::Error>(),
+            Some(&decode::Error::Insufficient)
+        );
+        // A length written with a needless trailing zero byte is not minimal.
+        let err = Message::decode(&[0x81, 0x00]).unwrap_err();
+        assert_eq!(
+            err.source().and_then(|c| c.downcast_ref::<decode::Error>()),
+            Some(&decode::Error::NotMinimal)
+        );
+    }
 
     #[test]
     fn messages_round_trip_and_report_their_size() {

@@ -268,7 +268,9 @@ fn judge(
         Ok(()) => (SessionOutcome::Done, Verdict::Success),
         Err(Stop::Ended) => (SessionOutcome::Done, Verdict::Success),
         Err(Stop::Local(e)) => {
-            let outcome = SessionOutcome::Failed(format!("local: {e}"));
+            // The report is text: name the causes (a store error's SQLite error) as the
+            // peer arms do; the error itself, causes and all, is what the run returns.
+            let outcome = SessionOutcome::Failed(format!("local: {}", with_causes(&e)));
             *failure = Some(e);
             (outcome, Verdict::Cancelled)
         }
@@ -343,5 +345,39 @@ fn build_report(
         haves_builds,
         elapsed: started.elapsed(),
         sessions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_local_failure_is_reported_with_its_causes_and_kept_with_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-database");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let store_err = seedbank_blobstore::Store::open_read_only(&path, Default::default())
+            .err()
+            .expect("not a database");
+        let sqlite_text = store_err.source().expect("SQLite's error").to_string();
+        let mut failure = None;
+        let (outcome, verdict) = judge(Err(Stop::Local(Error::from(store_err))), &mut failure);
+        assert!(matches!(verdict, Verdict::Cancelled));
+        let SessionOutcome::Failed(text) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(text.starts_with("local: "), "{text}");
+        // The error's own text ends at its reason; the report goes on down its causes.
+        assert!(text.contains(&format!("{sqlite_text}: ")), "{text}");
+        let failure = failure.expect("the run fails with the error");
+        let cause = failure.source().expect("the store error's source");
+        assert!(
+            cause
+                .downcast_ref::<seedbank_blobstore::rusqlite::Error>()
+                .is_some(),
+            "{cause:?}"
+        );
     }
 }
