@@ -359,8 +359,7 @@ mod tests {
         let path = dir.path().join("not-a-database");
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
         let store_err = seedbank_blobstore::Store::open_read_only(&path, Default::default())
-            .err()
-            .expect("not a database");
+            .expect_err("not a database");
         let sqlite_text = store_err.source().expect("SQLite's error").to_string();
         let mut failure = None;
         let (outcome, verdict) = judge(Err(Stop::Local(Error::from(store_err))), &mut failure);
