@@ -207,20 +207,21 @@ impl Request {
     /// [`BodyError`] for a malformed body, a count over its cap, or a response kind.
     pub fn decode(kind: Kind, body: &[u8]) -> Result<Request, BodyError> {
         let err = |reason: &str| BodyError::new(kind, reason);
+        let bad = |m: Malformed| m.into_body(kind);
         let mut rest = body;
         let request = match kind {
             Kind::Reconcile => {
-                let scope = take_str(&mut rest, MAX_SCOPE_BYTES).map_err(err)?;
+                let scope = take_str(&mut rest, MAX_SCOPE_BYTES).map_err(bad)?;
                 let scope: Scope = scope
                     .parse()
                     .map_err(|e| BodyError::caused(kind, "bad scope", e))?;
-                check_message(rest, false).map_err(err)?;
+                check_message(rest, false).map_err(bad)?;
                 let message =
                     Message::decode(rest).map_err(|e| BodyError::caused(kind, "bad message", e))?;
                 rest = &[];
                 Request::Reconcile(scope, message)
             }
-            Kind::Fetch => Request::Fetch(take_cids(&mut rest).map_err(err)?),
+            Kind::Fetch => Request::Fetch(take_cids(&mut rest).map_err(bad)?),
             Kind::Peers => Request::Peers,
             _ => return Err(err("not a request kind")),
         };
@@ -300,33 +301,34 @@ impl Response {
         own: impl Fn(&[u8]) -> Bytes,
     ) -> Result<Response, BodyError> {
         let err = |reason: &str| BodyError::new(kind, reason);
+        let bad = |m: Malformed| m.into_body(kind);
         let mut rest = body;
         let response = match kind {
             Kind::Reconciled => {
-                check_message(rest, true).map_err(err)?;
+                check_message(rest, true).map_err(bad)?;
                 let message =
                     Message::decode(rest).map_err(|e| BodyError::caused(kind, "bad message", e))?;
                 rest = &[];
                 Response::Reconciled(message)
             }
             Kind::Blobs => {
-                let count = take_count(&mut rest, MAX_FETCH_CIDS, 2).map_err(err)?;
+                let count = take_count(&mut rest, MAX_FETCH_CIDS, 2).map_err(bad)?;
                 let mut blobs = Vec::with_capacity(count);
                 for _ in 0..count {
-                    let cid = take_cid(&mut rest).map_err(err)?;
-                    let len = take_len(&mut rest).map_err(err)?;
+                    let cid = take_cid(&mut rest).map_err(bad)?;
+                    let len = take_len(&mut rest).map_err(bad)?;
                     let data = take(&mut rest, len).map_err(err)?;
                     blobs.push((cid, own(data)));
                 }
                 Response::Blobs(blobs)
             }
             Kind::PeerList => {
-                let count = take_count(&mut rest, MAX_PEERS, 1).map_err(err)?;
+                let count = take_count(&mut rest, MAX_PEERS, 1).map_err(bad)?;
                 let mut tickets = Vec::with_capacity(count);
                 for _ in 0..count {
                     tickets.push(
                         take_str(&mut rest, MAX_TICKET_BYTES)
-                            .map_err(err)?
+                            .map_err(bad)?
                             .to_string(),
                     );
                 }
@@ -353,19 +355,19 @@ impl Response {
 /// Checks a `Message`'s counts before `Message::decode` sees it, so no count a peer chose
 /// sizes an allocation: a request carries no CIDs and at most [`MAX_WANT`] ids; an answer
 /// carries no ids and at most [`MAX_WANT`] CIDs.
-fn check_message(bytes: &[u8], answer: bool) -> Result<(), &'static str> {
+fn check_message(bytes: &[u8], answer: bool) -> Result<(), Malformed> {
     let mut rest = bytes;
     let neg = take_len(&mut rest)?;
     take(&mut rest, neg)?;
     let want = take_len(&mut rest)?;
     if (answer && want != 0) || want > MAX_WANT {
-        return Err("too many ids in message");
+        return Err("too many ids in message".into());
     }
     take(&mut rest, want.checked_mul(32).ok_or("truncated")?)?;
     let cids = take_len(&mut rest)?;
     // A CID entry is at least a length byte and a 4-byte CID.
     if (!answer && cids != 0) || cids > MAX_WANT || cids > rest.len() / 5 {
-        return Err("too many CIDs in message");
+        return Err("too many CIDs in message".into());
     }
     Ok(())
 }
@@ -379,17 +381,63 @@ fn put_bytes(out: &mut impl BufMut, bytes: &[u8]) {
     out.put_slice(bytes);
 }
 
-fn take_len(rest: &mut &[u8]) -> Result<usize, &'static str> {
-    let (n, tail) = decode::usize(rest).map_err(|_| "bad varint")?;
+/// What a body helper found wrong: a fixed reason, and the decoder's error when a decoder
+/// found it. Both are small plain values, so the hot path allocates nothing; the cause is
+/// boxed into the [`BodyError`] only when a body is refused.
+#[derive(Debug)]
+struct Malformed {
+    reason: &'static str,
+    source: Option<Decoder>,
+}
+
+/// The error of the decoder that refused part of a body.
+#[derive(Debug)]
+enum Decoder {
+    Varint(decode::Error),
+    Cid(cid::Error),
+    Utf8(std::str::Utf8Error),
+}
+
+impl From<&'static str> for Malformed {
+    fn from(reason: &'static str) -> Self {
+        Malformed {
+            reason,
+            source: None,
+        }
+    }
+}
+
+impl Malformed {
+    fn caused(reason: &'static str, source: Decoder) -> Self {
+        Malformed {
+            reason,
+            source: Some(source),
+        }
+    }
+
+    /// The body error for a frame of `kind`, the decoder's error kept as its source.
+    fn into_body(self, kind: Kind) -> BodyError {
+        match self.source {
+            None => BodyError::new(kind, self.reason),
+            Some(Decoder::Varint(e)) => BodyError::caused(kind, self.reason, e),
+            Some(Decoder::Cid(e)) => BodyError::caused(kind, self.reason, e),
+            Some(Decoder::Utf8(e)) => BodyError::caused(kind, self.reason, e),
+        }
+    }
+}
+
+fn take_len(rest: &mut &[u8]) -> Result<usize, Malformed> {
+    let (n, tail) =
+        decode::usize(rest).map_err(|e| Malformed::caused("bad varint", Decoder::Varint(e)))?;
     *rest = tail;
     Ok(n)
 }
 
 /// A count no larger than `cap` nor than the entries of `min_entry` bytes left can hold.
-fn take_count(rest: &mut &[u8], cap: usize, min_entry: usize) -> Result<usize, &'static str> {
+fn take_count(rest: &mut &[u8], cap: usize, min_entry: usize) -> Result<usize, Malformed> {
     let n = take_len(rest)?;
     if n > cap || n > rest.len() / min_entry {
-        return Err("count over its cap or the bytes present");
+        return Err("count over its cap or the bytes present".into());
     }
     Ok(n)
 }
@@ -403,23 +451,24 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], &'static str> {
     Ok(head)
 }
 
-fn take_str<'a>(rest: &mut &'a [u8], cap: usize) -> Result<&'a str, &'static str> {
+fn take_str<'a>(rest: &mut &'a [u8], cap: usize) -> Result<&'a str, Malformed> {
     let len = take_len(rest)?;
     if len > cap {
-        return Err("string over its cap");
+        return Err("string over its cap".into());
     }
-    std::str::from_utf8(take(rest, len)?).map_err(|_| "not UTF-8")
+    std::str::from_utf8(take(rest, len)?)
+        .map_err(|e| Malformed::caused("not UTF-8", Decoder::Utf8(e)))
 }
 
-fn take_cid(rest: &mut &[u8]) -> Result<Cid, &'static str> {
+fn take_cid(rest: &mut &[u8]) -> Result<Cid, Malformed> {
     let len = take_len(rest)?;
     if len > MAX_CID_BYTES {
-        return Err("CID over its cap");
+        return Err("CID over its cap".into());
     }
-    Cid::try_from(take(rest, len)?).map_err(|_| "bad CID")
+    Cid::try_from(take(rest, len)?).map_err(|e| Malformed::caused("bad CID", Decoder::Cid(e)))
 }
 
-fn take_cids(rest: &mut &[u8]) -> Result<Vec<Cid>, &'static str> {
+fn take_cids(rest: &mut &[u8]) -> Result<Vec<Cid>, Malformed> {
     let count = take_count(rest, MAX_FETCH_CIDS, 5)?;
     (0..count).map(|_| take_cid(rest)).collect()
 }
@@ -437,9 +486,27 @@ mod tests {
     use super::*;
     use seedbank_blobstore::{codec, Blob};
     use seedbank_discovery::ItemId;
+    use std::error::Error as _;
 
     fn cid(data: &[u8]) -> Cid {
         *Blob::new(codec::RAW, data.to_vec()).cid()
+    }
+
+    #[test]
+    fn a_bad_cid_or_length_keeps_the_decoders_error_as_its_source() {
+        // One blob whose 4-byte CID is all continuation bytes: the cid crate refuses it.
+        let body = Bytes::from_static(&[1, 4, 0xff, 0xff, 0xff, 0xff, 0]);
+        let err = Response::decode_shared(Kind::Blobs, &body).unwrap_err();
+        assert_eq!(err.to_string(), "malformed Blobs body: bad CID");
+        let cause = err.source().expect("the cid crate's error is kept");
+        assert!(cause.downcast_ref::<cid::Error>().is_some(), "{cause:?}");
+        // A count whose varint never ends.
+        let err = Request::decode(Kind::Fetch, &[0x80]).unwrap_err();
+        assert_eq!(err.to_string(), "malformed Fetch body: bad varint");
+        assert_eq!(
+            err.source().and_then(|c| c.downcast_ref::<decode::Error>()),
+            Some(&decode::Error::Insufficient)
+        );
     }
 
     #[test]
