@@ -13,13 +13,13 @@ use cid::Cid;
 use seedbank_blobstore::rusqlite::Connection;
 use seedbank_blobstore::{Blob, PoolKind, PutOptions, StagedBlob, Store};
 
+use crate::access;
 use crate::config::IndexConfig;
 use crate::dag::{self, Dag};
 use crate::delete::{self, DeleteOptions, Freed};
 use crate::depths::DagWalk;
 use crate::error::Result;
 // Only the doc comments name the error variants.
-use crate::access;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::extract::{extract_links, Extracted};
