@@ -194,9 +194,9 @@ impl Run {
 
     /// Claims the next batch for `session`: wants its peer offers first, then (DAG scopes)
     /// open wants to probe its peer for.
-    pub fn claim(&self, session: u64) -> Vec<Cid> {
+    pub fn claim(&self, session: u64, max: usize) -> Vec<Cid> {
         self.state
-            .claim(session, self.config.fetch_batch, self.dag())
+            .claim(session, max.min(self.config.fetch_batch), self.dag())
     }
 
     /// Reserves an answer of `blobs` blobs and `bytes` bytes against the run's budget;

@@ -78,6 +78,11 @@ pub(crate) struct Session<'a> {
     /// Fetches kept in flight: `fetches_in_flight`, or 1 from a pipelined fetch answered
     /// `Busy` until the peer's next answer.
     depth: AtomicUsize,
+    /// CIDs claimed per fetch: `fetch_batch`, or as many as the peer's last answer carried
+    /// when it cut that answer at its count or byte limit (see [`Session::adapt_batch`]).
+    batch: AtomicUsize,
+    /// Bytes of the last answer the peer cut (0: none yet).
+    cut_bytes: AtomicUsize,
 }
 
 /// A fetch answer on its way in: verified and parsed, or nothing sent.
@@ -93,6 +98,8 @@ impl<'a> Session<'a> {
             stats,
             lacked: AtomicBool::new(false),
             depth: AtomicUsize::new(run.config().fetches_in_flight.max(1)),
+            batch: AtomicUsize::new(run.config().fetch_batch.max(1)),
+            cut_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -235,7 +242,7 @@ impl<'a> Session<'a> {
             }
             changes.borrow_and_update();
             while in_flight.len() + arrived.len() < self.depth.load(Relaxed) {
-                let batch = run.claim(self.id);
+                let batch = run.claim(self.id, self.batch.load(Relaxed));
                 if batch.is_empty() {
                     break;
                 }
@@ -280,6 +287,23 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// Claims no more than the peer answers. A peer that cut its answer at its count or
+    /// byte limit (`deferred` left out) is asked for as many as it sent: over-claiming held
+    /// CIDs back from the other requests in flight and cost a 1 GiB sync of 1 MiB blocks a
+    /// fifth of its speed (answers of 16 of the 128 CIDs asked). An answer of less than half
+    /// the bytes of the last cut one (smaller blobs now) doubles the batch again, up to
+    /// `fetch_batch`.
+    fn adapt_batch(&self, sent: usize, sent_bytes: usize, deferred: usize) {
+        if deferred > 0 {
+            self.batch.store(sent.max(1), Relaxed);
+            self.cut_bytes.store(sent_bytes, Relaxed);
+        } else if sent_bytes.saturating_mul(2) < self.cut_bytes.load(Relaxed) {
+            let most = self.run.config().fetch_batch.max(1);
+            let grown = self.batch.load(Relaxed).saturating_mul(2).min(most);
+            self.batch.store(grown, Relaxed);
         }
     }
 
@@ -331,6 +355,7 @@ impl<'a> Session<'a> {
             )));
         }
         let (lacked, deferred) = unanswered(&batch, &blobs);
+        self.adapt_batch(blobs.len(), bytes as usize, deferred.len());
         // A probe the peer could not answer says nothing against it.
         if run.lacked(self.id, &lacked) {
             self.lacked.store(true, Relaxed);

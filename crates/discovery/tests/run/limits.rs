@@ -276,3 +276,63 @@ async fn blobs_cut_by_a_fetch_answer_limit_are_fetched_in_later_answers() {
         assert!(stored.iter().all(|&s| s), "{report}");
     }
 }
+
+/// Counts the CIDs a peer is asked for in fetches.
+#[derive(Default)]
+struct AskCounter {
+    asked: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Hook for AskCounter {
+    async fn fetch(&self, inner: &dyn Peer, cids: &[Cid]) -> Result<Vec<(Cid, Bytes)>> {
+        self.asked.fetch_add(cids.len(), SeqCst);
+        inner.fetch(cids).await
+    }
+}
+
+/// A session asks a peer that cut its answer for no more than that answer carried: each
+/// CID is asked for at most twice (once in the first, over-long request, once after), not
+/// once per answer until its turn comes.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_cuts_its_answers_is_asked_for_as_many_as_it_sends() {
+    // 48 blobs of 1.5 MiB: 10 to a 16 MiB answer; 12 blobs of 1.5 MiB: 1 to a 2 MiB one.
+    for (max_fetch_bytes, n) in [(16usize << 20, 48usize), (2 << 20, 12)] {
+        let blobs: Vec<Blob> = (0..n)
+            .map(|i| {
+                let mut data = vec![3u8; 1536 * 1024];
+                data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                Blob::new(codec::RAW, data)
+            })
+            .collect();
+        let mut net = Net::new();
+        let server = net.node().await;
+        server.put(blobs.clone(), Some("big")).await.unwrap();
+        let limits = ResponderConfig {
+            max_fetch_bytes,
+            ..ResponderConfig::default()
+        };
+        let peer = Arc::new(Hooked::new(
+            Arc::new(SimPeer::new(
+                "one",
+                Behavior::Honest,
+                ms(1),
+                Some(server.responder("one", limits)),
+            )),
+            AskCounter::default(),
+        ));
+        let client = net.node().await;
+        let report = client
+            .discovery(config())
+            .discover(&Scope::named("big"), &[peer.clone() as Arc<dyn Peer>])
+            .await
+            .unwrap();
+        assert!(report.complete, "{report}");
+        assert_eq!(report.blobs_fetched, n as u64, "{report}");
+        let asked = peer.hook().asked.load(SeqCst);
+        assert!(
+            asked < 2 * n,
+            "{asked} CIDs asked for {n} blobs ({max_fetch_bytes}-byte answers): {report}"
+        );
+    }
+}
