@@ -210,7 +210,7 @@ async fn read_header_inner(
 
 async fn read_body_inner(recv: &mut RecvStream, len: usize) -> Result<Bytes, FrameError> {
     // Grown as bytes arrive, then handed out whole: a `Blobs` answer's blobs are slices of
-    // it, not copies (the copies were a seventh of a sync client's CPU).
+    // it, not copies (the copies were an eighth of a sync client's CPU).
     let mut body = Vec::with_capacity(len.min(INITIAL_CAPACITY));
     while body.len() < len {
         match recv.read_chunk(len - body.len()).await? {
