@@ -5,6 +5,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use seedbank::blobstore::testing::Tmpfs;
+
 use crate::common::{fixture, seedbank, stderr, stdout, SAMPLE_ROOT};
 
 /// Every read command, with arguments that are valid on the imported fixture.
@@ -89,37 +91,6 @@ fn read_commands_answer_beside_a_running_owner_that_keeps_writing() {
     runtime.block_on(owner.close()).unwrap();
 }
 
-/// A small tmpfs, unmounted on drop. Needs root (tests run as root in CI).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs(dir))
-    }
-
-    /// Writes zeros until the filesystem has no byte left.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(self.0.join("fill")).unwrap();
-        let chunk = vec![0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        let _ = f.sync_all();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[test]
 fn read_commands_answer_on_a_full_disk() {
     let Some(fs) = Tmpfs::mount("8m") else {
@@ -127,10 +98,10 @@ fn read_commands_answer_on_a_full_disk() {
         eprintln!("SKIPPED: mounting a tmpfs needs root");
         return;
     };
-    let db = fs.0.join("x.db");
+    let db = fs.path().join("x.db");
     import_fixture(&db);
     fs.fill();
-    let file = fs.0.join("more");
+    let file = fs.path().join("more");
     assert!(
         std::fs::write(&file, vec![1u8; 8192]).is_err(),
         "the disk is full"

@@ -1,10 +1,8 @@
 //! A full disk: writes fail with `Error::DiskFull`, nothing acknowledged is lost, reads keep
 //! working, and writes resume by themselves once there is room.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::common::random_blobs;
+use seedbank_blobstore::testing::Tmpfs;
 use seedbank_blobstore::{Blob, Config, Error, PutOptions, Store};
 
 /// Puts blobs one by one until the store reports a full disk (bounded); returns the acked
@@ -80,33 +78,14 @@ async fn max_page_count_full_gives_disk_full_and_recovers() {
     store.close().await.unwrap();
 }
 
-/// Unmounts the tmpfs when the test ends, however it ends.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(at: &Path, size: &str) -> Option<Mount> {
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(at)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then(|| Mount(at.to_path_buf()))
-}
-
 /// A real full file system (a small tmpfs; needs root, as in CI).
 #[tokio::test]
 async fn full_tmpfs_gives_disk_full_and_resumes_when_space_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(_mount) = mount_tmpfs(dir.path(), "3m") else {
+    let Some(fs) = Tmpfs::mount("3m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;
     };
-    let path = dir.path().join("full.db");
+    let path = fs.path().join("full.db");
     let store = Store::open(&path, Config::default()).unwrap();
     let (acked, err) = fill(&store, 5, 32 * 1024, 1000).await;
     assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
@@ -116,12 +95,7 @@ async fn full_tmpfs_gives_disk_full_and_resumes_when_space_returns() {
     let again = store.put(random_blobs(6, 1, 32 * 1024).remove(0)).await;
     assert!(matches!(again, Err(Error::DiskFull { .. })), "{again:?}");
     // Space returns (the file system grows); the store was never told.
-    let grown = Command::new("mount")
-        .args(["-o", "remount,size=16m"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(grown, "remount to grow the tmpfs");
+    assert!(fs.resize("16m"), "remount to grow the tmpfs");
     let later = random_blobs(7, 10, 32 * 1024);
     store
         .put_many(later.clone(), PutOptions::default())

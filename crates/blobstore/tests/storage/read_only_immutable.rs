@@ -3,51 +3,8 @@
 //! stop a writer from starting; once one has, it refuses to read instead of serving what may
 //! be a torn state (issue 23, item 8).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
+use seedbank_blobstore::testing::Tmpfs;
 use seedbank_blobstore::{Blob, Config, Error, Store};
-
-/// A small tmpfs, unmounted on drop. Needs root (tests run as root in CI).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs(dir))
-    }
-
-    /// Writes zeros until the filesystem has no byte left.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(self.0.join("fill")).unwrap();
-        let chunk = vec![0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        let _ = f.sync_all();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.0.join("fill")).unwrap();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-fn beside(db: &Path, suffix: &str) -> PathBuf {
-    let mut p = db.as_os_str().to_os_string();
-    p.push(suffix);
-    p.into()
-}
 
 #[tokio::test]
 async fn an_immutable_reader_without_a_lock_file_stops_reading_once_a_writer_appears() {
@@ -55,13 +12,13 @@ async fn an_immutable_reader_without_a_lock_file_stops_reading_once_a_writer_app
         eprintln!("SKIPPED: mounting a tmpfs needs root");
         return;
     };
-    let db = fs.0.join("x.db");
+    let db = fs.path().join("x.db");
     let store = Store::open(&db, Config::default()).unwrap();
     let first = store.put(Blob::new(0x55, &b"first"[..])).await.unwrap();
     store.close().await.unwrap();
     drop(store);
     // A copy of the database: no lock file beside it.
-    std::fs::remove_file(beside(&db, ".lock")).unwrap();
+    std::fs::remove_file(seedbank_blobstore::lock_path(&db)).unwrap();
     fs.fill();
 
     let reader = Store::open_read_only(&db, Config::default()).unwrap();
