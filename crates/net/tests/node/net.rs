@@ -424,6 +424,28 @@ struct Gate {
     hidden: HashSet<Cid>,
 }
 
+impl Gate {
+    fn new(insider: Option<EndpointId>, hidden: HashSet<Cid>) -> Arc<Gate> {
+        Arc::new(Gate {
+            held: Semaphore::new(0),
+            open: Semaphore::new(0),
+            insider,
+            hidden,
+        })
+    }
+}
+
+/// Serves `server` under `gate`.
+async fn serve_gated(server: &SimNode, gate: Arc<Gate>, config: NodeConfig) -> Node {
+    Node::spawn_with_policy(
+        Arc::new(server.responder("server", ResponderConfig::default())),
+        gate,
+        config,
+    )
+    .await
+    .unwrap()
+}
+
 #[async_trait::async_trait]
 impl ServePolicy for Gate {
     async fn may_read_scope(&self, remote: &EndpointId, scope: &Scope) -> bool {
@@ -443,22 +465,12 @@ impl ServePolicy for Gate {
 async fn past_the_inbound_cap_requests_are_answered_busy() {
     let dir = tempfile::tempdir().unwrap();
     let server = open(&dir, "server").await;
-    let gate = Arc::new(Gate {
-        held: Semaphore::new(0),
-        open: Semaphore::new(0),
-        insider: None,
-        hidden: HashSet::new(),
-    });
-    let served = Node::spawn_with_policy(
-        Arc::new(server.responder("server", ResponderConfig::default())),
-        gate.clone(),
-        NodeConfig {
-            max_inbound: 2,
-            ..config()
-        },
-    )
-    .await
-    .unwrap();
+    let gate = Gate::new(None, HashSet::new());
+    let config = NodeConfig {
+        max_inbound: 2,
+        ..config()
+    };
+    let served = serve_gated(&server, gate.clone(), config).await;
     let client = serve(&open(&dir, "client").await, "client").await;
     let peer = Arc::new(client.peer(&served.ticket()));
     let mut calls = tokio::task::JoinSet::new();
@@ -500,19 +512,9 @@ async fn the_serving_policy_and_the_allowlist_keep_content_private() {
         .unwrap();
 
     let insider_key = SecretKey::generate();
-    let gate = Arc::new(Gate {
-        held: Semaphore::new(0),
-        open: Semaphore::new(0),
-        insider: Some(insider_key.public()),
-        hidden: dag.blocks().iter().map(|b| *b.cid()).collect(),
-    });
-    let served = Node::spawn_with_policy(
-        Arc::new(server.responder("server", ResponderConfig::default())),
-        gate,
-        config(),
-    )
-    .await
-    .unwrap();
+    let hidden = dag.blocks().iter().map(|b| *b.cid()).collect();
+    let gate = Gate::new(Some(insider_key.public()), hidden);
+    let served = serve_gated(&server, gate, config()).await;
 
     // An outsider gets nothing of the secret scope, by reconciliation or by CID.
     let outsider = open(&dir, "outsider").await;
@@ -610,19 +612,8 @@ async fn a_request_in_flight_at_shutdown_is_answered_and_new_ones_are_refused() 
     use seedbank_blobstore::testing::{bounded, wait_for_async};
     let dir = tempfile::tempdir().unwrap();
     let server = open(&dir, "server").await;
-    let gate = Arc::new(Gate {
-        held: Semaphore::new(0),
-        open: Semaphore::new(0),
-        insider: None,
-        hidden: HashSet::new(),
-    });
-    let served = Node::spawn_with_policy(
-        Arc::new(server.responder("server", ResponderConfig::default())),
-        gate.clone(),
-        config(),
-    )
-    .await
-    .unwrap();
+    let gate = Gate::new(None, HashSet::new());
+    let served = serve_gated(&server, gate.clone(), config()).await;
     let client = serve(&open(&dir, "client").await, "client").await;
     let peer = Arc::new(client.peer(&served.ticket()));
     // Admitted, and held inside the serving policy: in flight when the shutdown starts.
