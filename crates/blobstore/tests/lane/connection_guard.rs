@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::common::{random_blobs, temp_store};
+use crate::support::junk_tables;
 use seedbank_blobstore::rusqlite::{self, config::DbConfig, Connection};
 use seedbank_blobstore::testing::bounded;
 use seedbank_blobstore::{
@@ -84,19 +85,6 @@ fn configured() -> WriterSettings {
         temp_triggers: 0,
         fkey_config: false,
     }
-}
-
-async fn junk_tables(store: &Store) -> i64 {
-    store
-        .read(PoolKind::Info, |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap()
 }
 
 fn assert_changed<T: std::fmt::Debug>(r: &seedbank_blobstore::Result<T>, what: &str, how: &str) {

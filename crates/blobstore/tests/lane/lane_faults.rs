@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{random_blobs, temp_store};
+use crate::support::junk_tables;
 use seedbank_blobstore::{
     AppError, Blob, Config, Error, PoolKind, Priority, PutOptions, StagedBlob, StagedOp, Store,
 };
@@ -43,20 +44,6 @@ async fn acknowledged(puts: Vec<PutTask>) -> Vec<cid::Cid> {
         }
     }
     acked
-}
-
-/// Tables named `junk` (what the bad closures and ops create) the database holds.
-async fn junk_tables(store: &Store) -> i64 {
-    store
-        .read(PoolKind::Info, |c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

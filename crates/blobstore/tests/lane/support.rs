@@ -1,6 +1,6 @@
 //! What the admission tests share: request options, batch and per-source counters.
 
-use seedbank_blobstore::{GroupStats, Priority, PutOptions, Store};
+use seedbank_blobstore::{GroupStats, PoolKind, Priority, PutOptions, Store};
 
 use crate::common::random_blobs;
 
@@ -69,4 +69,18 @@ pub fn most_batches_waited_by(store: &Store, prefix: &str) -> u64 {
         .map(|s| s.queue_wait_batches.max)
         .max()
         .unwrap_or_else(|| panic!("no stats for sources {prefix}*"))
+}
+
+/// Tables named `junk` (what the bad closures and ops create) the database holds.
+pub async fn junk_tables(store: &Store) -> i64 {
+    store
+        .read(PoolKind::Info, |c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'junk'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap()
 }
