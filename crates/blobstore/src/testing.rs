@@ -10,9 +10,15 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// Awaits `f`; panics naming `what` if it takes longer than [`WAIT_LIMIT`].
 pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT_LIMIT, f)
+    bounded_for(WAIT_LIMIT, what, f).await
+}
+
+/// Awaits `f`; panics naming `what` if it takes longer than `limit` (for whole stress runs
+/// that outlast [`WAIT_LIMIT`]).
+pub async fn bounded_for<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
         .await
-        .unwrap_or_else(|_| panic!("waited {WAIT_LIMIT:?} for {what}"))
+        .unwrap_or_else(|_| panic!("waited {limit:?} for {what}"))
 }
 
 /// Polls `cond` every millisecond until it holds; panics naming `what` after

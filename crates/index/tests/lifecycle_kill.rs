@@ -19,6 +19,7 @@ use std::time::Duration;
 use cid::Cid;
 use kill::{node, pinned_closure, raw, reopen_and_check, stored_count, ChildProc};
 use rand::{Rng, SeedableRng};
+use seedbank_blobstore::testing::bounded_for;
 use seedbank_blobstore::{Blob, Config, Store};
 use seedbank_index::{GcOptions, Index, IndexConfig, IndexPutOptions};
 
@@ -297,9 +298,7 @@ async fn kill_mid_sweep(seed: u64) {
 
 /// Fails the test rather than hang if a write never returns.
 async fn within_two_minutes(run: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the test finished within two minutes");
+    bounded_for(Duration::from_secs(120), "the whole test", run).await
 }
 
 // One test per seed, so each stays within the time budget of a default run.

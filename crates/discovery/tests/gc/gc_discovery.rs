@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use cid::Cid;
 use rand::{Rng, SeedableRng};
-use seedbank_blobstore::testing::wait_for;
+use seedbank_blobstore::testing::{bounded_for, wait_for};
 use seedbank_blobstore::{codec, Blob};
 use seedbank_discovery::Scope;
 use seedbank_index::testing::node;
@@ -239,9 +239,7 @@ async fn run(seed: u64) {
 
 /// Fails the test rather than hang if a write never returns.
 async fn within_two_minutes(run: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the test finished within two minutes");
+    bounded_for(Duration::from_secs(120), "the whole test", run).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
